@@ -1,0 +1,5 @@
+"""Allows `python -m karmactl`."""
+
+from karmactl.cli import main
+
+raise SystemExit(main())

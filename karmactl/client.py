@@ -1,0 +1,195 @@
+"""A small blocking JSON-RPC client for karmad's socket.
+
+Deliberately standard-library only (`json`, `socket`): the commands people run most
+(`karmactl status`) must start nearly as fast as a bare interpreter, and importing the
+typed protocol costs more than the whole call. Commands that want typed results import
+`karmad.protocol` themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+ENV_SOCKET = "KARMAD_SOCKET"
+ENV_RUNTIME_DIR = "KARMAD_RUNTIME_DIR"
+
+MAX_LINE = 64 << 20
+"""Longest response line accepted (session pages can be large, never unbounded)."""
+
+
+def default_socket(environ: Mapping[str, str] | None = None) -> str:
+    """Where karmad listens by default, by the rule in docs/protocol.md.
+
+    karmad resolves the same rule in `karmad.paths`; a test keeps the two equal.
+    """
+    env = os.environ if environ is None else environ
+    if path := env.get(ENV_SOCKET):
+        return os.path.abspath(os.path.expanduser(path))
+    if runtime := env.get(ENV_RUNTIME_DIR):
+        return os.path.join(os.path.abspath(os.path.expanduser(runtime)), "karmad.sock")
+    if sys.platform == "darwin":
+        home = env.get("HOME") or os.path.expanduser("~")
+        return os.path.join(home, "Library", "Application Support", "karmad", "run", "karmad.sock")
+    xdg = env.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "karmad", "karmad.sock")
+    return os.path.join("/tmp", f"karmad-{os.getuid()}", "karmad.sock")  # noqa: S108
+
+
+class ClientError(Exception):
+    pass
+
+
+class DaemonUnreachable(ClientError):
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+        super().__init__(f"cannot reach karmad at {path}: {why}")
+
+
+class RpcError(ClientError):
+    """An error answer from the daemon."""
+
+    def __init__(self, code: int, message: str, data: Any) -> None:
+        self.code = code
+        self.message = message
+        self.data = data if isinstance(data, dict) else {}
+        super().__init__(self.describe())
+
+    @property
+    def reason(self) -> str:
+        return str(self.data.get("reason", ""))
+
+    @property
+    def detail(self) -> str:
+        return str(self.data.get("detail", ""))
+
+    def describe(self) -> str:
+        detail = f": {self.detail}" if self.detail else ""
+        field = self.data.get("field")
+        where = f" (at {field})" if field else ""
+        return f"{self.message}{detail}{where}"
+
+
+class ProtocolViolation(ClientError):
+    pass
+
+
+class Client:
+    def __init__(self, path: str | None = None, timeout: float | None = 30.0) -> None:
+        self.path = path or default_socket()
+        self._timeout = timeout
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
+        self._ids = itertools.count(1)
+        self._pending_notes: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Client:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self._timeout)
+        try:
+            sock.connect(self.path)
+        except FileNotFoundError:
+            sock.close()
+            raise DaemonUnreachable(self.path, "no socket (karmad is not running)") from None
+        except ConnectionRefusedError:
+            sock.close()
+            raise DaemonUnreachable(self.path, "connection refused (stale socket?)") from None
+        except PermissionError:
+            sock.close()
+            raise DaemonUnreachable(self.path, "permission denied") from None
+        except OSError as exc:
+            sock.close()
+            raise DaemonUnreachable(self.path, exc.strerror or str(exc)) from None
+        self._sock = sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def set_timeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        if self._sock is not None:
+            self._sock.settimeout(timeout)
+
+    def _send(self, message: Any) -> None:
+        if self._sock is None:
+            self.connect()
+        assert self._sock is not None
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise DaemonUnreachable(self.path, f"connection lost ({exc})") from None
+
+    def _read_message(self) -> Any:
+        assert self._sock is not None
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                if not line.strip():
+                    continue
+                try:
+                    return json.loads(line)
+                except ValueError as exc:
+                    raise ProtocolViolation(f"daemon sent invalid JSON: {exc}") from None
+            if len(self._buffer) > MAX_LINE:
+                raise ProtocolViolation("daemon sent an oversized message")
+            try:
+                chunk = self._sock.recv(1 << 16)
+            except TimeoutError:
+                raise DaemonUnreachable(self.path, "timed out waiting for an answer") from None
+            except OSError as exc:
+                raise DaemonUnreachable(self.path, f"connection lost ({exc})") from None
+            if not chunk:
+                raise DaemonUnreachable(self.path, "the daemon closed the connection")
+            self._buffer += chunk
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Send one request and return its result; notifications read meanwhile are kept."""
+        ident = next(self._ids)
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": method}
+        if params:
+            message["params"] = {k: v for k, v in params.items() if v is not None}
+        self._send(message)
+        while True:
+            reply = self._read_message()
+            if isinstance(reply, dict) and "method" in reply and "id" not in reply:
+                self._pending_notes.append(reply)
+                continue
+            if not isinstance(reply, dict) or reply.get("id") != ident:
+                raise ProtocolViolation(f"unexpected message from daemon: {reply!r:.200}")
+            if "error" in reply:
+                error = reply["error"]
+                raise RpcError(
+                    int(error.get("code", 0)), str(error.get("message", "")), error.get("data")
+                )
+            return reply.get("result")
+
+    def notifications(self) -> Iterator[dict[str, Any]]:
+        """Server-pushed notifications, in order, until the connection ends."""
+        while self._pending_notes:
+            yield self._pending_notes.pop(0)
+        while True:
+            try:
+                message = self._read_message()
+            except DaemonUnreachable:
+                return
+            if isinstance(message, dict) and "method" in message:
+                yield message

@@ -1,0 +1,1 @@
+"""RPC handlers, one module per concept; each exposes `register(router, services)`."""

@@ -1,0 +1,111 @@
+"""The one place where the daemon is wired together.
+
+Start-up order matters and lives here only: directories and locks, the store, the RPC
+socket, then the subsystems, all inside one root task group; shutdown unwinds it in
+reverse when a signal or `daemon.shutdown` arrives.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+
+import anyio
+
+from karmad import logs
+from karmad.api import daemon as daemon_api
+from karmad.bus import Bus, utc_now
+from karmad.config import Config
+from karmad.health import Health
+from karmad.lock import InstanceLock
+from karmad.paths import Paths, ensure_private_dir
+from karmad.rpc.dispatch import Dispatcher
+from karmad.rpc.router import Router
+from karmad.rpc.server import RpcServer
+from karmad.services import Services
+from karmad.state_schema import STATE_SCHEMA
+from karmad.store import Store
+
+log = logs.get("karmad")
+
+
+@dataclass
+class Locks:
+    state: InstanceLock
+    socket: InstanceLock
+
+    def release(self) -> None:
+        self.socket.release()
+        self.state.release()
+
+
+def prepare(paths: Paths) -> Locks:
+    """Directories and single-instance locks, before any event loop exists.
+
+    Two locks: one per state directory (two daemons must never share a store) and one per
+    socket path (so a stale socket can be replaced knowing no live daemon owns it).
+    """
+    ensure_private_dir(paths.state_dir)
+    ensure_private_dir(paths.socket.parent)
+    state_lock = InstanceLock(paths.state_lock)
+    state_lock.acquire()
+    socket_lock = InstanceLock(paths.socket_lock)
+    try:
+        socket_lock.acquire()
+    except BaseException:
+        state_lock.release()
+        raise
+    return Locks(state_lock, socket_lock)
+
+
+class Daemon:
+    def __init__(self, paths: Paths, config: Config, backend: str) -> None:
+        self.paths = paths
+        self.config = config
+        self.backend = backend
+        self._shutdown = anyio.Event()
+
+    def request_shutdown(self) -> None:
+        self._shutdown.set()
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("signal", signal=signal.Signals(signum).name)
+                self.request_shutdown()
+                return
+
+    async def run(self) -> None:
+        store = Store.open(self.paths.store, STATE_SCHEMA)
+        try:
+            await self._run(store)
+        finally:
+            store.close()
+            log.info("stopped")
+
+    async def _run(self, store: Store) -> None:
+        bus = Bus()
+        health = Health(bus)
+        services = Services(
+            paths=self.paths,
+            config=self.config,
+            store=store,
+            bus=bus,
+            health=health,
+            backend=self.backend,
+            started_at=utc_now(),
+            request_shutdown=self.request_shutdown,
+        )
+        router = Router()
+        daemon_api.register(router, services)
+        server = RpcServer(self.paths.socket, Dispatcher(router.methods), bus, self.config.rpc)
+        health.set("store", "ok", f"schema {store.schema_version}")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals)
+            await tg.start(server.serve)
+            health.set("rpc", "listening", str(self.paths.socket))
+            log.info("ready", socket=str(self.paths.socket), backend=self.backend)
+            await self._shutdown.wait()
+            log.info("stopping")
+            tg.cancel_scope.cancel()
+        bus.close()

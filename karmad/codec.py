@@ -1,0 +1,87 @@
+"""The one seam where msgspec's exceptions become karmad's.
+
+Every decode of untrusted bytes (RPC params, config, transcripts, peers' state files,
+Syncthing payloads) goes through here, so callers handle a single `InvalidData` that
+says what was wrong and where, whatever msgspec raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+encode_json = msgspec.json.Encoder().encode
+"""Compact JSON; msgspec already emits no whitespace, which the line protocol relies on."""
+
+
+class InvalidData(ValueError):
+    """Bytes or objects that do not match the expected shape."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+
+def _path_of(exc: msgspec.ValidationError) -> str:
+    # msgspec reports "... - at `$.params.x`"; keep the location separately for `field`.
+    text = str(exc)
+    marker = " - at `"
+    if marker in text:
+        return text.rsplit(marker, 1)[1].rstrip("`")
+    return ""
+
+
+def _translate(exc: msgspec.MsgspecError) -> InvalidData:
+    if isinstance(exc, msgspec.ValidationError):
+        return InvalidData(str(exc), path=_path_of(exc))
+    return InvalidData(f"malformed: {exc}")
+
+
+class Decoder(Generic[T]):
+    """A reusable typed JSON decoder for hot paths (one per type, built once)."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self, type_: type[T]) -> None:
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(type_)
+
+    def decode(self, data: bytes | bytearray | memoryview | str) -> T:
+        try:
+            return self._decoder.decode(data)
+        except msgspec.MsgspecError as exc:
+            raise _translate(exc) from None
+
+
+def decode_json(data: bytes | str, type_: type[T]) -> T:
+    try:
+        return msgspec.json.decode(data, type=type_)
+    except msgspec.MsgspecError as exc:
+        raise _translate(exc) from None
+
+
+def decode_any(data: bytes | str) -> Any:
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.MsgspecError as exc:
+        raise _translate(exc) from None
+
+
+def decode_toml(data: bytes | str, type_: type[T]) -> T:
+    try:
+        return msgspec.toml.decode(data, type=type_)
+    except msgspec.MsgspecError as exc:
+        raise _translate(exc) from None
+
+
+def convert(obj: Any, type_: type[T], *, from_attributes: bool = False) -> T:
+    try:
+        return msgspec.convert(obj, type_, from_attributes=from_attributes)
+    except msgspec.MsgspecError as exc:
+        raise _translate(exc) from None
+
+
+def to_builtins(obj: Any) -> Any:
+    return msgspec.to_builtins(obj)

@@ -1,0 +1,170 @@
+"""Every filesystem location karmad uses, resolved in one place.
+
+Order of precedence for each path: command-line flag, environment variable, platform
+default (XDG on Linux, ~/Library on macOS). Tests and packagers override any of them, so no
+other module may build a path from `$HOME` or an XDG variable by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_SOCKET = "KARMAD_SOCKET"
+ENV_RUNTIME_DIR = "KARMAD_RUNTIME_DIR"
+SOCKET_NAME = "karmad.sock"
+ENV_CONFIG = "KARMAD_CONFIG"
+ENV_STATE_DIR = "KARMAD_STATE_DIR"
+ENV_LOG_DIR = "KARMAD_LOG_DIR"
+ENV_CLAUDE_DIR = "CLAUDE_CONFIG_DIR"
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Paths given on the command line; `None` means "use the environment or default"."""
+
+    config_file: Path | None = None
+    state_dir: Path | None = None
+    runtime_dir: Path | None = None
+    socket: Path | None = None
+    claude_dir: Path | None = None
+    log_dir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    config_file: Path
+    state_dir: Path
+    runtime_dir: Path
+    socket: Path
+    claude_dir: Path
+    log_dir: Path
+
+    @property
+    def store(self) -> Path:
+        """The precious store: identity, teams, subscriptions, audit events."""
+        return self.state_dir / "karmad.db"
+
+    @property
+    def index(self) -> Path:
+        """The derived session index; can always be rebuilt from transcripts."""
+        return self.state_dir / "index.db"
+
+    @property
+    def state_lock(self) -> Path:
+        return self.state_dir / "karmad.lock"
+
+    @property
+    def socket_lock(self) -> Path:
+        return self.socket.with_name(self.socket.name + ".lock")
+
+    @property
+    def syncthing_home(self) -> Path:
+        return self.state_dir / "syncthing"
+
+    @property
+    def syncthing_api_key(self) -> Path:
+        return self.state_dir / "syncthing" / "karmad-api-key"
+
+    @property
+    def folders_dir(self) -> Path:
+        """Parent of every Syncthing folder karmad manages (outboxes and inboxes)."""
+        return self.state_dir / "folders"
+
+    def folder(self, folder_id: str) -> Path:
+        """A managed folder's directory; the id must already be validated by the caller."""
+        return self.folders_dir / folder_id
+
+    @property
+    def claude_projects(self) -> Path:
+        return self.claude_dir / "projects"
+
+    @property
+    def claude_settings(self) -> Path:
+        return self.claude_dir / "settings.json"
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env.get("HOME") or os.path.expanduser("~"))
+
+
+def _xdg(env: Mapping[str, str], var: str, fallback: str) -> Path:
+    value = env.get(var)
+    # The XDG spec says relative values are invalid and must be ignored.
+    if value and os.path.isabs(value):
+        return Path(value)
+    return _home(env) / fallback
+
+
+def default_runtime_dir(env: Mapping[str, str]) -> Path:
+    """The per-user directory holding the socket.
+
+    `$XDG_RUNTIME_DIR` is per-user and 0700 by specification; without it we fall back to
+    a uid-named directory in /tmp whose ownership `ensure_private_dir` verifies. Every
+    client follows the same rule (docs/protocol.md), so it must not change lightly.
+    """
+    if sys.platform == "darwin":
+        return _home(env) / "Library" / "Application Support" / "karmad" / "run"
+    xdg = env.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "karmad"
+    return Path("/tmp") / f"karmad-{os.getuid()}"  # noqa: S108 - ownership is verified
+
+
+def resolve(overrides: Overrides | None = None, environ: Mapping[str, str] | None = None) -> Paths:
+    env = os.environ if environ is None else environ
+    o = overrides or Overrides()
+    home = _home(env)
+    if sys.platform == "darwin":
+        app = home / "Library" / "Application Support" / "karmad"
+        config_default = app / "config.toml"
+        state_default = app
+        log_default = home / "Library" / "Logs" / "karmad"
+    else:
+        config_default = _xdg(env, "XDG_CONFIG_HOME", ".config") / "karmad" / "config.toml"
+        state_default = _xdg(env, "XDG_STATE_HOME", ".local/state") / "karmad"
+        log_default = state_default / "log"
+
+    def pick(flag: Path | None, var: str, default: Path) -> Path:
+        if flag is not None:
+            return flag.expanduser().absolute()
+        if value := env.get(var):
+            return Path(value).expanduser().absolute()
+        return default
+
+    state_dir = pick(o.state_dir, ENV_STATE_DIR, state_default)
+    runtime = pick(o.runtime_dir, ENV_RUNTIME_DIR, default_runtime_dir(env))
+    sock = pick(o.socket, ENV_SOCKET, runtime / SOCKET_NAME)
+    return Paths(
+        config_file=pick(o.config_file, ENV_CONFIG, config_default),
+        state_dir=state_dir,
+        runtime_dir=runtime,
+        socket=sock,
+        claude_dir=pick(o.claude_dir, ENV_CLAUDE_DIR, home / ".claude"),
+        log_dir=pick(o.log_dir, ENV_LOG_DIR, log_default),
+    )
+
+
+class UnsafeDirectory(Exception):
+    """A directory that other users could use to intercept or tamper with karmad."""
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create `path` as 0700 or verify that an existing one is ours and not shared.
+
+    The socket and store rely on directory permissions for their secrecy, so an existing
+    directory owned by someone else (a classic /tmp squatting attack) is refused rather
+    than used.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise UnsafeDirectory(f"{path} is not a directory")
+    if st.st_uid != os.getuid():
+        raise UnsafeDirectory(f"{path} is owned by uid {st.st_uid}, not by us ({os.getuid()})")
+    if st.st_mode & 0o077:
+        path.chmod(0o700)

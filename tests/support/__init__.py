@@ -1,0 +1,1 @@
+"""Reusable test machinery: real karmad processes, raw socket clients, Syncthing nodes."""

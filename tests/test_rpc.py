@@ -1,0 +1,371 @@
+"""The JSON-RPC server, over the real socket of a real karmad process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.support.daemon import KarmadProcess
+from tests.support.rpc import RawClient
+
+pytestmark = pytest.mark.anyio
+
+
+async def assert_alive(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        answer = await client.call("daemon.hello")
+        assert answer["result"]["protocol"] == 1
+
+
+async def test_hello_and_status(karmad: KarmadProcess, anyio_backend: str) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        hello = await client.call("daemon.hello")
+        assert hello["jsonrpc"] == "2.0"
+        assert hello["result"]["protocol"] == 1
+        assert "events" in hello["result"]["capabilities"]
+        status = (await client.call("daemon.status"))["result"]
+        assert status["backend"] == anyio_backend
+        assert status["pid"] == karmad.pid
+        assert status["store"]["schema_version"] == status["store"]["latest_schema_version"] >= 1
+        assert status["paths"]["socket"] == str(karmad.socket)
+        assert status["subsystems"]["rpc"]["state"] == "listening"
+        assert status["uptime_s"] >= 0
+
+
+async def test_malformed_json_is_a_parse_error(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        await client.send_line(b'{"jsonrpc": "2.0", "method": ')
+        answer = await client.receive()
+        assert answer["error"]["code"] == -32700
+        assert answer["error"]["data"]["reason"] == "parse_error"
+        assert answer["id"] is None
+        # The connection survives a bad line.
+        assert "result" in await client.call("daemon.hello")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"jsonrpc": "1.0", "id": 1, "method": "daemon.hello"},
+        {"id": 1, "method": "daemon.hello"},
+        {"jsonrpc": "2.0", "id": 1, "method": 5},
+        {"jsonrpc": "2.0", "id": 1, "method": "daemon.hello", "params": "x"},
+        {"jsonrpc": "2.0", "id": {"a": 1}, "method": "daemon.hello"},
+        "a string",
+        42,
+    ],
+)
+async def test_invalid_requests(karmad: KarmadProcess, message: object) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        await client.send(message)
+        answer = await client.receive()
+        assert answer["error"]["code"] == -32600
+        assert answer["error"]["data"]["reason"] == "invalid_request"
+        assert answer["id"] is None
+
+
+async def test_unknown_method(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        answer = await client.call("no.such")
+        assert answer["error"]["code"] == -32601
+        assert answer["error"]["data"] == {"reason": "method_not_found", "detail": "no.such"}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"topics": "not-a-list"}, "$.topics"),
+        ({"topics": [1, 2]}, "$.topics[0]"),
+        ({"since": "yesterday"}, "$.since"),
+        ({"bogus": True}, ""),
+        (["positional"], ""),
+    ],
+)
+async def test_bad_params(karmad: KarmadProcess, params: object, field: str) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        answer = await client.call("events.subscribe", params)
+        error = answer["error"]
+        assert error["code"] == -32602
+        assert error["data"]["reason"] == "invalid_params"
+        assert error["data"].get("field", "") == field
+        assert error["data"]["detail"]
+
+
+async def test_application_error_has_a_stable_reason(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        answer = await client.call("events.recent", {"limit": -1})
+        assert answer["error"]["code"] == 1005
+        assert answer["error"]["data"]["reason"] == "invalid_argument"
+        assert answer["error"]["data"]["field"] == "limit"
+
+
+async def test_empty_params_array_means_no_params(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        assert "result" in await client.call("daemon.hello", [])
+
+
+async def test_notification_gets_no_answer(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        await client.send({"jsonrpc": "2.0", "method": "daemon.hello"})
+        await client.send({"jsonrpc": "2.0", "method": "no.such"})
+        # The next thing on the wire is the answer to this request, nothing before it.
+        await client.send({"jsonrpc": "2.0", "id": "after", "method": "daemon.hello"})
+        answer = await client.receive()
+        assert answer["id"] == "after"
+
+
+async def test_batch_with_mixed_items(karmad: KarmadProcess) -> None:
+    batch = [
+        {"jsonrpc": "2.0", "id": 1, "method": "daemon.hello"},
+        {"jsonrpc": "2.0", "method": "daemon.hello"},  # notification: no answer
+        {"jsonrpc": "2.0", "id": 2, "method": "no.such"},
+        {"foo": "boo"},
+        1,
+        {"jsonrpc": "2.0", "id": 3, "method": "events.recent", "params": {"limit": "x"}},
+        {"jsonrpc": "2.0", "id": 4, "method": "daemon.status"},
+    ]
+    async with await RawClient.connect(karmad.socket) as client:
+        await client.send(batch)
+        answers = await client.receive()
+    assert isinstance(answers, list)
+    assert len(answers) == 6
+    by_id = {a["id"]: a for a in answers if a["id"] is not None}
+    assert by_id[1]["result"]["protocol"] == 1
+    assert by_id[2]["error"]["code"] == -32601
+    assert by_id[3]["error"]["code"] == -32602
+    assert by_id[4]["result"]["pid"] == karmad.pid
+    nulls = [a for a in answers if a["id"] is None]
+    assert [a["error"]["code"] for a in nulls] == [-32600, -32600]
+
+
+async def test_batch_edge_cases(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        await client.send([])
+        answer = await client.receive()
+        assert answer["error"]["code"] == -32600  # a single object, not a list
+        await client.send([{"jsonrpc": "2.0", "method": "daemon.hello"}])
+        await client.send({"jsonrpc": "2.0", "id": 9, "method": "daemon.hello"})
+        assert (await client.receive())["id"] == 9  # all-notification batch: nothing sent
+
+
+async def test_oversize_message_closes_only_that_connection(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    from tests.support.daemon import Home
+
+    daemon = karmad_factory(anyio_backend, start=False)
+    home: Home = daemon.home
+    home.write_config("[rpc]\nmax_message_bytes = 8192\n")
+    daemon.start()
+    async with await RawClient.connect(daemon.socket) as bystander:
+        async with await RawClient.connect(daemon.socket) as client:
+            padding = "x" * 9000
+            await client.send({"jsonrpc": "2.0", "id": 1, "method": "daemon.hello", "p": padding})
+            answer = await client.receive()
+            assert answer["error"]["code"] == -32000
+            assert answer["error"]["data"]["reason"] == "message_too_large"
+            assert await client.at_eof()
+        # Just under the limit is fine.
+        ok = {"jsonrpc": "2.0", "id": 2, "method": "daemon.hello", "params": []}
+        line = json.dumps(ok)
+        assert len(line) < 8192
+        assert "result" in await bystander.call("daemon.hello")
+    await assert_alive(daemon)
+
+
+async def test_oversize_without_newline(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        # 2 MiB of garbage and no newline: the daemon must not buffer it forever.
+        with anyio.move_on_after(10), contextlib.suppress(anyio.BrokenResourceError, OSError):
+            await client.stream.send(b"[" * (2 << 20))
+        answer = await client.receive()
+        assert answer["error"]["data"]["reason"] == "message_too_large"
+    await assert_alive(karmad)
+
+
+async def test_client_disconnecting_mid_request(karmad: KarmadProcess) -> None:
+    for _ in range(20):
+        client = await RawClient.connect(karmad.socket)
+        await client.stream.send(b'{"jsonrpc":"2.0","id":1,"method":"daemon.st')
+        await client.aclose()
+        client = await RawClient.connect(karmad.socket)
+        await client.send({"jsonrpc": "2.0", "id": 1, "method": "daemon.status"})
+        await client.aclose()  # gone before the answer is written
+    await assert_alive(karmad)
+
+
+async def test_fifty_concurrent_clients(karmad: KarmadProcess) -> None:
+    results: list[int] = []
+
+    async def one(n: int) -> None:
+        async with await RawClient.connect(karmad.socket) as client:
+            for i in range(10):
+                answer = await client.call("daemon.status")
+                assert answer["result"]["pid"] == karmad.pid
+                answer = await client.call("events.recent", {"limit": i})
+                assert len(answer["result"]["events"]) <= i
+            results.append(n)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for n in range(50):
+                tg.start_soon(one, n)
+    assert sorted(results) == list(range(50))
+
+
+async def test_events_subscribe_pushes_notifications(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as watcher:
+        answer = await watcher.call("events.subscribe", {"topics": ["rpc.client"]})
+        assert answer["result"]["topics"] == ["rpc.client"]
+        async with await RawClient.connect(karmad.socket) as other:
+            await other.call("daemon.hello")
+        seen: list[str] = []
+        while len(seen) < 2:
+            note = await watcher.receive()
+            assert "id" not in note
+            assert note["method"] == "event"
+            seen.append(note["params"]["topic"])
+        assert seen == ["rpc.client.connected", "rpc.client.disconnected"]
+        # Requests still work on a subscribed connection.
+        assert "result" in await watcher.call("daemon.hello")
+
+
+async def test_events_replay_since(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        recent = (await client.call("events.recent", {"topics": ["daemon"]}))["result"]["events"]
+        assert [e["topic"] for e in recent][:2] == ["daemon.subsystem", "daemon.subsystem"]
+        first = recent[0]["seq"]
+        await client.call("events.subscribe", {"topics": ["daemon"], "since": first})
+        note = await client.receive()
+        assert note["params"]["seq"] == recent[1]["seq"]
+
+
+async def test_slow_client_is_dropped_with_overflow(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    daemon = karmad_factory(anyio_backend, start=False)
+    daemon.home.write_config("[rpc]\nclient_buffer = 4\n")
+    daemon.start()
+    async with await RawClient.connect(daemon.socket) as slow:
+        await slow.call("events.subscribe", {"topics": ["rpc.client"]})
+        # The slow client reads nothing while thousands of events are published: enough
+        # to fill the kernel's socket buffers and then its 4-event buffer in the daemon.
+        for _ in range(2500):
+            other = await anyio.connect_unix(daemon.socket)
+            await other.aclose()
+        # The daemon stayed responsive the whole time.
+        await assert_alive(daemon)
+        notes = []
+        while True:
+            note = await slow.receive()
+            notes.append(note)
+            if note["method"] == "events.overflow":
+                break
+        assert all(n["method"] == "event" for n in notes[:-1])
+        seqs = [n["params"]["seq"] for n in notes[:-1]]
+        assert seqs == sorted(set(seqs))
+        assert len(seqs) < 5000  # it was cut off, not served everything
+        overflow = notes[-1]["params"]
+        assert overflow["buffer"] == 4
+        assert overflow["dropped_after"] == notes[-2]["params"]["seq"]
+        assert await slow.at_eof()
+    await assert_alive(daemon)
+
+
+PROBE = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("EACCES")
+    sys.exit(0)
+try:
+    s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"daemon.status"}\\n')
+    answer = s.recv(100)
+except OSError:  # refused before or while we wrote
+    answer = b""
+print("ANSWER" if answer else "CLOSED")
+"""
+
+
+def test_connection_from_another_uid_is_refused(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str, tmp_path: Path
+) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to run a client as another user")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user on this machine")
+
+    def demote() -> None:
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    def as_nobody(*argv: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            argv,
+            preexec_fn=demote,
+            capture_output=True,
+            timeout=30,
+            check=True,
+            cwd="/",
+        )
+
+    # Our interpreter may live under a private home; any Python nobody may run will do.
+    interpreter = None
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        try:
+            as_nobody(candidate, "-c", "pass")
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        interpreter = candidate
+        break
+    if interpreter is None:
+        pytest.skip("no Python interpreter that user 'nobody' may execute")
+
+    # The socket lives outside pytest's private temp tree, so that only karmad's own
+    # permissions stand between it and user nobody.
+    outside = Path(tempfile.mkdtemp(prefix="karmad-uid-", dir="/tmp"))
+    try:
+        sock = outside / "run" / "karmad.sock"
+        karmad = karmad_factory(anyio_backend, env={"KARMAD_SOCKET": str(sock)})
+        assert karmad.socket == sock
+
+        def probe() -> str:
+            return as_nobody(interpreter, "-c", PROBE, str(sock)).stdout.decode().strip()
+
+        # First lock: the 0700 directory and 0600 socket keep other users out entirely.
+        assert oct(sock.stat().st_mode & 0o777) == "0o600"
+        assert oct(sock.parent.stat().st_mode & 0o777) == "0o700"
+        assert probe() == "EACCES"
+        # Second lock: permissions loosened by hand, the kernel credentials still refuse.
+        outside.chmod(0o755)
+        sock.parent.chmod(0o755)
+        sock.chmod(0o777)
+        assert probe() == "CLOSED"
+        events = karmad.log_events()
+        assert any(
+            e.get("event") == "peer_refused" and e.get("uid") == nobody.pw_uid for e in events
+        )
+        # Our own uid is still served.
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(sock))
+            s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"daemon.hello"}\n')
+            assert b'"result"' in s.recv(4096)
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
