@@ -7,13 +7,17 @@ Exit status is part of the interface: 0 success, 1 the daemon answered with an e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from karmactl import cmd_daemon
 from karmactl.client import Client, ClientError, DaemonUnreachable, RpcError
+
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -23,15 +27,17 @@ EXIT_UNREACHABLE = 3
 COMMAND_MODULES: tuple[Any, ...] = (cmd_daemon,)
 
 
-@dataclass
 class Context:
     """What a command gets: its parsed arguments and a lazily connected client."""
 
-    args: argparse.Namespace
-    json: bool
-    socket: str | None
-    timeout: float
-    _client: Client | None = field(default=None, repr=False)
+    def __init__(
+        self, args: argparse.Namespace, *, json: bool, socket: str | None, timeout: float
+    ) -> None:
+        self.args = args
+        self.json = json
+        self.socket = socket
+        self.timeout = timeout
+        self._client: Client | None = None
 
     @property
     def client(self) -> Client:
@@ -48,12 +54,35 @@ class Context:
             self._client.close()
 
 
-Command = Callable[[Context], int]
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter imports shutil (and with it compression modules) to ask the
+    terminal's width, on every add_argument; `os` answers the same question for free."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            try:
+                columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+            except (ValueError, OSError):
+                columns = 80
+            width = max(columns - 2, 20)
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
 
 def common_options() -> argparse.ArgumentParser:
     """Options accepted before or after the command name (`karmactl --json status` too)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
@@ -69,20 +98,42 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted_module(argv: list[str]) -> Any | None:
+    """The one command module the arguments need, or None when all are needed (help,
+    typos). Building every subparser on every call would cost more than the RPC."""
+    for token in argv:
+        if token.startswith("-"):
+            continue
+        for module in COMMAND_MODULES:
+            if token in module.COMMANDS:
+                return module
+        return None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     common = common_options()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="karmactl",
         description="Control karmad, which shares Claude Code sessions through Syncthing.",
         parents=[common],
     )
-    from karmad import __version__
-
-    parser.add_argument("--version", action="version", version=f"karmactl {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action=_VersionAction, nargs=0)
+    # An explicit prog keeps argparse from building a help formatter up front.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog="karmactl")
+    wanted = None if argv is None else _wanted_module(argv)
     for module in COMMAND_MODULES:
-        module.add_commands(sub, common)
+        if wanted is None or module is wanted:
+            module.add_commands(sub, common)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from karmad import __version__
+
+        print(f"karmactl {__version__}")
+        parser.exit()
 
 
 def unreachable_message(exc: DaemonUnreachable) -> str:
@@ -94,15 +145,15 @@ def unreachable_message(exc: DaemonUnreachable) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    args = build_parser(arguments).parse_args(arguments)
     ctx = Context(
         args=args,
         json=getattr(args, "json", False),
         socket=getattr(args, "socket", None),
         timeout=getattr(args, "timeout", 30.0),
     )
-    func: Command = args.func
+    func: Callable[[Context], int] = args.func
     try:
         return func(ctx)
     except DaemonUnreachable as exc:

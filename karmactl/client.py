@@ -13,8 +13,12 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Iterator, Mapping
-from typing import Any
+
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
 ENV_SOCKET = "KARMAD_SOCKET"
 ENV_RUNTIME_DIR = "KARMAD_RUNTIME_DIR"

@@ -7,12 +7,18 @@ import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from karmactl import render
 
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from karmactl.cli import Context
+
+
+COMMANDS = ("status", "hello", "events", "stop")
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -84,7 +90,7 @@ def _print_event(ctx: Context, event: dict[str, Any]) -> None:
 
 def events(ctx: Context) -> int:
     topics: list[str] = ctx.args.topic
-    recent = ctx.call("events.recent", topics=topics, limit=max(ctx.args.lines, 0))
+    recent = ctx.call("events.recent", topics=topics, limit=ctx.args.lines)
     last_seq = 0
     for event in recent["events"]:
         _print_event(ctx, event)

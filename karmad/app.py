@@ -28,6 +28,16 @@ from karmad.store import Store
 
 log = logs.get("karmad")
 
+API_MODULES = (daemon_api,)
+"""Every `karmad.api` module; each registers its handlers with `register(router, services)`."""
+
+
+def build_router(services: Services) -> Router:
+    router = Router()
+    for module in API_MODULES:
+        module.register(router, services)
+    return router
+
 
 @dataclass
 class Locks:
@@ -96,8 +106,7 @@ class Daemon:
             started_at=utc_now(),
             request_shutdown=self.request_shutdown,
         )
-        router = Router()
-        daemon_api.register(router, services)
+        router = build_router(services)
         server = RpcServer(self.paths.socket, Dispatcher(router.methods), bus, self.config.rpc)
         health.set("store", "ok", f"schema {store.schema_version}")
         async with anyio.create_task_group() as tg:

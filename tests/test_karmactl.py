@@ -1,0 +1,168 @@
+"""karmactl against a real daemon: output, --json, exit codes, and its import diet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from karmactl.client import default_socket
+from karmad import paths
+from tests.support.daemon import Home, KarmadProcess, karmactl_command
+
+
+def karmactl(
+    home: Home, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        karmactl_command(*args),
+        env=home.env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_status_for_people_and_scripts(karmad: KarmadProcess) -> None:
+    human = karmactl(karmad.home, "status")
+    assert human.returncode == 0, human.stderr
+    assert f"pid      {karmad.pid}" in human.stdout
+    assert "SUBSYSTEM" in human.stdout
+    for flags in (("--json", "status"), ("status", "--json")):
+        scripted = karmactl(karmad.home, *flags)
+        assert scripted.returncode == 0
+        assert json.loads(scripted.stdout)["pid"] == karmad.pid
+
+
+def test_hello(karmad: KarmadProcess) -> None:
+    out = karmactl(karmad.home, "hello", "--json")
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["protocol"] == 1
+
+
+def test_socket_flag_and_env(karmad: KarmadProcess, tmp_path: Path) -> None:
+    elsewhere = Home(tmp_path / "elsewhere").create()
+    assert karmactl(elsewhere, "status").returncode == 3
+    assert karmactl(elsewhere, "--socket", str(karmad.socket), "status").returncode == 0
+    assert karmactl(elsewhere, "status", env={"KARMAD_SOCKET": str(karmad.socket)}).returncode == 0
+
+
+def test_not_running_is_exit_3_with_advice(home: Home) -> None:
+    out = karmactl(home, "status")
+    assert out.returncode == 3
+    assert out.stdout == ""
+    assert "not running" in out.stderr
+    assert "karmad" in out.stderr and "karmactl service install" in out.stderr
+
+
+def test_usage_error_is_exit_2(home: Home) -> None:
+    assert karmactl(home).returncode == 2
+    assert karmactl(home, "no-such-command").returncode == 2
+    assert karmactl(home, "events", "--lines", "many").returncode == 2
+
+
+def test_error_reply_is_exit_1(karmad: KarmadProcess) -> None:
+    out = karmactl(karmad.home, "events", "--lines", "-1")
+    assert out.returncode == 1
+    assert "[invalid_argument]" in out.stderr
+
+
+def test_events_recent_and_follow(karmad: KarmadProcess) -> None:
+    out = karmactl(karmad.home, "events", "--json", "--topic", "daemon")
+    assert out.returncode == 0
+    recent = [json.loads(line) for line in out.stdout.splitlines()]
+    assert recent and all(e["topic"].startswith("daemon") for e in recent)
+
+    follower = subprocess.Popen(
+        karmactl_command("events", "--follow", "--json", "--topic", "rpc.client", "--count", "3"),
+        env=karmad.home.env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Keep causing connection events until the follower has seen three of them.
+        deadline = time.monotonic() + 30
+        while follower.poll() is None and time.monotonic() < deadline:
+            karmad.call("daemon.hello")
+            time.sleep(0.05)
+        stdout, _ = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0
+    streamed = [json.loads(line) for line in stdout.splitlines()]
+    assert len(streamed) == 3
+    assert all(e["topic"] in ("rpc.client.connected", "rpc.client.disconnected") for e in streamed)
+    seqs = [e["seq"] for e in streamed]
+    assert seqs == sorted(seqs)
+
+
+def test_stop(karmad: KarmadProcess) -> None:
+    out = karmactl(karmad.home, "stop")
+    assert out.returncode == 0, out.stderr
+    assert f"karmad (pid {karmad.pid}) stopped" in out.stdout
+    assert karmad.wait() == 0
+    assert karmactl(karmad.home, "status").returncode == 3
+
+
+def test_karmactl_imports_nothing_of_the_daemon() -> None:
+    probe = (
+        "import sys, karmactl.cli as c\n"
+        "c.build_parser()\n"
+        "import karmactl.client, karmactl.render\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = set(out.stdout.split())
+    daemon_modules = {m for m in modules if m == "karmad" or m.startswith("karmad.")}
+    assert daemon_modules <= {"karmad", "karmad.protocol"}, daemon_modules
+    for heavy in ("anyio", "httpx", "structlog", "jsonrpcserver", "sqlite3", "watchfiles"):
+        assert heavy not in modules, heavy
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HOME": "/home/u"},
+        {"HOME": "/home/u", "XDG_RUNTIME_DIR": "/run/user/1000"},
+        {"HOME": "/home/u", "XDG_RUNTIME_DIR": "relative/ignored"},
+        {"HOME": "/home/u", "XDG_RUNTIME_DIR": "/run/user/1000", "KARMAD_RUNTIME_DIR": "/r"},
+        {"HOME": "/home/u", "XDG_RUNTIME_DIR": "/x", "KARMAD_SOCKET": "/s/k.sock"},
+        {"HOME": "/home/u", "KARMAD_RUNTIME_DIR": "/r", "KARMAD_SOCKET": "/s/k.sock"},
+    ],
+)
+def test_karmactl_finds_the_socket_where_karmad_listens(env: dict[str, str]) -> None:
+    assert default_socket(env) == str(paths.resolve(environ=env).socket)
+
+
+def test_command_modules_declare_exactly_the_commands_they_add() -> None:
+    import argparse
+
+    from karmactl import cli
+
+    for module in cli.COMMAND_MODULES:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers(dest="command")
+        module.add_commands(sub, cli.common_options())
+        assert tuple(sub.choices) == tuple(module.COMMANDS), module.__name__
+
+
+def test_help_lists_every_command() -> None:
+    out = subprocess.run(
+        karmactl_command("--help"), capture_output=True, text=True, check=True, timeout=60
+    )
+    from karmactl import cli
+
+    for module in cli.COMMAND_MODULES:
+        for name in module.COMMANDS:
+            assert name in out.stdout
+    version = subprocess.run(
+        karmactl_command("--version"), capture_output=True, text=True, check=True, timeout=60
+    )
+    assert version.stdout.startswith("karmactl ")
