@@ -1,0 +1,194 @@
+"""Pairing codes (who a member is) and invite codes (which team a leader offers).
+
+A code is one token a person copies from one terminal into another, possibly through a
+chat that adds spaces, line breaks or capitals. So the text uses only base32 letters and
+digits, any separators and case are ignored on input, and a checksum catches every typo
+or truncation before anything acts on it. The Syncthing device ID sits in the code in its
+own 56-character form, so its check characters are verified too.
+
+    member code:  KM  <device id, 56>  base32(len tag | tag | addresses | checksum)
+    invite code:  KI  <leader device, 56>  base32(team | name | leader | addresses | checksum)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+
+from karmad import deviceid
+from karmad.domain import DomainError, is_team_id, split_member_tag, validate_team_name
+
+MEMBER_PREFIX = "KM"
+INVITE_PREFIX = "KI"
+_DEVICE_CHARS = 56
+_CHECK_BYTES = 4
+_NOISE = re.compile(r"[^A-Za-z0-9]")
+
+
+def _error(detail: str) -> DomainError:
+    return DomainError("invalid_code", detail, field="code")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCode:
+    member_tag: str
+    device_id: str
+    addresses: tuple[str, ...] = ()
+
+    @property
+    def user_id(self) -> str:
+        return self.member_tag.split(".", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class InviteCode:
+    team_id: str
+    team_name: str
+    leader_tag: str
+    leader_device: str
+    addresses: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _pack_str(value: str) -> bytes:
+    raw = value.encode()
+    if len(raw) > 255:
+        raise ValueError(f"{value[:20]!r}... is too long for a code")
+    return bytes([len(raw)]) + raw
+
+
+def _pack_addresses(addresses: tuple[str, ...]) -> bytes:
+    if len(addresses) > 16:
+        raise ValueError("at most 16 addresses fit in a code")
+    return bytes([len(addresses)]) + b"".join(_pack_str(a) for a in addresses)
+
+
+def _checksum(head: str, body: bytes) -> bytes:
+    return hashlib.sha256(head.encode() + body).digest()[:_CHECK_BYTES]
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).decode().rstrip("=")
+
+
+def _seal(prefix: str, device: str, body: bytes) -> str:
+    compact_device = device.replace("-", "")
+    head = prefix + compact_device
+    return head + _b32(body + _checksum(head, body))
+
+
+def encode_member(code: MemberCode) -> str:
+    body = _pack_str(code.member_tag) + _pack_addresses(code.addresses)
+    return _seal(MEMBER_PREFIX, deviceid.parse(code.device_id), body)
+
+
+def encode_invite(code: InviteCode) -> str:
+    body = (
+        _pack_str(code.team_id)
+        + _pack_str(code.team_name)
+        + _pack_str(code.leader_tag)
+        + _pack_addresses(code.addresses)
+    )
+    return _seal(INVITE_PREFIX, deviceid.parse(code.leader_device), body)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def take(self, n: int) -> bytes:
+        if self._pos + n > len(self._data):
+            raise _error("the code is incomplete (was it cut off?)")
+        chunk = self._data[self._pos : self._pos + n]
+        self._pos += n
+        return chunk
+
+    def byte(self) -> int:
+        return self.take(1)[0]
+
+    def text(self) -> str:
+        raw = self.take(self.byte())
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            raise _error("the code contains garbled text") from None
+
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(self.text() for _ in range(self.byte()))
+
+    def done(self) -> None:
+        if self._pos != len(self._data):
+            raise _error("the code has unexpected extra content")
+
+
+def _open(text: str, prefix: str, kind: str) -> tuple[str, _Reader]:
+    compact = _NOISE.sub("", text).upper()
+    if not compact:
+        raise _error(f"no {kind} code given")
+    other = INVITE_PREFIX if prefix == MEMBER_PREFIX else MEMBER_PREFIX
+    if compact.startswith(other):
+        wanted = "pairing" if prefix == MEMBER_PREFIX else "invite"
+        raise _error(
+            f"this is {'an invite' if other == INVITE_PREFIX else 'a pairing'} code, "
+            f"not a {wanted} code"
+        )
+    if not compact.startswith(prefix):
+        raise _error(f"not a karmad {kind} code (it should start with {prefix})")
+    minimum = len(prefix) + _DEVICE_CHARS + 8
+    if len(compact) < minimum:
+        raise _error(
+            f"the code is too short ({len(compact)} characters; at least {minimum}): "
+            "it was probably cut off"
+        )
+    # Look-alike digits (0/O, 1/I, 8/B) are read as Syncthing reads them in device IDs.
+    body_text = compact[len(prefix) :].replace("0", "O").replace("1", "I").replace("8", "B")
+    device_part, rest = body_text[:_DEVICE_CHARS], body_text[_DEVICE_CHARS:]
+    try:
+        sealed = base64.b32decode(rest + "=" * (-len(rest) % 8))
+    except ValueError:
+        raise _error("the code contains characters that cannot appear in it") from None
+    body, check = sealed[:-_CHECK_BYTES], sealed[-_CHECK_BYTES:]
+    if _checksum(prefix + device_part, body) != check:
+        raise _error(
+            "the checksum does not match: a character was mistyped or the code is incomplete"
+        )
+    try:
+        device = deviceid.parse(device_part)
+    except deviceid.InvalidDeviceId as exc:
+        raise _error(f"the device ID inside the code is invalid: {exc}") from None
+    return device, _Reader(body)
+
+
+def decode_member(text: str) -> MemberCode:
+    device, reader = _open(text, MEMBER_PREFIX, "pairing")
+    tag = reader.text()
+    addresses = reader.addresses()
+    reader.done()
+    split_member_tag(tag)
+    return MemberCode(tag, device, addresses)
+
+
+def decode_invite(text: str) -> InviteCode:
+    device, reader = _open(text, INVITE_PREFIX, "invite")
+    team_id = reader.text()
+    name = reader.text()
+    leader_tag = reader.text()
+    addresses = reader.addresses()
+    reader.done()
+    split_member_tag(leader_tag)
+    if not is_team_id(team_id):
+        raise _error("the team id inside the code is invalid")
+    return InviteCode(team_id, validate_team_name(name), leader_tag, device, addresses)
+
+
+def grouped(code: str, size: int = 8) -> str:
+    """For people who read codes aloud; decoding ignores the dashes."""
+    return "-".join(code[i : i + size] for i in range(0, len(code), size))
