@@ -1,0 +1,1 @@
+"""Team sync: replicated state files, reconciliation (pure plan + executor), the loop."""

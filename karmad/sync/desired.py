@@ -1,0 +1,302 @@
+"""What Syncthing should look like, derived from our records: a pure function.
+
+Per team: our own team folder (sendonly) shared with exactly the devices entitled to it,
+one receiveonly inbox per teammate shared with that teammate alone, inbox ignore patterns
+admitting the `state` file and only the projects we accepted to receive, and the content
+of our own `state` file. Devices are the union of what the folders need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from karmad.domain import MemberState, Team, TeamState, folder_id
+from karmad.sync import statefile
+from karmad.sync.ingest import delivery_pending
+from karmad.sync.model import (
+    Desired,
+    DesiredFolder,
+    DesiredState,
+    DeviceConfig,
+    FolderType,
+    Inbox,
+    LocalTeam,
+    Me,
+    Outbox,
+    PeerState,
+    PendingFolder,
+    Phase,
+    Policy,
+    Role,
+    TrustedLeader,
+)
+
+OWN_IGNORES: tuple[str, ...] = (f"{statefile.TEMP_PREFIX}*",)
+"""Our own folders never send half-written files (temp names are renamed when complete)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def inbox_ignores(project_keys: frozenset[str]) -> tuple[str, ...]:
+    """Admit `state` and the accepted projects; ignore everything else the owner sends.
+
+    Syncthing applies the first matching pattern, so the includes come first and the
+    final `*` excludes the rest. Ignore patterns are per device and never synced.
+    """
+    includes = [f"!/{statefile.STATE_NAME}"]
+    includes += [f"!/projects/{key}" for key in sorted(project_keys)]
+    return (*includes, "*")
+
+
+@dataclass
+class _Builder:
+    me: Me
+    peers: dict[str, PeerState]
+    devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    folders: dict[str, DesiredFolder] = field(default_factory=dict)
+    states: dict[str, DesiredState] = field(default_factory=dict)
+    outboxes: list[Outbox] = field(default_factory=list)
+    inboxes: list[Inbox] = field(default_factory=list)
+
+    def addresses_of(self, team_id: str, device: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
+        """A member's own published addresses win over what others recorded about it."""
+        peer = self.peers.get(folder_id(team_id, device))
+        if peer is not None and peer.state is not None and peer.state.addresses:
+            return tuple(peer.state.addresses)
+        return fallback or ("dynamic",)
+
+    def device(self, device: str, name: str, addresses: tuple[str, ...]) -> None:
+        if device == self.me.device_id:
+            return
+        if device not in self.devices:
+            self.devices[device] = DeviceConfig(device, name, addresses)
+
+    def own_folder(self, team: LocalTeam, devices: set[str]) -> str:
+        fid = folder_id(team.team_id, self.me.device_id)
+        self.folders[fid] = DesiredFolder(
+            folder_id=fid,
+            label=f"karma · {team.name} · {self.me.member_tag}",
+            type=FolderType.SENDONLY,
+            devices=frozenset(devices | {self.me.device_id}),
+            ignores=OWN_IGNORES,
+            team_id=team.team_id,
+            owner_device=self.me.device_id,
+        )
+        return fid
+
+    def inbox(self, team: LocalTeam, owner: str, owner_tag: str, projects: frozenset[str]) -> None:
+        fid = folder_id(team.team_id, owner)
+        self.folders[fid] = DesiredFolder(
+            folder_id=fid,
+            label=f"karma · {team.name} · {owner_tag}",
+            type=FolderType.RECEIVEONLY,
+            devices=frozenset({owner, self.me.device_id}),
+            ignores=inbox_ignores(projects),
+            team_id=team.team_id,
+            owner_device=owner,
+        )
+        self.inboxes.append(Inbox(team.team_id, fid, owner, owner_tag, projects))
+
+    def state(self, team: LocalTeam, fid: str, body: statefile.StateFile) -> None:
+        content = statefile.encode(body)
+        self.states[fid] = DesiredState(fid, team.team_id, content, statefile.digest(content))
+
+
+def state_body(
+    me: Me,
+    team: LocalTeam,
+    *,
+    left: bool = False,
+    ack_removed: bool = False,
+    ack_dissolved: bool = False,
+) -> statefile.StateFile:
+    """Our state file without `seq`/`written_at`: equal content means nothing to write."""
+    wire_team = None
+    if team.role is Role.LEADER and team.record is not None:
+        wire_team = statefile.team_to_wire(team.record, frozenset(d for d, _ in team.acks))
+    return statefile.StateFile(
+        team_id=team.team_id,
+        owner_tag=me.member_tag,
+        owner_device=me.device_id,
+        seq=0,
+        written_at=_EPOCH,
+        addresses=list(me.addresses),
+        subscriptions=statefile.subscriptions_to_wire(list(team.subscriptions)),
+        left=left,
+        ack_removed=ack_removed,
+        ack_dissolved=ack_dissolved,
+        team=wire_team,
+    )
+
+
+def _received(team: LocalTeam, record: Team) -> frozenset[str]:
+    if record.state is not TeamState.ACTIVE:
+        return frozenset()
+    shared = {p.key for p in record.shared_projects}
+    return frozenset(
+        s.project_key for s in team.subscriptions if s.receives and s.project_key in shared
+    )
+
+
+def _outbox(b: _Builder, team: LocalTeam, record: Team, fid: str) -> None:
+    if record.state is not TeamState.ACTIVE:
+        return
+    shared = {p.key: p for p in record.shared_projects}
+    keys = frozenset(
+        s.project_key for s in team.subscriptions if s.sends and s.project_key in shared
+    )
+    b.outboxes.append(
+        Outbox(
+            team_id=team.team_id,
+            folder_id=fid,
+            project_keys=keys,
+            include_todos=frozenset(k for k in keys if shared[k].include_todos),
+            include_plans=frozenset(k for k in keys if shared[k].include_plans),
+        )
+    )
+
+
+def _leader(b: _Builder, team: LocalTeam, now: datetime, policy: Policy) -> None:
+    record = team.record
+    assert record is not None
+    me = b.me.device_id
+    receive = _received(team, record)
+    entitled: set[str] = set()
+    for m in record.members:
+        if m.device_id == me:
+            continue
+        if record.state is TeamState.DISSOLVED:
+            since = record.dissolved_at or team.phase_since
+            if m.state is MemberState.REMOVED or not delivery_pending(
+                team, m.device_id, since, now, policy
+            ):
+                continue
+            projects: frozenset[str] = frozenset()
+        elif m.state is MemberState.REMOVED:
+            if not delivery_pending(team, m.device_id, m.changed_at, now, policy):
+                continue
+            projects = frozenset()
+        else:
+            projects = receive
+        entitled.add(m.device_id)
+        b.device(m.device_id, m.member_tag, b.addresses_of(team.team_id, m.device_id, m.addresses))
+        b.inbox(team, m.device_id, m.member_tag, projects)
+    fid = b.own_folder(team, entitled)
+    b.state(team, fid, state_body(b.me, team))
+    _outbox(b, team, record, fid)
+
+
+def _member(b: _Builder, team: LocalTeam) -> None:
+    me = b.me.device_id
+    leader_addresses = b.addresses_of(team.team_id, team.leader_device, team.leader_addresses)
+    b.device(team.leader_device, team.leader_tag, leader_addresses)
+    record = team.record
+    if team.phase is Phase.JOINING or record is None:
+        b.inbox(team, team.leader_device, team.leader_tag, frozenset())
+        return
+    if team.phase in (Phase.LEAVING, Phase.REMOVED, Phase.DISSOLVED):
+        # Only the leader needs to hear from us now: the acknowledgement it waits for.
+        b.inbox(team, team.leader_device, team.leader_tag, frozenset())
+        fid = b.own_folder(team, {team.leader_device})
+        b.state(
+            team,
+            fid,
+            state_body(
+                b.me,
+                team,
+                left=team.phase is Phase.LEAVING,
+                ack_removed=team.phase is Phase.REMOVED,
+                ack_dissolved=team.phase is Phase.DISSOLVED,
+            ),
+        )
+        return
+    receive = _received(team, record)
+    entitled: set[str] = set()
+    for m in record.active_members:
+        if m.device_id == me:
+            continue
+        entitled.add(m.device_id)
+        b.device(m.device_id, m.member_tag, b.addresses_of(team.team_id, m.device_id, m.addresses))
+        b.inbox(team, m.device_id, m.member_tag, receive)
+    entitled.add(team.leader_device)
+    if team.leader_device not in {m.device_id for m in record.active_members}:
+        b.inbox(team, team.leader_device, team.leader_tag, receive)
+    fid = b.own_folder(team, entitled)
+    b.state(team, fid, state_body(b.me, team))
+    _outbox(b, team, record, fid)
+
+
+def desired(
+    me: Me,
+    teams: tuple[LocalTeam, ...],
+    peers: dict[str, PeerState],
+    trusted: tuple[TrustedLeader, ...],
+    pending_folders: tuple[PendingFolder, ...],
+    now: datetime,
+    policy: Policy,
+    managed_devices: frozenset[str] = frozenset(),
+    present_folders: frozenset[str] = frozenset(),
+) -> Desired:
+    """The whole managed configuration as a function of our records. Pure.
+
+    `present_folders` are the `karma-` folders Syncthing has now; those no team needs are
+    reported as removable (and likewise managed devices) so the planner can tear down.
+    """
+    b = _Builder(me, peers)
+    for team in sorted(teams, key=lambda t: t.team_id):
+        if team.phase is Phase.GONE:
+            continue
+        if team.role is Role.LEADER and team.record is not None:
+            _leader(b, team, now, policy)
+        elif team.role is Role.MEMBER:
+            _member(b, team)
+    known_teams = {t.team_id for t in teams}
+    for leader in trusted:
+        b.device(leader.device_id, leader.member_tag, ("dynamic",))
+        for offer in pending_folders:
+            if offer.offered_by != leader.device_id or offer.folder_id in b.folders:
+                continue
+            _provisional(b, leader, offer.folder_id, known_teams)
+        for fid, peer in peers.items():
+            if peer.owner_device == leader.device_id and fid not in b.folders:
+                _provisional(b, leader, fid, known_teams)
+    needed_devices = set(b.devices)
+    return Desired(
+        devices=b.devices,
+        folders=b.folders,
+        states=b.states,
+        outboxes=tuple(b.outboxes),
+        inboxes=tuple(b.inboxes),
+        removable_devices=frozenset(managed_devices - needed_devices - {me.device_id}),
+        removable_folders=frozenset(present_folders - set(b.folders)),
+    )
+
+
+def _provisional(b: _Builder, leader: TrustedLeader, fid: str, known_teams: set[str]) -> None:
+    """An offer from a leader the user accepted: receive only its `state`, to learn the team.
+
+    If that state turns out not to list us (or is invalid), the folder stops being desired
+    and is removed again; nothing but the state file is ever admitted.
+    """
+    peer = b.peers.get(fid)
+    if peer is not None:
+        if peer.error is not None or peer.state is None:
+            return
+        if peer.state.team_id in known_teams:
+            return
+        team = peer.state.team
+        if team is None or not any(
+            m.device_id == b.me.device_id and m.state is not MemberState.REMOVED
+            for m in team.members
+        ):
+            return
+    b.folders[fid] = DesiredFolder(
+        folder_id=fid,
+        label=f"karma · offered by {leader.member_tag}",
+        type=FolderType.RECEIVEONLY,
+        devices=frozenset({leader.device_id, b.me.device_id}),
+        ignores=inbox_ignores(frozenset()),
+        team_id="",
+        owner_device=leader.device_id,
+    )

@@ -1,0 +1,212 @@
+"""The inputs and outputs of reconciliation, as plain immutable values.
+
+Everything the pure functions in `ingest`, `desired` and `plan` look at is here, built by
+the reconciler from the store, the replicated state files and Syncthing's configuration.
+Nothing in this module performs I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from karmad.domain import Subscription, Team
+from karmad.sync.statefile import StateFile
+
+
+class Role(enum.StrEnum):
+    LEADER = "leader"
+    MEMBER = "member"
+
+
+class Phase(enum.StrEnum):
+    """Where this machine stands in a team, from its own point of view."""
+
+    JOINING = "joining"
+    """Consented (invite code or accepted leader); waiting for the leader's roster."""
+    MEMBER = "member"
+    LEAVING = "leaving"
+    """Asked to leave; waiting for the leader to see it (or the grace period)."""
+    REMOVED = "removed"
+    """The leader removed us; acknowledging before tearing down."""
+    DISSOLVED = "dissolved"
+    GONE = "gone"
+    """Torn down; kept only for history."""
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    device_id: str
+    member_tag: str
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTeam:
+    team_id: str
+    name: str
+    role: Role
+    phase: Phase
+    leader_device: str
+    leader_tag: str
+    phase_since: datetime
+    record: Team | None = None
+    """Leader: the authoritative record. Member: the last valid record from the leader."""
+    record_seq: int = -1
+    """Member: `seq` of the leader state file the record came from."""
+    subscriptions: tuple[Subscription, ...] = ()
+    acks: tuple[tuple[str, datetime], ...] = ()
+    """Leader: devices whose removal/dissolution acknowledgement was seen, and when."""
+    seq: int = 0
+    """Sequence number of our own last published state file."""
+    leader_addresses: tuple[str, ...] = ()
+
+    def subscription(self, key: str) -> Subscription | None:
+        return next((s for s in self.subscriptions if s.project_key == key), None)
+
+    def ack_time(self, device: str) -> datetime | None:
+        return next((t for d, t in self.acks if d == device), None)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerState:
+    """What one inbox's `state` file says, once validated (or why it was refused)."""
+
+    folder_id: str
+    owner_device: str
+    state: StateFile | None
+    error: str | None = None
+    digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedLeader:
+    """A pending device the user accepted as a team leader, before any team is known."""
+
+    device_id: str
+    member_tag: str
+    accepted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    removal_grace: timedelta = timedelta(days=14)
+    """How long a removal or dissolution is kept deliverable to an offline member."""
+    ack_linger: timedelta = timedelta(seconds=30)
+    """How long the leader keeps an acknowledged device, so it also sees the answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFolder:
+    folder_id: str
+    offered_by: str
+    label: str
+    time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDevice:
+    device_id: str
+    name: str
+    address: str
+    time: datetime | None = None
+
+
+# --------------------------------------------------------------------------- observed
+
+
+class FolderType(enum.StrEnum):
+    SENDONLY = "sendonly"
+    RECEIVEONLY = "receiveonly"
+    SENDRECEIVE = "sendreceive"
+    RECEIVEENCRYPTED = "receiveencrypted"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    device_id: str
+    name: str
+    addresses: tuple[str, ...] = ("dynamic",)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderConfig:
+    folder_id: str
+    label: str
+    path: str
+    type: FolderType
+    devices: frozenset[str]
+    """Device IDs the folder is shared with, ourselves included."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Syncthing's configuration as far as karmad manages it, plus our own caches."""
+
+    devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    """Every configured device except ourselves."""
+    folders: dict[str, FolderConfig] = field(default_factory=dict)
+    """Only `karma-` folders."""
+    ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    state_digests: dict[str, str] = field(default_factory=dict)
+    """sha256 of the `state` file currently in each of our own folders."""
+    managed_devices: frozenset[str] = frozenset()
+    """Devices karmad added itself; only these may ever be removed by karmad."""
+
+
+# --------------------------------------------------------------------------- desired
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredFolder:
+    folder_id: str
+    label: str
+    type: FolderType
+    devices: frozenset[str]
+    ignores: tuple[str, ...]
+    team_id: str
+    owner_device: str
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    folder_id: str
+    team_id: str
+    content: bytes
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """Where the packager writes: one of our own team folders and what goes into it."""
+
+    team_id: str
+    folder_id: str
+    project_keys: frozenset[str]
+    include_todos: frozenset[str] = frozenset()
+    include_plans: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    """A teammate's folder we receive, and the projects we admit from it."""
+
+    team_id: str
+    folder_id: str
+    owner_device: str
+    owner_tag: str
+    project_keys: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    devices: dict[str, DeviceConfig]
+    folders: dict[str, DesiredFolder]
+    states: dict[str, DesiredState]
+    outboxes: tuple[Outbox, ...] = ()
+    inboxes: tuple[Inbox, ...] = ()
+    removable_devices: frozenset[str] = frozenset()
+    """Managed devices no team needs any more."""
+    removable_folders: frozenset[str] = frozenset()
+    """`karma-` folders no team needs any more."""

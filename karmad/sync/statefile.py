@@ -1,0 +1,329 @@
+"""The replicated `state` file: one per (team, member), written only by its owner.
+
+Written atomically (a temp name the folder's ignore patterns keep out of Syncthing, then
+a rename) and read defensively: a size cap, a schema check, every id re-validated, and the
+file accepted only if it is consistent with the folder it arrived in — so a peer can
+never speak for another member, and a member can never speak for the leader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+
+from karmad import codec, deviceid
+from karmad.domain import (
+    Direction,
+    Member,
+    MemberState,
+    ProjectState,
+    SharedProject,
+    Subscription,
+    SubscriptionState,
+    Team,
+    TeamState,
+    folder_id,
+    is_project_key,
+    is_team_id,
+    project_key,
+    split_member_tag,
+    validate_team_name,
+)
+
+FORMAT = 1
+STATE_NAME = "state"
+TEMP_PREFIX = ".karma-tmp-"
+MAX_STATE_BYTES = 1 << 20
+
+
+class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Unknown fields are tolerated: a newer karmad may add some."""
+
+
+class WireMember(_Wire):
+    member_tag: str
+    device_id: str
+    state: MemberState
+    added_at: datetime
+    changed_at: datetime
+    addresses: list[str] = msgspec.field(default_factory=list)
+    ack_seen: bool = False
+    """The leader has seen this member acknowledge its removal or the dissolution."""
+
+
+class WireProject(_Wire):
+    key: str
+    identity: str
+    label: str
+    state: ProjectState
+    shared_at: datetime
+    include_todos: bool = False
+    include_plans: bool = False
+
+
+class WireTeam(_Wire):
+    team_id: str
+    name: str
+    leader_tag: str
+    leader_device: str
+    state: TeamState
+    created_at: datetime
+    dissolved_at: datetime | None = None
+    members: list[WireMember] = msgspec.field(default_factory=list)
+    projects: list[WireProject] = msgspec.field(default_factory=list)
+
+
+class WireSubscription(_Wire):
+    project_key: str
+    state: SubscriptionState
+    direction: Direction
+    changed_at: datetime | None = None
+
+
+class StateFile(_Wire, kw_only=True):
+    format: int = FORMAT
+    team_id: str
+    owner_tag: str
+    owner_device: str
+    seq: int
+    """Grows with every write by the owner; lets readers ignore a stale copy."""
+    written_at: datetime
+    addresses: list[str] = msgspec.field(default_factory=list)
+    subscriptions: list[WireSubscription] = msgspec.field(default_factory=list)
+    left: bool = False
+    """The owner asked to leave the team."""
+    ack_removed: bool = False
+    ack_dissolved: bool = False
+    team: WireTeam | None = None
+    """Only in the leader's file: the authoritative team record."""
+
+
+class InvalidState(ValueError):
+    """A state file that must not be acted on; the message says why (for the audit log)."""
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def team_to_wire(team: Team, acked: frozenset[str] = frozenset()) -> WireTeam:
+    return WireTeam(
+        team_id=team.team_id,
+        name=team.name,
+        leader_tag=team.leader_tag,
+        leader_device=team.leader_device,
+        state=team.state,
+        created_at=team.created_at,
+        dissolved_at=team.dissolved_at,
+        members=[
+            WireMember(
+                member_tag=m.member_tag,
+                device_id=m.device_id,
+                state=m.state,
+                added_at=m.added_at,
+                changed_at=m.changed_at,
+                addresses=list(m.addresses),
+                ack_seen=m.device_id in acked,
+            )
+            for m in team.members
+        ],
+        projects=[
+            WireProject(
+                key=p.key,
+                identity=p.identity,
+                label=p.label,
+                state=p.state,
+                shared_at=p.shared_at,
+                include_todos=p.include_todos,
+                include_plans=p.include_plans,
+            )
+            for p in team.projects
+        ],
+    )
+
+
+def team_from_wire(wire: WireTeam) -> Team:
+    return Team(
+        team_id=wire.team_id,
+        name=wire.name,
+        leader_tag=wire.leader_tag,
+        leader_device=wire.leader_device,
+        state=wire.state,
+        created_at=wire.created_at,
+        dissolved_at=wire.dissolved_at,
+        members=tuple(
+            Member(
+                member_tag=m.member_tag,
+                device_id=m.device_id,
+                state=m.state,
+                added_at=m.added_at,
+                changed_at=m.changed_at,
+                addresses=tuple(m.addresses),
+            )
+            for m in wire.members
+        ),
+        projects=tuple(
+            SharedProject(
+                key=p.key,
+                identity=p.identity,
+                label=p.label,
+                state=p.state,
+                shared_at=p.shared_at,
+                include_todos=p.include_todos,
+                include_plans=p.include_plans,
+            )
+            for p in wire.projects
+        ),
+    )
+
+
+def subscriptions_to_wire(subs: list[Subscription]) -> list[WireSubscription]:
+    return [
+        WireSubscription(
+            project_key=s.project_key, state=s.state, direction=s.direction, changed_at=s.changed_at
+        )
+        for s in sorted(subs, key=lambda s: s.project_key)
+    ]
+
+
+def subscriptions_from_wire(team_id: str, wire: list[WireSubscription]) -> list[Subscription]:
+    return [Subscription(team_id, s.project_key, s.state, s.direction, s.changed_at) for s in wire]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_device(value: str, what: str) -> None:
+    try:
+        canonical = deviceid.parse(value)
+    except deviceid.InvalidDeviceId as exc:
+        raise InvalidState(f"{what}: {exc}") from None
+    if canonical != value:
+        raise InvalidState(f"{what}: device id not in canonical form")
+
+
+def _check_tag(value: str, what: str) -> None:
+    try:
+        split_member_tag(value)
+    except ValueError as exc:
+        raise InvalidState(f"{what}: {exc}") from None
+
+
+def validate(state: StateFile, *, folder: str, owner_device: str) -> StateFile:
+    """Accept a decoded file only if it is what the owner of `folder` may say.
+
+    `owner_device` is who we already believe owns the folder (from our own records, never
+    from the file); the file must agree, and its folder id must be the derived one.
+    """
+    if state.format != FORMAT:
+        raise InvalidState(f"unsupported state format {state.format}")
+    if not is_team_id(state.team_id):
+        raise InvalidState("malformed team id")
+    _check_device(state.owner_device, "owner")
+    _check_tag(state.owner_tag, "owner")
+    if state.owner_device != owner_device:
+        raise InvalidState("written for another device than the folder's owner")
+    if folder_id(state.team_id, state.owner_device) != folder:
+        raise InvalidState("team and owner do not match the folder it arrived in")
+    if state.seq < 0:
+        raise InvalidState("negative sequence number")
+    for sub in state.subscriptions:
+        if not is_project_key(sub.project_key):
+            raise InvalidState("malformed project key in subscriptions")
+    team = state.team
+    if team is None:
+        return state
+    if team.team_id != state.team_id:
+        raise InvalidState("team record of another team")
+    if team.leader_device != state.owner_device:
+        # Only the leader publishes a team record; anyone else claiming one is ignored.
+        raise InvalidState("team record published by a device that is not its leader")
+    _check_device(team.leader_device, "leader")
+    _check_tag(team.leader_tag, "leader")
+    try:
+        validate_team_name(team.name)
+    except ValueError as exc:
+        raise InvalidState(str(exc)) from None
+    seen: set[str] = set()
+    for member in team.members:
+        _check_device(member.device_id, "member")
+        _check_tag(member.member_tag, "member")
+        if member.device_id in seen:
+            raise InvalidState("a device is listed twice in the roster")
+        seen.add(member.device_id)
+    if team.leader_device not in seen:
+        raise InvalidState("the leader is missing from its own roster")
+    for project in team.projects:
+        if not is_project_key(project.key) or project_key(project.identity) != project.key:
+            raise InvalidState("project key does not match its identity")
+    return state
+
+
+def read(path: Path, *, folder: str, owner_device: str) -> StateFile:
+    """Read and validate; raises `InvalidState` (or FileNotFoundError) and never acts."""
+    with path.open("rb") as f:
+        data = f.read(MAX_STATE_BYTES + 1)
+    if len(data) > MAX_STATE_BYTES:
+        raise InvalidState(f"larger than {MAX_STATE_BYTES} bytes")
+    try:
+        state = codec.decode_json(data, StateFile)
+    except codec.InvalidData as exc:
+        raise InvalidState(f"not a valid state file: {exc}") from None
+    return validate(state, folder=folder, owner_device=owner_device)
+
+
+def encode(state: StateFile) -> bytes:
+    return codec.encode_json(state) + b"\n"
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(directory: Path, name: str, data: bytes) -> None:
+    """Write `name` so that no reader (nor Syncthing) ever sees a partial file.
+
+    The temp name starts with `TEMP_PREFIX`, which the owner's ignore patterns exclude;
+    fsync before rename makes a crash leave either the old or the new file.
+    """
+    tmp = directory / f"{TEMP_PREFIX}{name}-{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        tmp.replace(directory / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def sweep_temp_files(directory: Path) -> int:
+    """Remove temp files a crash left behind; they were never visible to anyone."""
+    removed = 0
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(TEMP_PREFIX) and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -1,0 +1,261 @@
+"""Property tests of reconciliation: the invariants of design.md section 4."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from karmad import deviceid
+from karmad.domain import (
+    Direction,
+    Member,
+    MemberState,
+    Subscription,
+    SubscriptionState,
+    Team,
+    TeamState,
+    folder_id,
+    new_team,
+)
+from karmad.sync.desired import desired
+from karmad.sync.model import (
+    DeviceConfig,
+    FolderConfig,
+    FolderType,
+    LocalTeam,
+    Me,
+    Observed,
+    Phase,
+    Policy,
+    Role,
+)
+from karmad.sync.plan import apply, plan
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+POLICY = Policy(removal_grace=timedelta(days=14), ack_linger=timedelta(seconds=30))
+FOLDERS = "/state/folders"
+
+device_ids = st.binary(min_size=32, max_size=32).map(deviceid.from_bytes)
+team_ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567", min_size=26, max_size=26)
+project_keys = st.sampled_from(
+    ["p-aaaaaaaaaaaaaaaa", "p-bbbbbbbbbbbbbbbb", "p-cccccccccccccccc", "p-dddddddddddddddd"]
+)
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[Me, tuple[LocalTeam, ...], Observed]:
+    me = Me(draw(device_ids), "me.host", ("tcp://127.0.0.1:22000",))
+    others = draw(st.lists(device_ids, min_size=1, max_size=6, unique=True))
+    others = [d for d in others if d != me.device_id] or [deviceid.from_bytes(b"\x01" * 32)]
+    teams: list[LocalTeam] = []
+    for n, team_id in enumerate(draw(st.lists(team_ids, min_size=1, max_size=3, unique=True))):
+        role = draw(st.sampled_from(list(Role)))
+        leader = me.device_id if role is Role.LEADER else draw(st.sampled_from(others))
+        leader_tag = "me.host" if role is Role.LEADER else "lead.box"
+        team = new_team(team_id, f"team {n}", leader_tag, leader, NOW - timedelta(days=30))
+        members = list(team.members)
+        for i, dev in enumerate(others):
+            if dev == leader or not draw(st.booleans()):
+                continue
+            state = draw(st.sampled_from(list(MemberState)))
+            changed = NOW - timedelta(days=draw(st.integers(0, 30)))
+            members.append(Member(f"u{i}.m", dev, state, changed, changed))
+        if role is Role.MEMBER:
+            my_state = draw(st.sampled_from([MemberState.ADDED, MemberState.ACTIVE]))
+            members.append(Member("me.host", me.device_id, my_state, NOW, NOW))
+        keys = draw(st.lists(project_keys, unique=True, max_size=3))
+        for key in keys:
+            team = team.share(f"github.com/o/{key}", key, NOW)
+        state = draw(st.sampled_from(list(TeamState)))
+        team = Team(
+            team_id=team.team_id,
+            name=team.name,
+            leader_tag=leader_tag,
+            leader_device=leader,
+            state=state,
+            created_at=team.created_at,
+            members=tuple(members),
+            projects=team.projects,
+            dissolved_at=NOW - timedelta(days=draw(st.integers(0, 30)))
+            if state is TeamState.DISSOLVED
+            else None,
+        )
+        subs = tuple(
+            Subscription(
+                team_id,
+                p.key,
+                draw(st.sampled_from(list(SubscriptionState))),
+                draw(st.sampled_from(list(Direction))),
+                NOW,
+            )
+            for p in team.projects
+            if draw(st.booleans())
+        )
+        phase = Phase.MEMBER if role is Role.LEADER else draw(st.sampled_from(list(Phase)))
+        acks = tuple(
+            (m.device_id, NOW - timedelta(seconds=draw(st.integers(0, 120))))
+            for m in members
+            if draw(st.booleans())
+        )
+        teams.append(
+            LocalTeam(
+                team_id=team_id,
+                name=team.name,
+                role=role,
+                phase=phase,
+                leader_device=leader,
+                leader_tag=leader_tag,
+                phase_since=NOW - timedelta(days=draw(st.integers(0, 30))),
+                record=team if (role is Role.LEADER or draw(st.booleans())) else None,
+                subscriptions=subs,
+                acks=acks,
+            )
+        )
+    # Whatever Syncthing has now: some random karma folders and devices.
+    observed_devices = {
+        d: DeviceConfig(d, "x", ("dynamic",)) for d in others if draw(st.booleans())
+    }
+    managed = frozenset(d for d in observed_devices if draw(st.booleans()))
+    observed_folders = {}
+    for team in teams:
+        for dev in [me.device_id, *others]:
+            if draw(st.integers(0, 3)) == 0:
+                fid = folder_id(team.team_id, dev)
+                kind = draw(st.sampled_from(list(FolderType)))
+                devs = frozenset(draw(st.lists(st.sampled_from(others), max_size=3)))
+                observed_folders[fid] = FolderConfig(fid, "old", f"{FOLDERS}/{fid}", kind, devs)
+    observed = Observed(devices=observed_devices, folders=observed_folders, managed_devices=managed)
+    return me, tuple(teams), observed
+
+
+def _desired(me: Me, teams: tuple[LocalTeam, ...], observed: Observed):  # type: ignore[no-untyped-def]
+    return desired(
+        me,
+        teams,
+        {},
+        (),
+        (),
+        NOW,
+        POLICY,
+        managed_devices=observed.managed_devices,
+        present_folders=frozenset(observed.folders),
+    )
+
+
+def _entitled(me: Me, team: LocalTeam, device: str) -> bool:
+    """Independent statement of who may hold a team's folders: the roster's members,
+    never anyone outside it, never a removed member past its delivery window."""
+    record = team.record
+    if device == me.device_id:
+        return True
+    if record is None:
+        return device == team.leader_device
+    member = record.member(device)
+    if member is None:
+        return False
+    if member.state is MemberState.REMOVED:
+        ack = team.ack_time(device)
+        lingered = ack is not None and NOW - ack >= POLICY.ack_linger
+        return (
+            team.role is Role.LEADER
+            and not lingered
+            and NOW - member.changed_at < POLICY.removal_grace
+        )
+    return True
+
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(scenario())
+def test_nobody_is_in_a_folder_they_are_not_entitled_to(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed],
+) -> None:
+    me, teams, observed = case
+    want = _desired(me, teams, observed)
+    by_id = {t.team_id: t for t in teams}
+    for folder in want.folders.values():
+        team = by_id[folder.team_id]
+        for device in folder.devices:
+            assert _entitled(me, team, device), (folder.folder_id, device)
+        if folder.type is FolderType.RECEIVEONLY:
+            # An inbox is shared with its owner alone (and us).
+            assert folder.devices == {folder.owner_device, me.device_id}
+            assert folder.folder_id == folder_id(folder.team_id, folder.owner_device)
+        else:
+            assert folder.type is FolderType.SENDONLY
+            assert folder.folder_id == folder_id(folder.team_id, me.device_id)
+
+
+@SETTINGS
+@given(scenario())
+def test_everyone_entitled_is_present(case: tuple[Me, tuple[LocalTeam, ...], Observed]) -> None:
+    me, teams, observed = case
+    want = _desired(me, teams, observed)
+    for team in teams:
+        record = team.record
+        if record is None or team.phase is not Phase.MEMBER or record.state is not TeamState.ACTIVE:
+            continue
+        if team.role is Role.MEMBER and record.member(me.device_id) is None:
+            continue
+        own = want.folders[folder_id(team.team_id, me.device_id)]
+        for member in record.active_members:
+            if member.device_id == me.device_id:
+                continue
+            assert member.device_id in own.devices
+            assert folder_id(team.team_id, member.device_id) in want.folders
+            assert member.device_id in want.devices
+
+
+@SETTINGS
+@given(scenario())
+def test_nothing_is_received_for_a_project_not_accepted(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed],
+) -> None:
+    me, teams, observed = case
+    want = _desired(me, teams, observed)
+    by_id = {t.team_id: t for t in teams}
+    for folder in want.folders.values():
+        if folder.type is not FolderType.RECEIVEONLY:
+            continue
+        assert folder.ignores[-1] == "*"
+        team = by_id[folder.team_id]
+        admitted = {
+            p.removeprefix("!/projects/") for p in folder.ignores if p.startswith("!/projects/")
+        }
+        for key in admitted:
+            sub = team.subscription(key)
+            assert sub is not None and sub.state is SubscriptionState.ACCEPTED
+            assert sub.direction.receives
+            assert team.record is not None and team.record.state is TeamState.ACTIVE
+        others = [p for p in folder.ignores[:-1] if not p.startswith("!/projects/")]
+        assert others == ["!/state"]
+
+
+@SETTINGS
+@given(scenario())
+def test_applying_a_plan_then_planning_again_yields_nothing(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed],
+) -> None:
+    me, teams, observed = case
+    want = _desired(me, teams, observed)
+    actions = plan(want, observed, FOLDERS)
+    after = apply(observed, actions)
+    again = _desired(me, teams, after)
+    assert plan(again, after, FOLDERS) == []
+
+
+@SETTINGS
+@given(scenario())
+def test_never_removes_a_device_karmad_did_not_add(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed],
+) -> None:
+    me, teams, observed = case
+    actions = plan(_desired(me, teams, observed), observed, FOLDERS)
+    for action in actions:
+        device = getattr(action, "device_id", None)
+        if type(action).__name__ == "RemoveDevice":
+            assert device in observed.managed_devices
