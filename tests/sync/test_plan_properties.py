@@ -59,27 +59,27 @@ def scenario(draw: st.DrawFn) -> tuple[Me, tuple[LocalTeam, ...], Observed]:
         for i, dev in enumerate(others):
             if dev == leader or not draw(st.booleans()):
                 continue
-            state = draw(st.sampled_from(list(MemberState)))
+            member_state = draw(st.sampled_from(list(MemberState)))
             changed = NOW - timedelta(days=draw(st.integers(0, 30)))
-            members.append(Member(f"u{i}.m", dev, state, changed, changed))
+            members.append(Member(f"u{i}.m", dev, member_state, changed, changed))
         if role is Role.MEMBER:
             my_state = draw(st.sampled_from([MemberState.ADDED, MemberState.ACTIVE]))
             members.append(Member("me.host", me.device_id, my_state, NOW, NOW))
         keys = draw(st.lists(project_keys, unique=True, max_size=3))
         for key in keys:
             team = team.share(f"github.com/o/{key}", key, NOW)
-        state = draw(st.sampled_from(list(TeamState)))
+        team_state = draw(st.sampled_from(list(TeamState)))
         team = Team(
             team_id=team.team_id,
             name=team.name,
             leader_tag=leader_tag,
             leader_device=leader,
-            state=state,
+            state=team_state,
             created_at=team.created_at,
             members=tuple(members),
             projects=team.projects,
             dissolved_at=NOW - timedelta(days=draw(st.integers(0, 30)))
-            if state is TeamState.DISSOLVED
+            if team_state is TeamState.DISSOLVED
             else None,
         )
         subs = tuple(
@@ -119,10 +119,10 @@ def scenario(draw: st.DrawFn) -> tuple[Me, tuple[LocalTeam, ...], Observed]:
     }
     managed = frozenset(d for d in observed_devices if draw(st.booleans()))
     observed_folders = {}
-    for team in teams:
+    for local in teams:
         for dev in [me.device_id, *others]:
             if draw(st.integers(0, 3)) == 0:
-                fid = folder_id(team.team_id, dev)
+                fid = folder_id(local.team_id, dev)
                 kind = draw(st.sampled_from(list(FolderType)))
                 devs = frozenset(draw(st.lists(st.sampled_from(others), max_size=3)))
                 observed_folders[fid] = FolderConfig(fid, "old", f"{FOLDERS}/{fid}", kind, devs)
