@@ -269,3 +269,305 @@ _method(
 _method("events.recent", RecentParams, RecentEvents, "The most recent events still remembered.")
 
 CAPABILITIES: Final = ("events", "batch")
+
+
+# --------------------------------------------------------------------------- identity, pairing
+
+
+class InitParams(Params):
+    user: str
+    """User name: 2-32 of lowercase letters, digits, `_` and `-`."""
+    machine: str | None = None
+    """Machine tag; derived from the hostname when omitted, and stable once set."""
+
+
+class IdentityInfo(Result):
+    initialised: bool
+    user_id: str | None = None
+    machine_tag: str | None = None
+    member_tag: str | None = None
+    device_id: str | None = None
+    """This machine's Syncthing device ID: the member's identity (null while unknown)."""
+
+
+class PairCode(Result):
+    code: str
+    member_tag: str
+    device_id: str
+    addresses: list[str]
+
+
+class DecodeParams(Params):
+    code: str
+
+
+class DecodedCode(Result):
+    kind: str
+    """`member` (a pairing code) or `invite`."""
+    member_tag: str
+    device_id: str
+    addresses: list[str] = msgspec.field(default_factory=list)
+    team_id: str | None = None
+    team_name: str | None = None
+
+
+# --------------------------------------------------------------------------- teams
+
+
+class TeamRef(Params):
+    team: str
+    """Team id, a unique prefix of it, or the team's name."""
+
+
+class CreateTeamParams(Params):
+    name: str
+
+
+class MemberInfo(Result):
+    member_tag: str
+    user_id: str
+    device_id: str
+    state: str
+    """`added`, `active` or `removed`."""
+    is_leader: bool = False
+    is_me: bool = False
+    connected: bool | None = None
+    subscriptions: dict[str, str] = msgspec.field(default_factory=dict)
+    """project key -> `state/direction` as that member published it."""
+
+
+class ProjectInfo(Result):
+    key: str
+    identity: str
+    label: str
+    state: str
+    include_todos: bool = False
+    include_plans: bool = False
+    subscription: str | None = None
+    """This member's stance: `offered`, `accepted`, `paused` or `declined`."""
+    direction: str | None = None
+    local_paths: list[str] = msgspec.field(default_factory=list)
+    """Checkouts of this project on this machine."""
+
+
+class TeamInfo(Result):
+    team_id: str
+    name: str
+    role: str
+    """`leader` or `member`."""
+    phase: str
+    """`joining`, `member`, `leaving`, `removed`, `dissolved`."""
+    state: str
+    """`active` or `dissolved`, as the leader says."""
+    leader_tag: str
+    leader_device: str
+    members: list[MemberInfo] = msgspec.field(default_factory=list)
+    projects: list[ProjectInfo] = msgspec.field(default_factory=list)
+    own_folder: str | None = None
+
+
+class TeamList(Result):
+    teams: list[TeamInfo]
+
+
+class AddMemberParams(Params):
+    team: str
+    code: str
+    """The new member's pairing code (`karmactl pair code` on their machine)."""
+
+
+class AddedMember(Result):
+    team: TeamInfo
+    member: MemberInfo
+    invite: str
+    """Give this to the new member: `karmactl team join INVITE` is their consent."""
+
+
+class JoinParams(Params):
+    invite: str
+
+
+class RemoveMemberParams(Params):
+    team: str
+    member: str
+    """Member tag or device ID."""
+
+
+class ActivityParams(Params):
+    team: str | None = None
+    limit: int = 50
+    before: int | None = None
+
+
+class SyncEventInfo(Result):
+    id: int
+    time: datetime
+    kind: str
+    team_id: str | None = None
+    member_tag: str | None = None
+    device_id: str | None = None
+    project_key: str | None = None
+    detail: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Activity(Result):
+    events: list[SyncEventInfo]
+
+
+# ---------------------------------------------------------------- projects, subscriptions
+
+
+class ShareParams(Params):
+    team: str
+    project: str
+    """A git remote in any form (ssh, scp-style, https) or a local checkout path."""
+    todos: bool = False
+    plans: bool = False
+
+
+class UnshareParams(Params):
+    team: str
+    project: str
+    """Project key, identity, remote or checkout path."""
+
+
+class ProjectListParams(Params):
+    team: str | None = None
+
+
+class ProjectList(Result):
+    projects: list[ProjectInfo]
+    team_ids: list[str] = msgspec.field(default_factory=list)
+    """The team of each project, in the same order."""
+
+
+class SubscriptionRef(Params):
+    team: str
+    project: str
+
+
+class AcceptParams(Params):
+    team: str
+    project: str
+    direction: str = "both"
+    """`send`, `receive` or `both`."""
+
+
+class DeclineParams(Params):
+    team: str
+    project: str
+    purge: bool = False
+    """Also delete what was already received for this project."""
+
+
+class SubscriptionInfo(Result):
+    team_id: str
+    team_name: str
+    project_key: str
+    project_identity: str
+    state: str
+    direction: str
+    changed_at: datetime | None = None
+
+
+class SubscriptionList(Result):
+    subscriptions: list[SubscriptionInfo]
+
+
+class SubscriptionListParams(Params):
+    team: str | None = None
+
+
+# --------------------------------------------------------------------------- pending offers
+
+
+class PendingAcceptParams(Params):
+    device: str | None = None
+    """Accept a pending device as a team leader (consent to join what it offers)."""
+    folder: str | None = None
+    """Accept a pending folder offer that did not match the expected state."""
+
+
+class PendingDismissParams(Params):
+    device: str | None = None
+    folder: str | None = None
+
+
+# --------------------------------------------------------------------------- reconciler
+
+
+class SyncFailure(Result):
+    action: str
+    target: str
+    error: str
+    attempts: int
+    next_retry_s: float
+
+
+class SyncStatus(Result):
+    state: str
+    """`idle`, `running`, `waiting` (Syncthing unavailable) or `not-initialised`."""
+    cycles: int
+    last_cycle_at: datetime | None = None
+    last_cycle_ms: float | None = None
+    last_actions: int = 0
+    failures: list[SyncFailure] = msgspec.field(default_factory=list)
+    teams: int = 0
+    folders: int = 0
+    devices: int = 0
+
+
+_method("identity.init", InitParams, IdentityInfo, "Sets this member's user name.", mutating=True)
+_method("identity.get", NoParams, IdentityInfo, "Who this member is: user, machine, device ID.")
+_method("pair.code", NoParams, PairCode, "This member's pairing code, for a team leader.")
+_method("pair.decode", DecodeParams, DecodedCode, "Checks a pairing or invite code and shows it.")
+_method(
+    "team.create", CreateTeamParams, TeamInfo, "Creates a team led by this member.", mutating=True
+)
+_method("team.list", NoParams, TeamList, "The teams this member belongs to.")
+_method("team.get", TeamRef, TeamInfo, "One team: roster, projects, subscriptions.")
+_method(
+    "team.addMember",
+    AddMemberParams,
+    AddedMember,
+    "Leader: adds a member by pairing code; returns the invite code.",
+    mutating=True,
+)
+_method("team.join", JoinParams, TeamInfo, "Joins a team with an invite code.", mutating=True)
+_method(
+    "team.removeMember", RemoveMemberParams, TeamInfo, "Leader: removes a member.", mutating=True
+)
+_method("team.leave", TeamRef, TeamInfo, "Leaves a team.", mutating=True)
+_method("team.dissolve", TeamRef, TeamInfo, "Leader: dissolves the team.", mutating=True)
+_method("team.activity", ActivityParams, Activity, "The team's audit trail, newest first.")
+_method("project.share", ShareParams, ProjectInfo, "Leader: shares a project.", mutating=True)
+_method("project.unshare", UnshareParams, ProjectInfo, "Leader: stops sharing.", mutating=True)
+_method("project.list", ProjectListParams, ProjectList, "Projects shared with the teams.")
+_method("subscription.list", SubscriptionListParams, SubscriptionList, "This member's stances.")
+_method(
+    "subscription.accept",
+    AcceptParams,
+    SubscriptionInfo,
+    "Accepts a shared project, sending, receiving or both.",
+    mutating=True,
+)
+_method("subscription.pause", SubscriptionRef, SubscriptionInfo, "Pauses.", mutating=True)
+_method("subscription.resume", SubscriptionRef, SubscriptionInfo, "Resumes.", mutating=True)
+_method("subscription.decline", DeclineParams, SubscriptionInfo, "Declines.", mutating=True)
+_method("subscription.reopen", SubscriptionRef, SubscriptionInfo, "Offers again.", mutating=True)
+_method(
+    "subscription.setDirection",
+    AcceptParams,
+    SubscriptionInfo,
+    "Changes send/receive/both while accepted.",
+    mutating=True,
+)
+_method(
+    "pending.accept",
+    PendingAcceptParams,
+    Ok,
+    "Accepts an offer that did not match the expected state.",
+    mutating=True,
+)
+_method("pending.dismiss", PendingDismissParams, Ok, "Dismisses an offer.", mutating=True)
+_method("sync.status", NoParams, SyncStatus, "The reconciler: last cycle, failures.")

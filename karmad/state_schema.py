@@ -20,5 +20,71 @@ STATE_SCHEMA = Schema(
             ) STRICT;
             """,
         ),
+        Migration(
+            2,
+            """
+            CREATE TABLE identity (
+                id          INTEGER PRIMARY KEY CHECK (id = 1),
+                user_id     TEXT NOT NULL,
+                machine_tag TEXT NOT NULL,
+                created_at  TEXT NOT NULL
+            ) STRICT;
+
+            CREATE TABLE teams (
+                team_id          TEXT PRIMARY KEY,
+                name             TEXT NOT NULL,
+                role             TEXT NOT NULL CHECK (role IN ('leader', 'member')),
+                phase            TEXT NOT NULL,
+                phase_since      TEXT NOT NULL,
+                leader_device    TEXT NOT NULL,
+                leader_tag       TEXT NOT NULL,
+                leader_addresses TEXT NOT NULL DEFAULT '[]',
+                record           BLOB,
+                record_seq       INTEGER NOT NULL DEFAULT -1,
+                state_seq        INTEGER NOT NULL DEFAULT 0,
+                state_digest     TEXT,
+                created_at       TEXT NOT NULL
+            ) STRICT;
+
+            CREATE TABLE subscriptions (
+                team_id     TEXT NOT NULL REFERENCES teams(team_id) ON DELETE CASCADE,
+                project_key TEXT NOT NULL,
+                state       TEXT NOT NULL,
+                direction   TEXT NOT NULL,
+                changed_at  TEXT,
+                PRIMARY KEY (team_id, project_key)
+            ) STRICT;
+
+            CREATE TABLE acks (
+                team_id   TEXT NOT NULL REFERENCES teams(team_id) ON DELETE CASCADE,
+                device_id TEXT NOT NULL,
+                seen_at   TEXT NOT NULL,
+                PRIMARY KEY (team_id, device_id)
+            ) STRICT;
+
+            CREATE TABLE trusted_leaders (
+                device_id   TEXT PRIMARY KEY,
+                member_tag  TEXT NOT NULL,
+                accepted_at TEXT NOT NULL
+            ) STRICT;
+
+            CREATE TABLE managed_devices (
+                device_id TEXT PRIMARY KEY,
+                added_at  TEXT NOT NULL
+            ) STRICT;
+
+            CREATE TABLE sync_events (
+                id          INTEGER PRIMARY KEY,
+                time        TEXT NOT NULL,
+                kind        TEXT NOT NULL,
+                team_id     TEXT,
+                member_tag  TEXT,
+                device_id   TEXT,
+                project_key TEXT,
+                detail      TEXT NOT NULL DEFAULT '{}'
+            ) STRICT;
+            CREATE INDEX sync_events_team ON sync_events(team_id, id);
+            """,
+        ),
     ),
 )

@@ -99,8 +99,8 @@ class _Builder:
         self.inboxes.append(Inbox(team.team_id, fid, owner, owner_tag, projects))
 
     def state(self, team: LocalTeam, fid: str, body: statefile.StateFile) -> None:
-        content = statefile.encode(body)
-        self.states[fid] = DesiredState(fid, team.team_id, content, statefile.digest(content))
+        digest = statefile.digest(statefile.encode(body))
+        self.states[fid] = DesiredState(fid, team.team_id, body, digest)
 
 
 def state_body(

@@ -173,7 +173,8 @@ class DesiredFolder:
 class DesiredState:
     folder_id: str
     team_id: str
-    content: bytes
+    body: StateFile
+    """Without `seq` and `written_at`, which the executor fills in when it writes."""
     digest: str
 
 

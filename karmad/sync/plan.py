@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 
 from karmad.domain import is_folder_id
 from karmad.sync.model import Desired, DeviceConfig, FolderConfig, FolderType, Observed
+from karmad.sync.statefile import StateFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class SetIgnores:
 class WriteState:
     folder_id: str
     team_id: str
-    content: bytes
+    body: StateFile
     digest: str
 
 
@@ -117,9 +118,7 @@ def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]
     for fid in sorted(desired.states):
         want_state = desired.states[fid]
         if observed.state_digests.get(fid) != want_state.digest:
-            states.append(
-                WriteState(fid, want_state.team_id, want_state.content, want_state.digest)
-            )
+            states.append(WriteState(fid, want_state.team_id, want_state.body, want_state.digest))
 
     for fid in sorted(desired.removable_folders):
         if fid in observed.folders and fid not in desired.folders:

@@ -1,0 +1,391 @@
+"""The reconcile loop: read, decide (pure), act, report.
+
+Triggered by local changes (`wake`), by relevant Syncthing events and by a slow safety
+sweep. One cycle reads Syncthing's configuration once, reads teammates' state files
+(cached by size and mtime), applies what they imply to the store in one transaction,
+plans, and executes. An idle cycle writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+
+from karmad import logs
+from karmad.bus import Bus, Clock, Subscription
+from karmad.domain import EventKind, SyncEvent, folder_id, is_folder_id
+from karmad.health import Health
+from karmad.store import Store
+from karmad.sync import ingest as ingest_mod
+from karmad.sync import plan as p
+from karmad.sync import statefile, teamstore
+from karmad.sync.desired import desired as compute_desired
+from karmad.sync.executor import Executor
+from karmad.sync.model import (
+    Desired,
+    FolderConfig,
+    FolderType,
+    LocalTeam,
+    Me,
+    Observed,
+    PeerState,
+    Phase,
+    Policy,
+    TrustedLeader,
+)
+from karmad.sync.port import SyncthingPort, SyncthingUnavailable
+
+log = logs.get("karmad.sync")
+
+WAKE_TOPICS = (
+    "syncthing.config",
+    "syncthing.pending",
+    "syncthing.device",
+    "syncthing.folder",
+    "syncthing.item",
+    "syncthing.stream",
+)
+"""Syncthing events after which our view of peers or offers may have changed."""
+
+
+@dataclass
+class _PeerCache:
+    key: tuple[int, int, int]
+    peer: PeerState
+
+
+@dataclass
+class CycleReport:
+    started_at: datetime
+    duration_ms: float
+    actions: int
+    failed: int
+    changes: int
+
+
+@dataclass
+class ReconcilerState:
+    state: str = "starting"
+    cycles: int = 0
+    last: CycleReport | None = None
+    desired: Desired | None = None
+    teams: int = 0
+    reported: set[tuple[str, str]] = field(default_factory=set)
+    """(folder or device, digest or reason) already written to the audit log."""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        port: SyncthingPort,
+        folders_dir: Path,
+        bus: Bus,
+        health: Health,
+        clock: Clock,
+        *,
+        policy: Policy | None = None,
+        sweep_interval: float = 60.0,
+        debounce: float = 0.05,
+    ) -> None:
+        self._store = store
+        self._port = port
+        self._folders_dir = folders_dir
+        self._bus = bus
+        self._health = health
+        self._clock = clock
+        self.policy = policy or Policy()
+        self._sweep = sweep_interval
+        self._debounce = debounce
+        self._wake = anyio.Event()
+        self._peer_cache: dict[str, _PeerCache] = {}
+        self._ignores: dict[str, tuple[str, ...]] = {}
+        self.executor = Executor(port, store, folders_dir, clock)
+        self.status = ReconcilerState()
+        self._cycle_done = anyio.Event()
+
+    # ------------------------------------------------------------------ triggers
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def wait_cycle(self) -> None:
+        """For callers that must see the effect of their change (benchmarks, tests)."""
+        await self._cycle_done.wait()
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        sub = self._bus.subscribe(WAKE_TOPICS, buffer=1000)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._forward_events, sub)
+            task_status.started()
+            while True:
+                with anyio.move_on_after(self._sweep):
+                    await self._wake.wait()
+                await anyio.sleep(self._debounce)
+                self._wake = anyio.Event()
+                await self.cycle()
+
+    async def _forward_events(self, sub: Subscription) -> None:
+        while True:
+            async with sub.receive:
+                async for _event in sub.receive:
+                    self.wake()
+            # Fell behind (overflow): that only means "something changed"; resubscribe.
+            self.wake()
+            sub = self._bus.subscribe(WAKE_TOPICS, buffer=1000)
+
+    # ------------------------------------------------------------------ cycle
+
+    def _me(self) -> Me | None:
+        identity = teamstore.get_identity(self._store)
+        device = self._port.device_id()
+        if identity is None or device is None:
+            return None
+        return Me(device, identity.member_tag, self._port.advertised_addresses())
+
+    async def cycle(self) -> CycleReport | None:
+        started = self._clock()
+        t0 = time.perf_counter()
+        me = self._me()
+        if me is None:
+            self._set_state(
+                "not-initialised" if teamstore.get_identity(self._store) is None else "waiting"
+            )
+            self._finish()
+            return None
+        try:
+            report = await self._cycle(me, started, t0)
+        except SyncthingUnavailable as exc:
+            self._set_state("waiting", f"Syncthing unavailable: {exc}")
+            self._finish()
+            return None
+        self.status.cycles += 1
+        self.status.last = report
+        failures = len(self.executor.failures)
+        self._set_state(
+            "idle" if not failures else "degraded",
+            f"{failures} action(s) failing" if failures else "",
+        )
+        self._finish()
+        return report
+
+    def _finish(self) -> None:
+        self._cycle_done.set()
+        self._cycle_done = anyio.Event()
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        self.status.state = state
+        self._health.set("sync", state, detail)
+
+    async def _cycle(self, me: Me, now: datetime, t0: float) -> CycleReport:
+        devices, folders = await self._port.read_config()
+        teams = tuple(teamstore.teams(self._store))
+        trusted = tuple(teamstore.trusted_leaders(self._store))
+        pending_folders = self._port.pending_folders()
+        owners = self._inbox_owners(me, teams, trusted, folders)
+        peers = await anyio.to_thread.run_sync(self._read_peers, owners)
+        self._audit_rejected(peers, now)
+
+        changes = ingest_mod.ingest(me, teams, peers, trusted, now, self.policy)
+        if changes:
+            with self._store.transaction():
+                events = teamstore.apply_changes(self._store, changes, now)
+            for event in events:
+                self._publish_audit(event)
+            teams = tuple(teamstore.teams(self._store))
+
+        for fid in folders:
+            if fid not in self._ignores:
+                self._ignores[fid] = await self._port.read_ignores(fid)
+        observed = Observed(
+            devices=devices,
+            folders=folders,
+            ignores={f: i for f, i in self._ignores.items() if f in folders},
+            state_digests=self._published(me, teams),
+            managed_devices=teamstore.managed_devices(self._store),
+        )
+        want = compute_desired(
+            me,
+            teams,
+            peers,
+            trusted,
+            pending_folders,
+            now,
+            self.policy,
+            managed_devices=observed.managed_devices,
+            present_folders=frozenset(folders),
+        )
+        self._audit_unexpected(me, want, now)
+        actions = p.plan(want, observed, str(self._folders_dir))
+        outcome = await self.executor.execute(actions)
+        for action in outcome.done:
+            if isinstance(action, p.SetIgnores):
+                self._ignores[action.folder_id] = action.patterns
+            elif isinstance(action, p.RemoveFolder):
+                self._ignores.pop(action.folder_id, None)
+        self.status.desired = want
+        self.status.teams = len(teams)
+        if outcome.done or changes:
+            self._bus.publish(
+                "sync.cycle",
+                {
+                    "actions": len(outcome.done),
+                    "failed": len(outcome.failed),
+                    "changes": len(changes),
+                },
+            )
+        return CycleReport(
+            started_at=now,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            actions=len(outcome.done),
+            failed=len(outcome.failed),
+            changes=len(changes),
+        )
+
+    # ------------------------------------------------------------------ peers
+
+    def _inbox_owners(
+        self,
+        me: Me,
+        teams: tuple[LocalTeam, ...],
+        trusted: tuple[TrustedLeader, ...],
+        folders: dict[str, FolderConfig],
+    ) -> dict[str, str]:
+        """Folder id -> the device we believe owns it, from our records only."""
+        owners: dict[str, str] = {}
+        for team in teams:
+            if team.phase is Phase.GONE:
+                continue
+            owners[folder_id(team.team_id, team.leader_device)] = team.leader_device
+            if team.record is not None:
+                for member in team.record.members:
+                    if member.device_id != me.device_id:
+                        owners[folder_id(team.team_id, member.device_id)] = member.device_id
+        trusted_devices = {t.device_id for t in trusted}
+        for fid, config in folders.items():
+            if fid in owners:
+                continue
+            if config.type is FolderType.RECEIVEONLY:
+                leaders = (config.devices - {me.device_id}) & trusted_devices
+                if len(leaders) == 1:
+                    owners[fid] = next(iter(leaders))
+        return owners
+
+    def _read_peers(self, owners: dict[str, str]) -> dict[str, PeerState]:
+        peers: dict[str, PeerState] = {}
+        for fid, owner in owners.items():
+            if not is_folder_id(fid):
+                continue
+            path = self._folders_dir / fid / statefile.STATE_NAME
+            try:
+                st = path.stat()
+            except OSError:
+                self._peer_cache.pop(fid, None)
+                continue
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            cached = self._peer_cache.get(fid)
+            if cached is not None and cached.key == key and cached.peer.owner_device == owner:
+                peers[fid] = cached.peer
+                continue
+            try:
+                data = path.read_bytes()[: statefile.MAX_STATE_BYTES + 1]
+                state = statefile.read(path, folder=fid, owner_device=owner)
+                peer = PeerState(fid, owner, state, None, statefile.digest(data))
+            except statefile.InvalidState as exc:
+                peer = PeerState(fid, owner, None, str(exc), statefile.digest(data))
+            except OSError as exc:
+                peer = PeerState(fid, owner, None, f"unreadable: {exc.strerror}")
+            self._peer_cache[fid] = _PeerCache(key, peer)
+            peers[fid] = peer
+        return peers
+
+    def _published(self, me: Me, teams: tuple[LocalTeam, ...]) -> dict[str, str]:
+        digests = teamstore.published_digests(self._store)
+        result: dict[str, str] = {}
+        for team in teams:
+            fid = folder_id(team.team_id, me.device_id)
+            digest = digests.get(team.team_id)
+            if digest and (self._folders_dir / fid / statefile.STATE_NAME).exists():
+                result[fid] = digest
+        return result
+
+    # ------------------------------------------------------------------ audit
+
+    def _record(self, key: tuple[str, str], event: SyncEvent) -> None:
+        if key in self.status.reported:
+            return
+        self.status.reported.add(key)
+        teamstore.append_event(self._store, event)
+        self._publish_audit(event)
+
+    def _publish_audit(self, event: SyncEvent) -> None:
+        self._bus.publish(
+            f"team.{event.kind.value}",
+            {
+                "team_id": event.team_id,
+                "member": event.member_tag,
+                "device": event.device_id,
+                "project": event.project_key,
+                **event.detail,
+            },
+        )
+
+    def _audit_rejected(self, peers: dict[str, PeerState], now: datetime) -> None:
+        for peer in peers.values():
+            if peer.error is None:
+                continue
+            log.warning(
+                "state_rejected", folder=peer.folder_id, device=peer.owner_device, reason=peer.error
+            )
+            self._record(
+                (peer.folder_id, peer.digest or peer.error),
+                SyncEvent(
+                    EventKind.STATE_REJECTED,
+                    now,
+                    None,
+                    None,
+                    peer.owner_device,
+                    None,
+                    {"folder": peer.folder_id, "reason": peer.error},
+                ),
+            )
+
+    def _audit_unexpected(self, me: Me, want: Desired, now: datetime) -> None:
+        for offer in self._port.pending_folders():
+            if offer.folder_id in want.folders:
+                continue
+            self._record(
+                (offer.folder_id, offer.offered_by),
+                SyncEvent(
+                    EventKind.OFFER_REJECTED,
+                    now,
+                    device_id=offer.offered_by,
+                    detail={
+                        "folder": offer.folder_id[:80],
+                        "label": offer.label[:80],
+                        "reason": "not expected by any team; left for the user (karmactl pending)",
+                    },
+                ),
+            )
+        for device in self._port.pending_devices():
+            if device.device_id in want.devices:
+                continue
+            self._record(
+                (device.device_id, "pending-device"),
+                SyncEvent(
+                    EventKind.OFFER_REJECTED,
+                    now,
+                    member_tag=None,
+                    device_id=device.device_id,
+                    detail={
+                        "name": device.name[:80],
+                        "reason": "unknown device; left for the user (karmactl pending)",
+                    },
+                ),
+            )
