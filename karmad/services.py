@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from karmad.bus import Bus, Clock, utc_now
 from karmad.config import Config
 from karmad.health import Health
 from karmad.paths import Paths
 from karmad.store import Store
+
+if TYPE_CHECKING:
+    from karmad.api.teams import TeamService
 
 
 @dataclass
@@ -28,3 +32,5 @@ class Services:
     started_at: datetime
     request_shutdown: Callable[[], None]
     clock: Clock = field(default=utc_now)
+    teams: TeamService | None = None
+    """Identity, teams and subscriptions; None until Syncthing support is wired in."""

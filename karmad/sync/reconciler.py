@@ -8,6 +8,7 @@ plans, and executes. An idle cycle writes nothing.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -107,11 +108,28 @@ class Reconciler:
         self.executor = Executor(port, store, folders_dir, clock)
         self.status = ReconcilerState()
         self._cycle_done = anyio.Event()
+        self._peers: dict[str, PeerState] = {}
+        self._purges: set[tuple[str, str]] = set()
+        self._dismissals: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ triggers
 
     def wake(self) -> None:
         self._wake.set()
+
+    def request_purge(self, team_id: str, project_key: str) -> None:
+        """Delete what was received for a project once its inboxes no longer admit it."""
+        self._purges.add((team_id, project_key))
+        self.wake()
+
+    def request_dismiss(self, *, device: str, folder: str = "") -> None:
+        """Dismiss a pending offer in Syncthing at the next cycle (handlers cannot wait)."""
+        self._dismissals.add((device, folder))
+        self.wake()
+
+    def peer_states(self) -> dict[str, PeerState]:
+        """Teammates' last validated state files, by folder id (for views)."""
+        return self._peers
 
     async def wait_cycle(self) -> None:
         """For callers that must see the effect of their change (benchmarks, tests)."""
@@ -190,7 +208,9 @@ class Reconciler:
         pending_folders = self._port.pending_folders()
         owners = self._inbox_owners(me, teams, trusted, folders)
         peers = await anyio.to_thread.run_sync(self._read_peers, owners)
+        self._peers = peers
         self._audit_rejected(peers, now)
+        await self._dismiss()
 
         changes = ingest_mod.ingest(me, teams, peers, trusted, now, self.policy)
         if changes:
@@ -231,6 +251,8 @@ class Reconciler:
                 self._ignores.pop(action.folder_id, None)
         self.status.desired = want
         self.status.teams = len(teams)
+        if self._purges:
+            await anyio.to_thread.run_sync(self._purge, want)
         if outcome.done or changes:
             self._bus.publish(
                 "sync.cycle",
@@ -247,6 +269,32 @@ class Reconciler:
             failed=len(outcome.failed),
             changes=len(changes),
         )
+
+    async def _dismiss(self) -> None:
+        for device, folder in sorted(self._dismissals):
+            if folder:
+                await self._port.dismiss_pending_folder(folder, device)
+            else:
+                await self._port.dismiss_pending_device(device)
+            self._dismissals.discard((device, folder))
+
+    def _purge(self, want: Desired) -> None:
+        """Remove received files of declined projects: only once they are ignored, so
+        deleting them is invisible to Syncthing and never touches what it tracks."""
+        for team_id, key in sorted(self._purges):
+            admitting = [i for i in want.inboxes if i.team_id == team_id and key in i.project_keys]
+            if admitting:
+                continue
+            for fid, folder in want.folders.items():
+                if folder.team_id != team_id or folder.type is not FolderType.RECEIVEONLY:
+                    continue
+                if self._ignores.get(fid) != folder.ignores:
+                    break
+                target = self._folders_dir / fid / "projects" / key
+                if target.is_dir():
+                    shutil.rmtree(target, ignore_errors=True)
+            else:
+                self._purges.discard((team_id, key))
 
     # ------------------------------------------------------------------ peers
 
