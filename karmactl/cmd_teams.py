@@ -1,0 +1,533 @@
+"""`init`, `whoami`, `pair`, `team`, `project`, `sub`, `sync`: who shares what with whom."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from karmactl import render
+
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from karmactl.cli import Context
+
+COMMANDS = ("init", "whoami", "pair", "team", "project", "sub", "sync")
+
+
+class Declined(Exception):
+    pass
+
+
+def confirm(ctx: Context, question: str) -> None:
+    """Ask before a destructive step; `--yes` answers for scripts."""
+    if getattr(ctx.args, "yes", False):
+        return
+    if not sys.stdin.isatty():
+        print(
+            f"karmactl: {question} — refusing without --yes (stdin is not a terminal)",
+            file=sys.stderr,
+        )
+        raise Declined
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise Declined
+
+
+def _yes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("init", parents=[common], help="set this member's user name")
+    p.add_argument("--user", required=True, help="your user name (same on all your machines)")
+    p.add_argument("--machine", help="machine tag (default: from the hostname)")
+    p.set_defaults(func=init)
+
+    p = sub.add_parser("whoami", parents=[common], help="this member's identity")
+    p.set_defaults(func=whoami)
+
+    pair = sub.add_parser("pair", parents=[common], help="pairing codes")
+    pair_sub = pair.add_subparsers(dest="pair_command", metavar="ACTION", required=True)
+    p = pair_sub.add_parser("code", parents=[common], help="print this member's pairing code")
+    p.set_defaults(func=pair_code)
+    p = pair_sub.add_parser("check", parents=[common], help="check and show a code")
+    p.add_argument("code")
+    p.set_defaults(func=pair_check)
+
+    team = sub.add_parser("team", parents=[common], help="teams and members")
+    t = team.add_subparsers(dest="team_command", metavar="ACTION", required=True)
+    p = t.add_parser("create", parents=[common], help="create a team you lead")
+    p.add_argument("name")
+    p.set_defaults(func=team_create)
+    p = t.add_parser("ls", parents=[common], help="your teams")
+    p.set_defaults(func=team_ls)
+    p = t.add_parser("show", parents=[common], help="roster, projects, subscriptions")
+    p.add_argument("team")
+    p.set_defaults(func=team_show)
+    p = t.add_parser("add", parents=[common], help="leader: add a member by pairing code")
+    p.add_argument("team")
+    p.add_argument("code", help="the member's `karmactl pair code`")
+    _yes(p)
+    p.set_defaults(func=team_add)
+    p = t.add_parser("join", parents=[common], help="join with the invite code a leader gave you")
+    p.add_argument("invite")
+    _yes(p)
+    p.set_defaults(func=team_join)
+    p = t.add_parser("remove", parents=[common], help="leader: remove a member")
+    p.add_argument("team")
+    p.add_argument("member", help="member tag or device ID")
+    _yes(p)
+    p.set_defaults(func=team_remove)
+    p = t.add_parser("leave", parents=[common], help="leave a team")
+    p.add_argument("team")
+    _yes(p)
+    p.set_defaults(func=team_leave)
+    p = t.add_parser("dissolve", parents=[common], help="leader: dissolve the team")
+    p.add_argument("team")
+    _yes(p)
+    p.set_defaults(func=team_dissolve)
+    p = t.add_parser("activity", parents=[common], help="audit trail of a team (or all)")
+    p.add_argument("team", nargs="?")
+    p.add_argument("-n", "--limit", type=int, default=50)
+    p.set_defaults(func=team_activity)
+
+    project = sub.add_parser("project", parents=[common], help="shared projects")
+    pr = project.add_subparsers(dest="project_command", metavar="ACTION", required=True)
+    p = pr.add_parser("share", parents=[common], help="leader: share a project with a team")
+    p.add_argument("team")
+    p.add_argument("project", help="git remote (any form) or a checkout path")
+    p.add_argument("--todos", action="store_true", help="also share todo lists")
+    p.add_argument("--plans", action="store_true", help="also share plans")
+    p.set_defaults(func=project_share)
+    p = pr.add_parser("unshare", parents=[common], help="leader: stop sharing a project")
+    p.add_argument("team")
+    p.add_argument("project")
+    _yes(p)
+    p.set_defaults(func=project_unshare)
+    p = pr.add_parser("ls", parents=[common], help="projects shared with your teams")
+    p.add_argument("team", nargs="?")
+    p.set_defaults(func=project_ls)
+
+    subs = sub.add_parser("sub", parents=[common], help="your subscriptions to shared projects")
+    s = subs.add_subparsers(dest="sub_command", metavar="ACTION", required=True)
+    p = s.add_parser("ls", parents=[common], help="your subscriptions")
+    p.add_argument("team", nargs="?")
+    p.set_defaults(func=sub_ls)
+    for name, helptext in (
+        ("accept", "accept a shared project"),
+        ("direction", "change send/receive/both"),
+    ):
+        p = s.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("team")
+        p.add_argument("project")
+        p.add_argument(
+            "--direction",
+            "-d",
+            choices=("send", "receive", "both"),
+            default="both",
+            help="send yours, receive theirs, or both (default)",
+        )
+        p.set_defaults(func=sub_accept if name == "accept" else sub_direction)
+    for name, helptext in (
+        ("pause", "stop sending and receiving for now (received data stays)"),
+        ("resume", "resume a paused subscription"),
+        ("reopen", "reconsider a declined project"),
+    ):
+        p = s.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("team")
+        p.add_argument("project")
+        p.set_defaults(func=sub_simple, method=f"subscription.{name}")
+    p = s.add_parser("decline", parents=[common], help="decline a shared project")
+    p.add_argument("team")
+    p.add_argument("project")
+    p.add_argument("--purge", action="store_true", help="also delete what was received")
+    _yes(p)
+    p.set_defaults(func=sub_decline)
+
+    sync = sub.add_parser("sync", parents=[common], help="reconciliation state")
+    sy = sync.add_subparsers(dest="sync_command", metavar="ACTION", required=True)
+    p = sy.add_parser("status", parents=[common], help="last cycle, failures")
+    p.set_defaults(func=sync_status)
+
+
+def _done(ctx: Context, result: Any, text: str) -> int:
+    if ctx.json:
+        render.emit_json(result)
+    else:
+        print(text)
+    return 0
+
+
+def _guarded(ctx: Context, question: str) -> bool:
+    try:
+        confirm(ctx, question)
+    except Declined:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def init(ctx: Context) -> int:
+    result = ctx.call("identity.init", user=ctx.args.user, machine=ctx.args.machine)
+    return _done(ctx, result, f"You are {result['member_tag']}.")
+
+
+def whoami(ctx: Context) -> int:
+    r = ctx.call("identity.get")
+    if ctx.json:
+        render.emit_json(r)
+        return 0
+    if not r["initialised"]:
+        print("not initialised: run `karmactl init --user NAME`")
+        return 1
+    render.kv(
+        [
+            ("member", r["member_tag"]),
+            ("user", r["user_id"]),
+            ("machine", r["machine_tag"]),
+            ("device", r["device_id"] or "(Syncthing not started yet)"),
+        ]
+    )
+    return 0
+
+
+def pair_code(ctx: Context) -> int:
+    r = ctx.call("pair.code")
+    if ctx.json:
+        render.emit_json(r)
+        return 0
+    print(r["code"])
+    print(
+        f"\nThis is {r['member_tag']}. Give the code to a team leader, who runs:\n"
+        f"  karmactl team add TEAM {r['code'][:12]}...",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def pair_check(ctx: Context) -> int:
+    r = ctx.call("pair.decode", code=ctx.args.code)
+    if ctx.json:
+        render.emit_json(r)
+        return 0
+    rows = [("kind", r["kind"]), ("member", r["member_tag"]), ("device", r["device_id"])]
+    if r.get("team_name"):
+        rows.append(("team", f"{r['team_name']} ({r['team_id']})"))
+    if r.get("addresses"):
+        rows.append(("addresses", ", ".join(r["addresses"])))
+    render.kv(rows)
+    return 0
+
+
+# --------------------------------------------------------------------------- teams
+
+
+def _team_table(teams: list[dict[str, Any]]) -> None:
+    render.table(
+        ["TEAM", "ID", "ROLE", "STATE", "LEADER", "MEMBERS", "PROJECTS"],
+        [
+            (
+                t["name"],
+                t["team_id"][:8],
+                t["role"],
+                t["phase"] if t["state"] == "active" else t["state"],
+                t["leader_tag"],
+                sum(1 for m in t["members"] if m["state"] == "active"),
+                sum(1 for p in t["projects"] if p["state"] == "shared"),
+            )
+            for t in teams
+        ],
+    )
+
+
+def team_create(ctx: Context) -> int:
+    r = ctx.call("team.create", name=ctx.args.name)
+    return _done(
+        ctx,
+        r,
+        f"Created team {r['name']} ({r['team_id']}). Add members with\n"
+        f"  karmactl team add {r['name']} PAIRING-CODE",
+    )
+
+
+def team_ls(ctx: Context) -> int:
+    r = ctx.call("team.list")
+    if ctx.json:
+        render.emit_json(r)
+    elif not r["teams"]:
+        print("no teams: create one with `karmactl team create NAME` or join one")
+    else:
+        _team_table(r["teams"])
+    return 0
+
+
+def team_show(ctx: Context) -> int:
+    t = ctx.call("team.get", team=ctx.args.team)
+    if ctx.json:
+        render.emit_json(t)
+        return 0
+    render.kv(
+        [
+            ("team", f"{t['name']} ({t['team_id']})"),
+            ("state", t["state"]),
+            ("you are", f"{t['role']} ({t['phase']})"),
+            ("leader", t["leader_tag"]),
+        ]
+    )
+    print()
+    keys = [p["key"] for p in t["projects"] if p["state"] == "shared"]
+    labels = {p["key"]: p["label"] for p in t["projects"]}
+    render.table(
+        ["MEMBER", "STATE", "CONNECTED", *[labels[k] for k in keys]],
+        [
+            (
+                m["member_tag"]
+                + (" (leader)" if m["is_leader"] else "")
+                + (" (you)" if m["is_me"] else ""),
+                m["state"],
+                "" if m["connected"] is None else ("yes" if m["connected"] else "no"),
+                *[m["subscriptions"].get(k, "-") for k in keys],
+            )
+            for m in t["members"]
+        ],
+    )
+    if t["projects"]:
+        print()
+        render.table(
+            ["PROJECT", "KEY", "STATE", "YOURS"],
+            [
+                (
+                    p["identity"],
+                    p["key"],
+                    p["state"],
+                    f"{p['subscription']}/{p['direction']}" if p["subscription"] else "-",
+                )
+                for p in t["projects"]
+            ],
+        )
+    return 0
+
+
+def team_add(ctx: Context) -> int:
+    decoded = ctx.call("pair.decode", code=ctx.args.code)
+    if decoded["kind"] != "member":
+        print(
+            "karmactl: that is an invite code; the new member's pairing code is needed",
+            file=sys.stderr,
+        )
+        return 1
+    if not ctx.json and not _guarded(
+        ctx,
+        f"Add {decoded['member_tag']} (device {decoded['device_id'][:7]}) to {ctx.args.team}?",
+    ):
+        return 1
+    r = ctx.call("team.addMember", team=ctx.args.team, code=ctx.args.code)
+    return _done(
+        ctx,
+        r,
+        f"Added {r['member']['member_tag']} to {r['team']['name']}. They join by running:\n"
+        f"  karmactl team join {r['invite']}",
+    )
+
+
+def team_join(ctx: Context) -> int:
+    decoded = ctx.call("pair.decode", code=ctx.args.invite)
+    if decoded["kind"] != "invite":
+        print("karmactl: that is a pairing code, not an invite code", file=sys.stderr)
+        return 1
+    if not ctx.json and not _guarded(
+        ctx,
+        f"Join team {decoded['team_name']} led by {decoded['member_tag']} "
+        f"(device {decoded['device_id'][:7]})?",
+    ):
+        return 1
+    r = ctx.call("team.join", invite=ctx.args.invite)
+    return _done(ctx, r, f"Joining {r['name']}; it completes when {r['leader_tag']} is reachable.")
+
+
+def team_remove(ctx: Context) -> int:
+    if not _guarded(
+        ctx,
+        f"Remove {ctx.args.member} from {ctx.args.team}? Every member stops syncing with it.",
+    ):
+        return 1
+    r = ctx.call("team.removeMember", team=ctx.args.team, member=ctx.args.member)
+    return _done(ctx, r, f"Removed {ctx.args.member} from {r['name']}.")
+
+
+def team_leave(ctx: Context) -> int:
+    if not _guarded(ctx, f"Leave {ctx.args.team}? Its folders will be removed from this machine."):
+        return 1
+    r = ctx.call("team.leave", team=ctx.args.team)
+    return _done(ctx, r, f"Leaving {r['name']}.")
+
+
+def team_dissolve(ctx: Context) -> int:
+    if not _guarded(ctx, f"Dissolve {ctx.args.team} for every member? This cannot be undone."):
+        return 1
+    r = ctx.call("team.dissolve", team=ctx.args.team)
+    return _done(ctx, r, f"Dissolved {r['name']}.")
+
+
+def team_activity(ctx: Context) -> int:
+    r = ctx.call("team.activity", team=ctx.args.team, limit=ctx.args.limit)
+    if ctx.json:
+        render.emit_json(r)
+        return 0
+    render.table(
+        ["TIME", "EVENT", "MEMBER", "DETAIL"],
+        [
+            (
+                e["time"][:19].replace("T", " "),
+                e["kind"],
+                e["member_tag"] or (e["device_id"] or "")[:7],
+                " ".join(f"{k}={v}" for k, v in sorted(e["detail"].items())),
+            )
+            for e in reversed(r["events"])
+        ],
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- projects
+
+
+def project_share(ctx: Context) -> int:
+    r = ctx.call(
+        "project.share",
+        team=ctx.args.team,
+        project=ctx.args.project,
+        todos=ctx.args.todos,
+        plans=ctx.args.plans,
+    )
+    return _done(
+        ctx,
+        r,
+        f"Shared {r['identity']} ({r['key']}) with {ctx.args.team}. Each member (you too)\n"
+        f"accepts it with: karmactl sub accept {ctx.args.team} {r['label']}",
+    )
+
+
+def project_unshare(ctx: Context) -> int:
+    if not _guarded(ctx, f"Stop sharing {ctx.args.project} with {ctx.args.team}?"):
+        return 1
+    r = ctx.call("project.unshare", team=ctx.args.team, project=ctx.args.project)
+    return _done(ctx, r, f"{r['identity']} is no longer shared.")
+
+
+def project_ls(ctx: Context) -> int:
+    r = ctx.call("project.list", team=ctx.args.team)
+    if ctx.json:
+        render.emit_json(r)
+        return 0
+    render.table(
+        ["PROJECT", "KEY", "TEAM", "STATE", "YOURS"],
+        [
+            (
+                p["identity"],
+                p["key"],
+                team_id[:8],
+                p["state"],
+                f"{p['subscription']}/{p['direction']}" if p["subscription"] else "-",
+            )
+            for p, team_id in zip(r["projects"], r["team_ids"], strict=True)
+        ],
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- subscriptions
+
+
+def sub_ls(ctx: Context) -> int:
+    r = ctx.call("subscription.list", team=ctx.args.team)
+    if ctx.json:
+        render.emit_json(r)
+        return 0
+    render.table(
+        ["TEAM", "PROJECT", "STATE", "DIRECTION"],
+        [
+            (s["team_name"], s["project_identity"], s["state"], s["direction"])
+            for s in r["subscriptions"]
+        ],
+    )
+    return 0
+
+
+def _sub_done(ctx: Context, r: dict[str, Any]) -> int:
+    return _done(
+        ctx, r, f"{r['project_identity']} in {r['team_name']}: {r['state']} ({r['direction']})"
+    )
+
+
+def sub_accept(ctx: Context) -> int:
+    r = ctx.call(
+        "subscription.accept",
+        team=ctx.args.team,
+        project=ctx.args.project,
+        direction=ctx.args.direction,
+    )
+    return _sub_done(ctx, r)
+
+
+def sub_direction(ctx: Context) -> int:
+    r = ctx.call(
+        "subscription.setDirection",
+        team=ctx.args.team,
+        project=ctx.args.project,
+        direction=ctx.args.direction,
+    )
+    return _sub_done(ctx, r)
+
+
+def sub_simple(ctx: Context) -> int:
+    r = ctx.call(ctx.args.method, team=ctx.args.team, project=ctx.args.project)
+    return _sub_done(ctx, r)
+
+
+def sub_decline(ctx: Context) -> int:
+    if ctx.args.purge and not _guarded(
+        ctx, f"Decline {ctx.args.project} and delete what was received for it?"
+    ):
+        return 1
+    r = ctx.call(
+        "subscription.decline", team=ctx.args.team, project=ctx.args.project, purge=ctx.args.purge
+    )
+    return _sub_done(ctx, r)
+
+
+# --------------------------------------------------------------------------- sync
+
+
+def sync_status(ctx: Context) -> int:
+    r = ctx.call("sync.status")
+    if ctx.json:
+        render.emit_json(r)
+        return 0
+    render.kv(
+        [
+            ("state", r["state"]),
+            ("cycles", r["cycles"]),
+            (
+                "last cycle",
+                f"{r['last_cycle_at'] or '-'} ({r['last_cycle_ms'] or 0} ms, "
+                f"{r['last_actions']} changes)",
+            ),
+            ("managed", f"{r['teams']} teams, {r['folders']} folders, {r['devices']} devices"),
+        ]
+    )
+    if r["failures"]:
+        print()
+        render.table(
+            ["FAILING", "ACTION", "ATTEMPTS", "RETRY IN", "ERROR"],
+            [
+                (f["target"], f["action"], f["attempts"], f"{f['next_retry_s']:.0f}s", f["error"])
+                for f in r["failures"]
+            ],
+        )
+    return 1 if r["failures"] else 0
