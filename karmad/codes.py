@@ -141,6 +141,8 @@ def _open(text: str, prefix: str, kind: str) -> tuple[str, _Reader]:
             f"not a {wanted} code"
         )
     if not compact.startswith(prefix):
+        if prefix.startswith(compact):
+            raise _error(f"the code is too short ({len(compact)} characters): it was cut off")
         raise _error(f"not a karmad {kind} code (it should start with {prefix})")
     minimum = len(prefix) + _DEVICE_CHARS + 8
     if len(compact) < minimum:
@@ -151,6 +153,9 @@ def _open(text: str, prefix: str, kind: str) -> tuple[str, _Reader]:
     # Look-alike digits (0/O, 1/I, 8/B) are read as Syncthing reads them in device IDs.
     body_text = compact[len(prefix) :].replace("0", "O").replace("1", "I").replace("8", "B")
     device_part, rest = body_text[:_DEVICE_CHARS], body_text[_DEVICE_CHARS:]
+    if len(rest) % 8 in (1, 3, 6):
+        # No base32 text has these lengths: characters are missing.
+        raise _error("the code is incomplete (was it cut off?)")
     try:
         sealed = base64.b32decode(rest + "=" * (-len(rest) % 8))
     except ValueError:

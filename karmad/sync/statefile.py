@@ -19,6 +19,7 @@ import msgspec
 from karmad import codec, deviceid
 from karmad.domain import (
     Direction,
+    DomainError,
     Member,
     MemberState,
     ProjectState,
@@ -209,7 +210,7 @@ def _check_device(value: str, what: str) -> None:
 def _check_tag(value: str, what: str) -> None:
     try:
         split_member_tag(value)
-    except ValueError as exc:
+    except DomainError as exc:
         raise InvalidState(f"{what}: {exc}") from None
 
 
@@ -246,7 +247,7 @@ def validate(state: StateFile, *, folder: str, owner_device: str) -> StateFile:
     _check_tag(team.leader_tag, "leader")
     try:
         validate_team_name(team.name)
-    except ValueError as exc:
+    except DomainError as exc:
         raise InvalidState(str(exc)) from None
     seen: set[str] = set()
     for member in team.members:
