@@ -161,7 +161,9 @@ def _open(text: str, prefix: str, kind: str) -> tuple[str, _Reader]:
     except ValueError:
         raise _error("the code contains characters that cannot appear in it") from None
     body, check = sealed[:-_CHECK_BYTES], sealed[-_CHECK_BYTES:]
-    if _checksum(prefix + device_part, body) != check:
+    # The last character may carry unused bits; a typo there must not pass unnoticed.
+    canonical = _b32(sealed) == rest
+    if not canonical or _checksum(prefix + device_part, body) != check:
         raise _error(
             "the checksum does not match: a character was mistyped or the code is incomplete"
         )
