@@ -14,6 +14,7 @@ import anyio
 
 from karmad import logs
 from karmad.api import daemon as daemon_api
+from karmad.api import syncthing as syncthing_api
 from karmad.bus import Bus, utc_now
 from karmad.config import Config
 from karmad.health import Health
@@ -25,6 +26,7 @@ from karmad.rpc.server import RpcServer
 from karmad.services import Services
 from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Store
+from karmad.syncthing.service import SyncthingService
 
 log = logs.get("karmad")
 
@@ -86,6 +88,7 @@ class Daemon:
     async def _run(self, store: Store) -> None:
         bus = Bus()
         health = Health(bus)
+        syncthing = SyncthingService(self.paths, self.config.syncthing, bus, health)
         services = Services(
             paths=self.paths,
             config=self.config,
@@ -95,15 +98,19 @@ class Daemon:
             backend=self.backend,
             started_at=utc_now(),
             request_shutdown=self.request_shutdown,
+            syncthing=syncthing,
         )
         router = Router()
         daemon_api.register(router, services)
+        syncthing_api.register(router, services)
         server = RpcServer(self.paths.socket, Dispatcher(router.methods), bus, self.config.rpc)
         health.set("store", "ok", f"schema {store.schema_version}")
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals)
             await tg.start(server.serve)
             health.set("rpc", "listening", str(self.paths.socket))
+            # Ready once Syncthing answers, or is known absent or failing: never later.
+            await tg.start(syncthing.run)
             log.info("ready", socket=str(self.paths.socket), backend=self.backend)
             await self._shutdown.wait()
             log.info("stopping")

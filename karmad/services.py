@@ -15,6 +15,7 @@ from karmad.config import Config
 from karmad.health import Health
 from karmad.paths import Paths
 from karmad.store import Store
+from karmad.syncthing.service import SyncthingService
 
 
 @dataclass
@@ -27,4 +28,5 @@ class Services:
     backend: str
     started_at: datetime
     request_shutdown: Callable[[], None]
+    syncthing: SyncthingService
     clock: Clock = field(default=utc_now)
