@@ -77,13 +77,23 @@ def syncthing_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     clusters = 0
 
     def factory(
-        count: int = 2, *, karmad: bool = False, backend: str = "asyncio", config: str = ""
+        count: int = 2,
+        *,
+        karmad: bool = False,
+        backend: str = "asyncio",
+        config: str = "",
+        syncthing: str = "",
     ) -> Cluster:
         nonlocal clusters
         clusters += 1
-        root = tmp_path / f"c{clusters}"
         return start_cluster(
-            root, count, karmad=karmad, backend=backend, config=config, started=started
+            tmp_path / f"c{clusters}",
+            count,
+            karmad=karmad,
+            backend=backend,
+            config=config,
+            syncthing=syncthing,
+            started=started,
         )
 
     try:

@@ -42,7 +42,7 @@ STABLE_AFTER_S: Final = 30.0
 """A run this long resets the backoff: it was not a crash loop."""
 FAILED_AFTER: Final = 5
 """Consecutive short runs before the state says `failed` rather than `restarting`."""
-WATCHDOG_S: Final = 5.0
+WATCHDOG_S: Final = 2.0
 PID_FILE: Final = "karmad-syncthing.pid"
 STDERR_FILE: Final = "syncthing.stderr"
 LOG_TAIL_BYTES: Final = 16 << 10
@@ -240,7 +240,11 @@ class Supervisor:
         timeout = self._config.stop_timeout_s
         # Found before the monitor goes: afterwards the real process is an orphan.
         inner = set(self._inner) | set(await anyio.to_thread.run_sync(proctree.children, pid))
+        # A stopped (SIGSTOP) Syncthing could not act on SIGTERM: let it run to exit.
+        for target in inner:
+            proctree.send(target, signal.SIGCONT)
         if process.returncode is None:
+            proctree.send(pid, signal.SIGCONT, group=True)
             proctree.send(pid, signal.SIGTERM, group=True)
             with anyio.move_on_after(timeout):
                 await process.wait()

@@ -52,7 +52,7 @@ class RigError(AssertionError):
 
 
 def wait_until(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 15.0,
     *,
     interval: float = 0.05,
@@ -64,15 +64,16 @@ def wait_until(
     the last one is shown if time runs out.
     """
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: object = None
     while True:
         try:
-            last = predicate()
-        except Exception as exc:  # noqa: BLE001 - reported below if it persists
+            value = predicate()
+        except Exception as exc:
             last = exc
         else:
-            if last:
-                return last
+            if value:
+                return value
+            last = value
         if time.monotonic() >= deadline:
             raise RigError(f"{message or 'condition'} not met within {timeout}s; last: {last!r}")
         time.sleep(interval)
@@ -211,49 +212,75 @@ def _binary() -> binary_mod.Binary:
     return binary_mod.probe(path)
 
 
-def start_plain_node(root: Path, name: str, *, wait: bool = True) -> Node:
-    """A stand-alone Syncthing prepared like a managed one, with the loopback profile."""
+def start_plain_node(
+    root: Path,
+    name: str,
+    *,
+    wait: bool = True,
+    syncthing_home: Path | None = None,
+    gui_socket: Path | None = None,
+) -> Node:
+    """A stand-alone Syncthing prepared like a managed one, with the loopback profile.
+
+    `syncthing_home` places its home elsewhere (e.g. where a user's own Syncthing keeps
+    it, for external mode); `gui_socket` moves its REST socket.
+    """
     root.mkdir(parents=True, exist_ok=True)
     user_home = root / "home"
     user_home.mkdir(exist_ok=True)
-    st_home = root / "syncthing"
+    st_home = syncthing_home or root / "syncthing"
     binary = _binary()
     prepared = home_mod.prepare(
         binary,
         home_mod.HomeSettings(
             home=st_home,
             api_key_file=st_home / "karmad-api-key",
-            gui_socket=root / "st.sock",
+            gui_socket=gui_socket or root / "st.sock",
             profile="loopback",
         ),
         environ={**os.environ, "HOME": str(user_home)},
     )
-    env = child_env({**os.environ, "HOME": str(user_home)}, prepared.api_key)
-    log = (root / "syncthing.out").open("wb")
-    proc = subprocess.Popen(
+    node = Node(name=name, root=root, syncthing_home=st_home)
+    node.api_key, node.endpoint = prepared.api_key, prepared.endpoint
+    node.device_id, node.listen_address = prepared.device_id, prepared.listen_addresses[0]
+    launch_plain(node, binary)
+    if wait:
+        wait_started(node)
+    return node
+
+
+def launch_plain(node: Node, binary: binary_mod.Binary | None = None) -> None:
+    """(Re)start a prepared stand-alone node's Syncthing process."""
+    binary = binary or _binary()
+    st_home = node.syncthing_home
+    assert node.endpoint is not None
+    env = child_env({**os.environ, "HOME": str(node.root / "home")}, node.api_key)
+    log = (node.root / "syncthing.out").open("ab")
+    node.proc = subprocess.Popen(
         [str(binary.path), *binary.compat.serve_args(st_home, st_home / home_mod.LOG)],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        cwd=root,
+        cwd=node.root,
     )
     log.close()
-    node = Node(
-        name=name,
-        root=root,
-        syncthing_home=st_home,
-        proc=proc,
-        api_key=prepared.api_key,
-        endpoint=prepared.endpoint,
-        device_id=prepared.device_id,
-        listen_address=prepared.listen_addresses[0],
-    )
-    node._rest = Rest(prepared.endpoint, prepared.api_key)
-    if wait:
-        wait_started(node)
-    return node
+    if node._rest is None:
+        node._rest = Rest(node.endpoint, node.api_key)
+
+
+def stop_plain(node: Node) -> None:
+    """Stop a stand-alone node's Syncthing (gracefully), keeping its home."""
+    proc = node.proc
+    if proc is None:
+        return
+    pids = node.syncthing_pids()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(20)
+    proctree.terminate(pids, node.syncthing_home, 10)
+    node.proc = None
 
 
 def wait_started(node: Node, timeout: float = START_TIMEOUT_S) -> None:
@@ -268,6 +295,9 @@ def wait_started(node: Node, timeout: float = START_TIMEOUT_S) -> None:
     def answers() -> bool:
         if proc.poll() is not None:
             raise RigError(f"{node.name}: Syncthing exited with {proc.returncode}")
+        uds = node.endpoint.uds if node.endpoint else None
+        if uds is not None and not uds.exists():
+            return False  # (httpx's blocking transport leaks a socket per failed connect)
         node.rest.get("/rest/system/ping")
         return True
 
@@ -275,11 +305,21 @@ def wait_started(node: Node, timeout: float = START_TIMEOUT_S) -> None:
 
 
 def start_karmad_node(
-    root: Path, name: str, *, backend: str = "asyncio", config: str = "", wait: bool = True
+    root: Path,
+    name: str,
+    *,
+    backend: str = "asyncio",
+    config: str = "",
+    syncthing: str = "",
+    wait: bool = True,
 ) -> Node:
-    """A real karmad managing its own loopback Syncthing, configured via its config file."""
+    """A real karmad managing its own loopback Syncthing, configured via its config file.
+
+    `config` is prepended to the file; `syncthing` adds keys to its `[syncthing]` section.
+    """
     home = Home(root).create()
-    home.write_config(f"{config.rstrip()}\n\n[syncthing]\n{LOOPBACK_CONFIG}\n".lstrip())
+    section = f"[syncthing]\n{LOOPBACK_CONFIG}\n{syncthing.strip()}\n"
+    home.write_config(f"{config.rstrip()}\n\n{section}".lstrip())
     karmad = KarmadProcess(home, backend=backend)
     node = Node(
         name=name,
@@ -329,26 +369,33 @@ class Cluster:
     # ------------------------------------------------------------------ devices
 
     @staticmethod
-    def add_device(node: Node, other: Node) -> None:
+    def add_device(node: Node, other: Node, *, dial: bool = True) -> None:
+        """`node` trusts `other`; with `dial=False` it only accepts `other`'s connections."""
         node.rest.put(
             f"/rest/config/devices/{other.device_id}",
             {
                 "deviceID": other.device_id,
                 "name": other.name,
-                "addresses": [other.listen_address],
+                "addresses": [other.listen_address] if dial else ["dynamic"],
             },
         )
 
     def pair(self, a: Node, b: Node, *, wait: bool = True, timeout: float = 20.0) -> None:
-        """Each adds the other with its explicit loopback address; waits for the link."""
+        """Each adds the other with its explicit loopback address; waits for the link.
+
+        `b` first trusts `a` without dialling it, so only `a` dials: when both dial at
+        once, Syncthing (1.19) can stall the duplicate handshakes for 20 s. Once they are
+        connected `b` learns `a`'s address too, so either side can reconnect later.
+        """
+        self.add_device(b, a, dial=False)
         self.add_device(a, b)
-        self.add_device(b, a)
         if wait:
             wait_until(
                 lambda: a.connected_to(b) and b.connected_to(a),
                 timeout,
                 message=f"{a.name} and {b.name} connected",
             )
+        b.rest.patch(f"/rest/config/devices/{a.device_id}", {"addresses": [a.listen_address]})
 
     def pair_all(self) -> None:
         for i, a in enumerate(self.nodes):
@@ -421,6 +468,7 @@ def start_cluster(
     karmad: bool = False,
     backend: str = "asyncio",
     config: str = "",
+    syncthing: str = "",
     started: list[Node] | None = None,
 ) -> Cluster:
     """Start `count` nodes side by side (in parallel), each in `root/n<i>`.
@@ -435,7 +483,7 @@ def start_cluster(
         name = f"n{i}"
         if karmad:
             node = start_karmad_node(
-                root / name, name, backend=backend, config=config, wait=False
+                root / name, name, backend=backend, config=config, syncthing=syncthing, wait=False
             )
         else:
             node = start_plain_node(root / name, name, wait=False)
