@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -129,6 +130,9 @@ def _validate_syncthing(st: SyncthingConfig, path: Path) -> None:
     try:
         for address in st.listen_addresses:
             addresses.check_listen_address(address)
+            host = urlsplit(address).hostname or ""
+            if st.profile == "loopback" and not addresses.is_loopback_host(host):
+                raise ValueError(f"profile loopback listens on loopback only, not {address!r}")
         if st.gui_address != "auto":
             addresses.parse_managed_gui(st.gui_address)
         if st.address:

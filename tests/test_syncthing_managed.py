@@ -6,6 +6,7 @@ Each test runs karmad on asyncio and on trio (the `anyio_backend` parameter).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -265,6 +266,27 @@ def test_a_killed_karmad_leaves_no_syncthing_behind(
     assert status["device_id"] == device
     assert not any(proctree.alive(pid) for pid in orphans)
     assert "stopped_leftover_syncthing" in node.karmad.log()
+
+
+def test_a_removed_binary_is_reported_as_not_installed(
+    syncthing_cluster: ClusterFactory, anyio_backend: str, tmp_path: Path
+) -> None:
+    installed = shutil.which("syncthing")
+    assert installed is not None
+    copy = tmp_path / "bin" / "syncthing"
+    copy.parent.mkdir()
+    shutil.copy2(installed, copy)
+    (node,) = syncthing_cluster(
+        1, karmad=True, backend=anyio_backend, syncthing=f'binary = "{copy}"'
+    )
+    assert node.status()["binary"] == str(copy)
+    copy.unlink()  # uninstalled while running: nothing changes until it has to start again
+    os.kill(node.status()["pid"], signal.SIGKILL)
+    status = wait_until(
+        lambda: (s := node.status())["state"] == "not-installed" and s, 30, message="noticed"
+    )
+    assert "apt-get install syncthing" in status["detail"]
+    assert not node.syncthing_pids()
 
 
 def _karmad_without_syncthing(

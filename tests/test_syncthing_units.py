@@ -148,6 +148,10 @@ def test_syncthing_config_defaults_and_validation(tmp_path: Path) -> None:
         ('api_key = "has space"', "API key"),
         ("event_poll_s = 0", "event_poll_s"),
         ("restart_delay_s = 10\nrestart_delay_max_s = 1", "restart_delay_max_s"),
+        (
+            'profile = "loopback"\nlisten_addresses = ["tcp://0.0.0.0:22000"]',
+            "loopback only",
+        ),
     ]:
         path.write_text(f"[syncthing]\n{bad}\n")
         with pytest.raises(ConfigError, match=needle):

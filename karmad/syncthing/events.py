@@ -63,6 +63,8 @@ STATS_EVERY: Final = 6
 """Device statistics (last seen) every this many liveness polls."""
 MAX_FILENAMES: Final = 100
 RESYNC_CONCURRENCY: Final = 8
+SCAN_CHUNK: Final = 100
+"""Paths per scan request: Syncthing takes them in the URL, which must stay short."""
 
 
 class EventStream:
@@ -99,6 +101,8 @@ class EventStream:
         """Folder -> paths to scan (None: the whole folder)."""
         self._scan_wake = anyio.Event()
         self._previous_start: datetime | None = None
+        self._resync_wanted = ""
+        """Set when an event could not be applied: the snapshot can no longer be trusted."""
 
     # ------------------------------------------------------------------ session
 
@@ -213,6 +217,9 @@ class EventStream:
                 self._handle(event)
             since = self.last_event_id = events[-1].id
             self.events_seen += len(events)
+            if self._resync_wanted:
+                reason, self._resync_wanted = self._resync_wanted, ""
+                await self.resync(reason)
 
     async def _poll_disk(self, since: int) -> None:
         client = self._require_client()
@@ -296,10 +303,11 @@ class EventStream:
 
     def request_scan(self, folder_id: str, paths: list[str] | None) -> None:
         """Queue a scan (of `paths`, or the whole folder when None); merged with others."""
-        if paths is None or (folder_id in self._scans and self._scans[folder_id] is None):
+        queued = self._scans.get(folder_id, set())
+        if paths is None or (folder_id in self._scans and queued is None):
             self._scans[folder_id] = None
         else:
-            self._scans.setdefault(folder_id, set()).update(paths)  # type: ignore[union-attr]
+            self._scans[folder_id] = (queued or set()) | set(paths)
         self._scan_wake.set()
 
     async def _scanner(self) -> None:
@@ -310,7 +318,10 @@ class EventStream:
             scans, self._scans = self._scans, {}
             for folder_id, paths in scans.items():
                 try:
-                    await client.scan(folder_id, sorted(paths) if paths else ())
+                    if paths is None:
+                        await client.scan(folder_id)
+                    for chunk in _chunks(sorted(paths or ()), SCAN_CHUNK):
+                        await client.scan(folder_id, chunk)
                 except Rejected as exc:
                     log.warning("scan_rejected", folder=folder_id, error=exc.message)
                     self._publish(
@@ -332,6 +343,7 @@ class EventStream:
         except codec.InvalidData as exc:
             # The payload itself is never logged (ConfigSaved holds the API key).
             log.warning("event_undecodable", type=event.type, id=event.id, error=exc.path)
+            self._resync_wanted = "undecodable"
             return None
 
     def _handle(self, event: RawEvent) -> None:
@@ -528,6 +540,10 @@ class EventStream:
         if data.modified_by:
             payload["modified_by"] = data.modified_by
         self._publish(topic, payload)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _contiguous(since: int, events: list[RawEvent]) -> bool:

@@ -267,11 +267,12 @@ class SyncthingService:
 
     async def _probe(self, prepared: PreparedHome) -> None:
         client = await self._client_for(prepared.endpoint, prepared.api_key)
-        assert self.binary is not None
-        await client.healthy(self.binary.compat)
+        assert self.supervisor is not None
+        await client.healthy(self.supervisor.binary.compat)
 
     def _on_running(self, run: RunInfo) -> None:
-        assert self.binary is not None
+        assert self.supervisor is not None
+        self.binary = self.supervisor.binary
         self.attachment = Attachment(
             endpoint=run.prepared.endpoint,
             source="managed",

@@ -29,9 +29,10 @@ from anyio.abc import Process
 from karmad import logs
 from karmad.bus import Clock
 from karmad.config import SyncthingConfig
+from karmad.syncthing import binary as binary_mod
 from karmad.syncthing import home as home_mod
 from karmad.syncthing import proctree
-from karmad.syncthing.binary import Binary
+from karmad.syncthing.binary import Binary, BinaryError
 from karmad.syncthing.compat import EXIT_RESTART, child_env
 from karmad.syncthing.errors import AuthFailed, SyncthingError
 from karmad.syncthing.home import HomeError, HomeSettings, PreparedHome
@@ -48,6 +49,10 @@ STDERR_FILE: Final = "syncthing.stderr"
 LOG_TAIL_BYTES: Final = 16 << 10
 
 
+class BinaryGone(Exception):
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class RunInfo:
     pid: int
@@ -62,6 +67,8 @@ class Outcome:
     fatal: bool = False
     """A restart alone will not fix it (the user must act)."""
     restart_requested: bool = False
+    state: str = ""
+    """Overrides the state reported (`not-installed` when the binary went away)."""
 
 
 class Supervisor:
@@ -89,6 +96,7 @@ class Supervisor:
         self._clock = clock
         self._pid_file = proctree.PidFile(settings.home / PID_FILE)
         self._inner: list[int] = []
+        self._binary_stamp: tuple[int, int] | None = None
         self.current: RunInfo | None = None
         self.prepared: PreparedHome | None = None
         self.restarts = 0
@@ -109,7 +117,9 @@ class Supervisor:
                     self._config.restart_delay_max_s,
                 )
             self.restarts += 1
-            state = "failed" if outcome.fatal or failures >= FAILED_AFTER else "restarting"
+            state = outcome.state or (
+                "failed" if outcome.fatal or failures >= FAILED_AFTER else "restarting"
+            )
             self._report(state, f"{outcome.detail}; restarting in {delay:.1f}s")
             log.warning("syncthing_stopped", state=state, detail=outcome.detail, retry_s=delay)
             self.settled.set()
@@ -117,8 +127,22 @@ class Supervisor:
 
     # ------------------------------------------------------------------ one run
 
+    def _refresh_binary(self) -> None:
+        """Notice a Syncthing upgraded (or removed) by the package manager since the last start."""
+        path = self.binary.path
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise BinaryGone(binary_mod.not_found_detail(str(path))) from None
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._binary_stamp is not None and stamp != self._binary_stamp:
+            self.binary = binary_mod.probe(path)
+            log.info("syncthing_binary_changed", version=str(self.binary.version))
+        self._binary_stamp = stamp
+
     def _prepare(self) -> tuple[PreparedHome, IO[bytes]]:
         """Blocking: clean up leftovers, prepare the home, open the stderr capture."""
+        self._refresh_binary()
         home = self.settings.home
         leftovers = proctree.terminate(self._pid_file.read(), home, self._config.stop_timeout_s)
         if leftovers:
@@ -133,7 +157,9 @@ class Supervisor:
         self._report("starting", "restarting Syncthing" if self.restarts else "starting Syncthing")
         try:
             prepared, stderr = await anyio.to_thread.run_sync(self._prepare)
-        except HomeError as exc:
+        except BinaryGone as exc:
+            return Outcome(str(exc), fatal=True, state="not-installed")
+        except (HomeError, BinaryError) as exc:
             return Outcome(str(exc), fatal=True)
         except OSError as exc:
             return Outcome(f"cannot prepare {self.settings.home}: {exc}", fatal=True)
