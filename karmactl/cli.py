@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from karmactl import cmd_daemon, cmd_teams
+from karmactl import cmd_daemon, cmd_syncthing, cmd_teams
 from karmactl.client import Client, ClientError, DaemonUnreachable, RpcError
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
@@ -24,7 +24,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-COMMAND_MODULES: tuple[Any, ...] = (cmd_daemon, cmd_teams)
+COMMAND_MODULES: tuple[Any, ...] = (cmd_daemon, cmd_syncthing, cmd_teams)
 
 
 class Context:

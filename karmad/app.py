@@ -8,12 +8,16 @@ reverse when a signal or `daemon.shutdown` arrives.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
 
 from karmad import logs
 from karmad.api import daemon as daemon_api
+from karmad.api import syncthing as syncthing_api
+from karmad.api import teams as teams_api
+from karmad.api.teams import TeamService
 from karmad.bus import Bus, utc_now
 from karmad.config import Config
 from karmad.health import Health
@@ -25,10 +29,13 @@ from karmad.rpc.server import RpcServer
 from karmad.services import Services
 from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Store
+from karmad.sync.reconciler import Reconciler
+from karmad.syncthing.port import ServicePort
+from karmad.syncthing.service import SyncthingService
 
 log = logs.get("karmad")
 
-API_MODULES = (daemon_api,)
+API_MODULES = (daemon_api, syncthing_api, teams_api)
 """Every `karmad.api` module; each registers its handlers with `register(router, services)`."""
 
 
@@ -68,6 +75,43 @@ def prepare(paths: Paths) -> Locks:
     return Locks(state_lock, socket_lock)
 
 
+def assemble(
+    paths: Paths,
+    config: Config,
+    store: Store,
+    backend: str,
+    request_shutdown: Callable[[], None],
+) -> tuple[Services, SyncthingService, Reconciler]:
+    """Build every part and connect them; nothing starts until `Daemon.run`."""
+    bus = Bus()
+    health = Health(bus)
+    syncthing = SyncthingService(paths, config.syncthing, bus, health)
+    port = ServicePort(syncthing)
+    reconciler = Reconciler(
+        store,
+        port,
+        paths.folders_dir,
+        bus,
+        health,
+        utc_now,
+        policy=config.teams.policy(),
+        sweep_interval=config.teams.sweep_interval_s,
+    )
+    services = Services(
+        paths=paths,
+        config=config,
+        store=store,
+        bus=bus,
+        health=health,
+        backend=backend,
+        started_at=utc_now(),
+        request_shutdown=request_shutdown,
+        syncthing=syncthing,
+        teams=TeamService(store, port, reconciler, utc_now),
+    )
+    return services, syncthing, reconciler
+
+
 class Daemon:
     def __init__(self, paths: Paths, config: Config, backend: str) -> None:
         self.paths = paths
@@ -94,18 +138,10 @@ class Daemon:
             log.info("stopped")
 
     async def _run(self, store: Store) -> None:
-        bus = Bus()
-        health = Health(bus)
-        services = Services(
-            paths=self.paths,
-            config=self.config,
-            store=store,
-            bus=bus,
-            health=health,
-            backend=self.backend,
-            started_at=utc_now(),
-            request_shutdown=self.request_shutdown,
+        services, syncthing, reconciler = assemble(
+            self.paths, self.config, store, self.backend, self.request_shutdown
         )
+        bus, health = services.bus, services.health
         router = build_router(services)
         server = RpcServer(self.paths.socket, Dispatcher(router.methods), bus, self.config.rpc)
         health.set("store", "ok", f"schema {store.schema_version}")
@@ -113,6 +149,9 @@ class Daemon:
             tg.start_soon(self._watch_signals)
             await tg.start(server.serve)
             health.set("rpc", "listening", str(self.paths.socket))
+            # Ready once Syncthing answers, or is known absent or failing: never later.
+            await tg.start(syncthing.run)
+            await tg.start(reconciler.run)
             log.info("ready", socket=str(self.paths.socket), backend=self.backend)
             await self._shutdown.wait()
             log.info("stopping")

@@ -7,12 +7,15 @@ redaction pattern) is worse than a daemon that will not start.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from karmad import codec
+from karmad.sync.model import Policy
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -32,9 +35,65 @@ class RpcConfig(_Section):
     max_clients: int = 256
 
 
+class SyncthingConfig(_Section):
+    """How karmad reaches Syncthing; see docs/syncthing.md."""
+
+    mode: Literal["managed", "external", "off"] = "managed"
+    """`managed`: karmad runs its own Syncthing; `external`: attach to the user's own;
+    `off`: no sharing (sessions are still indexed)."""
+    binary: str = ""
+    """managed: the Syncthing executable; empty searches PATH."""
+    profile: Literal["internet", "lan-only", "loopback"] = "internet"
+    """managed: `internet` keeps Syncthing's discovery, relays and NAT traversal; `lan-only`
+    and `loopback` turn them off and listen on explicit addresses only."""
+    listen_addresses: list[str] = msgspec.field(default_factory=list)
+    """managed: explicit sync listen addresses (`tcp://host:port`); empty follows the profile."""
+    gui_address: str = "auto"
+    """managed: where Syncthing's REST API listens. `auto` is a Unix socket beside karmad's
+    own (or 127.0.0.1 on a free port when that path is too long); otherwise a loopback
+    `host:port` or an absolute socket path."""
+    address: str = ""
+    """external: Syncthing's GUI/REST address; empty reads it from its config.xml."""
+    api_key: str = ""
+    """external: the REST API key; empty reads it from its config.xml."""
+    home: str = ""
+    """external: the Syncthing home holding config.xml; empty tries the default homes."""
+    connect_timeout_s: float = 5.0
+    request_timeout_s: float = 30.0
+    scan_timeout_s: float = 600.0
+    """A scan request returns only once Syncthing has scanned, which can take long."""
+    start_timeout_s: float = 60.0
+    """managed: how long a starting Syncthing may take to answer before it is restarted."""
+    stop_timeout_s: float = 10.0
+    """managed: grace period after SIGTERM before the process group is killed."""
+    restart_delay_s: float = 1.0
+    restart_delay_max_s: float = 60.0
+    event_poll_s: int = 30
+    """Long-poll duration of the event stream (the HTTP read timeout is above it)."""
+
+
+class TeamsConfig(_Section):
+    """Timings of the team control plane; see docs/teams.md."""
+
+    removal_grace_s: float = 14 * 24 * 3600
+    """How long a removal or dissolution stays deliverable to a member that is offline."""
+    ack_linger_s: float = 30.0
+    """How long the leader keeps an acknowledged device so it also sees the answer."""
+    sweep_interval_s: float = 60.0
+    """The safety sweep: a reconcile cycle even when nothing seems to have changed."""
+
+    def policy(self) -> Policy:
+        return Policy(
+            removal_grace=timedelta(seconds=self.removal_grace_s),
+            ack_linger=timedelta(seconds=self.ack_linger_s),
+        )
+
+
 class Config(_Section):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     rpc: RpcConfig = msgspec.field(default_factory=RpcConfig)
+    syncthing: SyncthingConfig = msgspec.field(default_factory=SyncthingConfig)
+    teams: TeamsConfig = msgspec.field(default_factory=TeamsConfig)
 
 
 class ConfigError(Exception):
@@ -64,3 +123,44 @@ def _validate(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: rpc.client_buffer must be at least 1")
     if config.rpc.max_clients < 1:
         raise ConfigError(f"{path}: rpc.max_clients must be at least 1")
+    _validate_syncthing(config.syncthing, path)
+    for name in ("removal_grace_s", "ack_linger_s", "sweep_interval_s"):
+        if not getattr(config.teams, name) > 0:
+            raise ConfigError(f"{path}: teams.{name} must be greater than 0")
+
+
+def _validate_syncthing(st: SyncthingConfig, path: Path) -> None:
+    # Imported here: the address rules belong to the Syncthing package, and most of the
+    # config never needs them.
+    from karmad.syncthing import addresses
+
+    positive = (
+        "connect_timeout_s",
+        "request_timeout_s",
+        "scan_timeout_s",
+        "start_timeout_s",
+        "stop_timeout_s",
+        "restart_delay_s",
+        "restart_delay_max_s",
+    )
+    for name in positive:
+        if not getattr(st, name) > 0:
+            raise ConfigError(f"{path}: syncthing.{name} must be greater than 0")
+    if st.restart_delay_max_s < st.restart_delay_s:
+        raise ConfigError(f"{path}: syncthing.restart_delay_max_s is below restart_delay_s")
+    if not 1 <= st.event_poll_s <= 300:
+        raise ConfigError(f"{path}: syncthing.event_poll_s must be between 1 and 300")
+    try:
+        for address in st.listen_addresses:
+            addresses.check_listen_address(address)
+            host = urlsplit(address).hostname or ""
+            if st.profile == "loopback" and not addresses.is_loopback_host(host):
+                raise ValueError(f"profile loopback listens on loopback only, not {address!r}")
+        if st.gui_address != "auto":
+            addresses.parse_managed_gui(st.gui_address)
+        if st.address:
+            addresses.parse_endpoint(st.address)
+        if st.api_key:
+            addresses.check_api_key(st.api_key)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: syncthing: {exc}") from None

@@ -71,6 +71,11 @@ class Paths:
         return self.state_dir / "syncthing" / "karmad-api-key"
 
     @property
+    def syncthing_gui_socket(self) -> Path:
+        """The managed Syncthing's REST socket, beside karmad's own in a private directory."""
+        return self.socket.parent / "syncthing.sock"
+
+    @property
     def folders_dir(self) -> Path:
         """Parent of every Syncthing folder karmad manages (outboxes and inboxes)."""
         return self.state_dir / "folders"
@@ -147,6 +152,33 @@ def resolve(overrides: Overrides | None = None, environ: Mapping[str, str] | Non
         claude_dir=pick(o.claude_dir, ENV_CLAUDE_DIR, home / ".claude"),
         log_dir=pick(o.log_dir, ENV_LOG_DIR, log_default),
     )
+
+
+def syncthing_homes(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where a user's own Syncthing keeps config.xml, most specific first.
+
+    `$STHOMEDIR` / `$STCONFDIR` when set; then the default of Syncthing 1.27+ and 2.x
+    (`$XDG_STATE_HOME/syncthing`), the older one (`$XDG_CONFIG_HOME/syncthing`), and the
+    macOS one. Used by external mode to find the REST address and API key.
+    """
+    env = os.environ if environ is None else environ
+    home = _home(env)
+    candidates: list[Path] = []
+    for var in ("STHOMEDIR", "STCONFDIR"):
+        if value := env.get(var):
+            candidates.append(Path(value).expanduser())
+    candidates += [
+        _xdg(env, "XDG_STATE_HOME", ".local/state") / "syncthing",
+        home / ".local" / "state" / "syncthing",
+        _xdg(env, "XDG_CONFIG_HOME", ".config") / "syncthing",
+        home / ".config" / "syncthing",
+        home / "Library" / "Application Support" / "Syncthing",
+    ]
+    unique: list[Path] = []
+    for path in candidates:
+        if path not in unique:
+            unique.append(path)
+    return unique
 
 
 class UnsafeDirectory(Exception):

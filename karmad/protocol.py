@@ -571,3 +571,184 @@ _method(
 )
 _method("pending.dismiss", PendingDismissParams, Ok, "Dismisses an offer.", mutating=True)
 _method("sync.status", NoParams, SyncStatus, "The reconciler: last cycle, failures.")
+
+
+# --------------------------------------------------------------------------- syncthing.*
+
+
+class SyncthingListener(Result):
+    """One sync listener as Syncthing reports it (an error means peers cannot connect)."""
+
+    address: str
+    error: str = ""
+    lan_addresses: list[str] = msgspec.field(default_factory=list)
+
+
+class SyncthingStream(Result):
+    """The event stream that keeps karmad's view of Syncthing current."""
+
+    live: bool
+    resyncs: int = 0
+    """Full snapshots taken: one per connection, plus one per gap or restart detected."""
+    last_resync_reason: str = ""
+    """`connected`, `reconnected`, `restarted` (event ids started again) or `gap`."""
+    last_resync_at: datetime | None = None
+    last_event_id: int = 0
+    down_reason: str = ""
+
+
+class SyncthingStatus(Result):
+    mode: str
+    """`managed`, `external` or `off`."""
+    state: str
+    """managed: starting, running, restarting, failed, not-installed; external: connecting,
+    running, unreachable; off."""
+    stream: SyncthingStream
+    detail: str = ""
+    since: datetime | None = None
+    version: str = ""
+    long_version: str = ""
+    binary: str = ""
+    device_id: str = ""
+    profile: str = ""
+    """managed: the network profile (internet, lan-only, loopback)."""
+    api_address: str = ""
+    """Where karmad reaches the REST API (a socket path or a URL)."""
+    home: str = ""
+    listen_addresses: list[str] = msgspec.field(default_factory=list)
+    listeners: list[SyncthingListener] = msgspec.field(default_factory=list)
+    pid: int | None = None
+    """managed: the process karmad started (its process group holds Syncthing)."""
+    started_at: datetime | None = None
+    restarts: int = 0
+
+
+class DeviceInfo(Result):
+    device_id: str
+    name: str = ""
+    addresses: list[str] = msgspec.field(default_factory=list)
+    paused: bool = False
+    connected: bool = False
+    address: str = ""
+    """The remote address of the current connection."""
+    connection_type: str = ""
+    client_version: str = ""
+    connected_since: datetime | None = None
+    last_seen: datetime | None = None
+    in_bytes: int = 0
+    out_bytes: int = 0
+    folders: list[str] = msgspec.field(default_factory=list)
+    """karmad-managed folders shared with this device."""
+
+
+class DeviceList(Result):
+    devices: list[DeviceInfo]
+
+
+class FolderCompletionInfo(Result):
+    device_id: str
+    completion: float
+    need_bytes: int = 0
+    need_items: int = 0
+    remote_state: str = ""
+
+
+class FolderErrorInfo(Result):
+    path: str
+    error: str
+
+
+class FolderInfo(Result):
+    folder_id: str
+    path: str
+    type: str
+    label: str = ""
+    paused: bool = False
+    devices: list[str] = msgspec.field(default_factory=list)
+    state: str = ""
+    """idle, scanning, scan-waiting, syncing, sync-preparing, error, ..."""
+    state_since: datetime | None = None
+    error: str = ""
+    pull_errors: int = 0
+    error_items: list[FolderErrorInfo] = msgspec.field(default_factory=list)
+    global_bytes: int = 0
+    global_files: int = 0
+    local_bytes: int = 0
+    local_files: int = 0
+    need_bytes: int = 0
+    need_files: int = 0
+    in_sync_bytes: int = 0
+    receive_only_changed_files: int = 0
+    completion: list[FolderCompletionInfo] = msgspec.field(default_factory=list)
+    """Per device sharing the folder, this one included."""
+
+
+class FolderList(Result):
+    folders: list[FolderInfo]
+
+
+class PendingDeviceInfo(Result):
+    device_id: str
+    name: str = ""
+    address: str = ""
+    time: datetime | None = None
+
+
+class PendingFolderOfferInfo(Result):
+    device_id: str
+    label: str = ""
+    time: datetime | None = None
+    receive_encrypted: bool = False
+    remote_encrypted: bool = False
+
+
+class PendingFolderInfo(Result):
+    folder_id: str
+    managed: bool
+    """The ID has karmad's prefix (it may be a team folder)."""
+    offered_by: list[PendingFolderOfferInfo]
+
+
+class PendingList(Result):
+    devices: list[PendingDeviceInfo]
+    folders: list[PendingFolderInfo]
+
+
+class RescanParams(Params):
+    folder: str | None = None
+    """A karmad-managed folder ID; omitted: every managed folder."""
+    paths: list[str] = msgspec.field(default_factory=list)
+    """Paths inside the folder to scan; empty: the whole folder."""
+
+
+class RescanQueued(Result):
+    folders: list[str]
+    paths: list[str]
+
+
+_method(
+    "syncthing.status",
+    NoParams,
+    SyncthingStatus,
+    "Mode, state, version, device ID, addresses and event-stream health of Syncthing.",
+)
+_method(
+    "device.list",
+    NoParams,
+    DeviceList,
+    "Configured devices with connection state, last seen and bytes in/out.",
+)
+_method(
+    "folder.list",
+    NoParams,
+    FolderList,
+    "karmad-managed folders with type, state, completion, errors and sizes.",
+)
+_method("pending.list", NoParams, PendingList, "Devices and folders offered and not accepted.")
+_method(
+    "syncthing.rescan",
+    RescanParams,
+    RescanQueued,
+    "Queues a scan of one managed folder (or paths in it) or of all; returns at once.",
+    mutating=True,
+)

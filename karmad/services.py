@@ -16,6 +16,7 @@ from karmad.config import Config
 from karmad.health import Health
 from karmad.paths import Paths
 from karmad.store import Store
+from karmad.syncthing.service import SyncthingService
 
 if TYPE_CHECKING:
     from karmad.api.teams import TeamService
@@ -31,6 +32,7 @@ class Services:
     backend: str
     started_at: datetime
     request_shutdown: Callable[[], None]
+    syncthing: SyncthingService
     clock: Clock = field(default=utc_now)
     teams: TeamService | None = None
     """Identity, teams and subscriptions; None until Syncthing support is wired in."""

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import Home, KarmadProcess
+from tests.support.syncthing import Cluster, Node, start_cluster
 
 pytest_plugins = ["anyio"]
 
@@ -62,3 +63,41 @@ def karmad_factory(tmp_path: Path) -> Iterator[Callable[..., KarmadProcess]]:
 def karmad(karmad_factory: Callable[..., KarmadProcess], anyio_backend: str) -> KarmadProcess:
     """A running daemon on the same event loop as the test."""
     return karmad_factory(anyio_backend)
+
+
+@pytest.fixture
+def syncthing_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Start real Syncthing nodes on loopback: `syncthing_cluster(2, karmad=True)`.
+
+    With `karmad=True` each node is a real karmad process managing its own Syncthing
+    (loopback profile, configured through its config file); otherwise plain Syncthing
+    processes prepared the same way. Everything is killed by pid at teardown.
+    """
+    started: list[Node] = []
+    clusters = 0
+
+    def factory(
+        count: int = 2,
+        *,
+        karmad: bool = False,
+        backend: str = "asyncio",
+        config: str = "",
+        syncthing: str = "",
+    ) -> Cluster:
+        nonlocal clusters
+        clusters += 1
+        return start_cluster(
+            tmp_path / f"c{clusters}",
+            count,
+            karmad=karmad,
+            backend=backend,
+            config=config,
+            syncthing=syncthing,
+            started=started,
+        )
+
+    try:
+        yield factory
+    finally:
+        for node in started:
+            node.teardown()

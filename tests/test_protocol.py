@@ -45,24 +45,13 @@ def test_method_names_are_noun_verb_and_types_are_structs() -> None:
 
 def test_daemon_registers_every_declared_method(tmp_path: Path) -> None:
     from karmad import app, paths
-    from karmad.bus import Bus, utc_now
     from karmad.config import Config
-    from karmad.health import Health
-    from karmad.services import Services
     from karmad.state_schema import STATE_SCHEMA
     from karmad.store import Store
 
     store = Store.open(tmp_path / "karmad.db", STATE_SCHEMA)
-    services = Services(
-        paths=paths.resolve(environ={"HOME": str(tmp_path)}),
-        config=Config(),
-        store=store,
-        bus=Bus(),
-        health=Health(),
-        backend="asyncio",
-        started_at=utc_now(),
-        request_shutdown=lambda: None,
-    )
+    resolved = paths.resolve(environ={"HOME": str(tmp_path)})
+    services, _, _ = app.assemble(resolved, Config(), store, "asyncio", lambda: None)
     assert app.build_router(services).missing() == []
     store.close()
 

@@ -26,6 +26,16 @@ class DaemonFailed(Exception):
     pass
 
 
+OFFLINE_SYNCTHING = 'mode = "off"'
+"""What a test karmad's `[syncthing]` section says unless the test decides otherwise.
+
+karmad's default is a managed Syncthing with the `internet` profile; tests must never
+start one (no test may send traffic beyond loopback), so every config a test writes
+gets this section when it has none. Tests of sharing use `tests.support.syncthing`,
+which configures the `loopback` profile.
+"""
+
+
 @dataclass
 class Home:
     """A fake user's home with the directories karmad resolves from the environment."""
@@ -60,6 +70,8 @@ class Home:
         self.home.mkdir(parents=True, exist_ok=True)
         self.runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
         (self.claude / "projects").mkdir(parents=True, exist_ok=True)
+        if not self.config_file.exists():
+            self.write_config("")
         return self
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -80,6 +92,9 @@ class Home:
         return env
 
     def write_config(self, text: str) -> None:
+        """Replace karmad's config; a missing `[syncthing]` section means Syncthing off."""
+        if "[syncthing]" not in text:
+            text = f"{text.rstrip()}\n\n[syncthing]\n{OFFLINE_SYNCTHING}\n".lstrip()
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(text)
 

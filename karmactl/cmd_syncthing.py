@@ -1,0 +1,182 @@
+"""`syncthing status|rescan`, `devices`, `folders`, `pending`: the sharing engine."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from karmactl import render
+
+if TYPE_CHECKING:
+    from karmactl.cli import Context
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("syncthing", parents=[common], help="the Syncthing karmad drives")
+    st = p.add_subparsers(dest="syncthing_command", metavar="COMMAND", required=True)
+    s = st.add_parser("status", parents=[common], help="mode, state, version, device ID")
+    s.set_defaults(func=status)
+    s = st.add_parser("rescan", parents=[common], help="scan a managed folder (or all) now")
+    s.add_argument("folder", nargs="?", help="folder ID (default: every managed folder)")
+    s.add_argument("paths", nargs="*", help="paths inside the folder (default: all of it)")
+    s.set_defaults(func=rescan)
+
+    p = sub.add_parser("devices", parents=[common], help="configured devices and connections")
+    p.set_defaults(func=devices)
+    p = sub.add_parser("folders", parents=[common], help="karmad-managed Syncthing folders")
+    p.set_defaults(func=folders)
+    p = sub.add_parser("pending", parents=[common], help="devices and folders offered to us")
+    p.set_defaults(func=pending)
+
+
+def _short(device_id: str) -> str:
+    return device_id.split("-", 1)[0]
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
+    return value.replace("T", " ")[:19]
+
+
+def status(ctx: Context) -> int:
+    result = ctx.call("syncthing.status")
+    if ctx.json:
+        render.emit_json(result)
+        return 0
+    stream = result["stream"]
+    rows: list[tuple[str, Any]] = [
+        ("mode", result["mode"]),
+        ("state", result["state"]),
+    ]
+    if result.get("detail"):
+        rows.append(("detail", result["detail"]))
+    if result.get("version"):
+        rows.append(("version", result["version"]))
+    if result.get("device_id"):
+        rows.append(("device ID", result["device_id"]))
+    if result.get("profile"):
+        rows.append(("profile", result["profile"]))
+    if result.get("api_address"):
+        rows.append(("REST API", result["api_address"]))
+    if result.get("listen_addresses"):
+        rows.append(("listening", ", ".join(result["listen_addresses"])))
+    for listener in result.get("listeners") or []:
+        if listener.get("error"):
+            rows.append(("listener error", f"{listener['address']}: {listener['error']}"))
+    if result.get("pid"):
+        rows.append(("pid", f"{result['pid']} (restarts: {result['restarts']})"))
+    if result.get("home"):
+        rows.append(("home", result["home"]))
+    live = "live" if stream["live"] else f"down ({stream.get('down_reason') or '-'})"
+    rows.append(
+        ("events", f"{live}; resyncs {stream['resyncs']} ({stream['last_resync_reason'] or '-'})")
+    )
+    render.kv(rows)
+    return 0
+
+
+def rescan(ctx: Context) -> int:
+    result = ctx.call("syncthing.rescan", folder=ctx.args.folder, paths=ctx.args.paths)
+    if ctx.json:
+        render.emit_json(result)
+        return 0
+    what = ", ".join(result["paths"]) if result["paths"] else "everything"
+    folders = ", ".join(result["folders"]) or "no managed folders"
+    print(f"scan queued: {what} in {folders}")
+    return 0
+
+
+def devices(ctx: Context) -> int:
+    result = ctx.call("device.list")
+    if ctx.json:
+        render.emit_json(result)
+        return 0
+    rows = []
+    for d in result["devices"]:
+        if d["paused"]:
+            state = "paused"
+        elif d["connected"]:
+            state = f"connected {d['address']}"
+        else:
+            state = "disconnected"
+        rows.append(
+            (
+                _short(d["device_id"]),
+                d["name"] or "-",
+                state,
+                _when(d.get("last_seen")),
+                render.size(d["in_bytes"]),
+                render.size(d["out_bytes"]),
+                len(d["folders"]),
+            )
+        )
+    if not rows:
+        print("no devices configured")
+        return 0
+    render.table(
+        ["DEVICE", "NAME", "STATE", "LAST SEEN", "IN", "OUT", "FOLDERS"], rows, right=(4, 5, 6)
+    )
+    return 0
+
+
+def folders(ctx: Context) -> int:
+    result = ctx.call("folder.list")
+    if ctx.json:
+        render.emit_json(result)
+        return 0
+    rows = []
+    for f in result["folders"]:
+        # The least complete device sharing it: what "is everything delivered" depends on.
+        worst = min((c["completion"] for c in f["completion"]), default=100.0)
+        state = f["state"] + (f": {f['error']}" if f.get("error") else "")
+        if f["pull_errors"]:
+            state += f" ({f['pull_errors']} errors)"
+        rows.append(
+            (
+                f["folder_id"],
+                f["type"],
+                state,
+                f"{worst:.0f}%",
+                f["local_files"],
+                render.size(f["local_bytes"]),
+                len(f["devices"]),
+            )
+        )
+    if not rows:
+        print("no karmad-managed folders")
+        return 0
+    render.table(
+        ["FOLDER", "TYPE", "STATE", "SYNCED", "FILES", "SIZE", "DEVICES"], rows, right=(3, 4, 5, 6)
+    )
+    return 0
+
+
+def pending(ctx: Context) -> int:
+    result = ctx.call("pending.list")
+    if ctx.json:
+        render.emit_json(result)
+        return 0
+    if not result["devices"] and not result["folders"]:
+        print("nothing pending")
+        return 0
+    if result["devices"]:
+        render.table(
+            ["DEVICE", "NAME", "ADDRESS", "SINCE"],
+            [
+                (d["device_id"], d["name"] or "-", d["address"] or "-", _when(d.get("time")))
+                for d in result["devices"]
+            ],
+        )
+    if result["folders"]:
+        if result["devices"]:
+            print()
+        render.table(
+            ["FOLDER", "LABEL", "OFFERED BY", "SINCE"],
+            [
+                (f["folder_id"], o["label"] or "-", _short(o["device_id"]), _when(o.get("time")))
+                for f in result["folders"]
+                for o in f["offered_by"]
+            ],
+        )
+    return 0
