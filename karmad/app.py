@@ -14,9 +14,16 @@ import anyio
 
 from karmad import logs
 from karmad.api import daemon as daemon_api
+from karmad.api import index as index_api
+from karmad.api import sessions as sessions_api
+from karmad.api import usage as usage_api
 from karmad.bus import Bus, utc_now
 from karmad.config import Config
 from karmad.health import Health
+from karmad.index import pricing
+from karmad.index.discovery import Root
+from karmad.index.queries import IndexQueries
+from karmad.index.service import Indexer, open_index
 from karmad.lock import InstanceLock
 from karmad.paths import Paths, ensure_private_dir
 from karmad.rpc.dispatch import Dispatcher
@@ -78,14 +85,27 @@ class Daemon:
     async def run(self) -> None:
         store = Store.open(self.paths.store, STATE_SCHEMA)
         try:
-            await self._run(store)
+            # The index is derived data: a damaged or too new file is set aside and rebuilt.
+            index_store = open_index(self.paths.index)
+            try:
+                await self._run(store, index_store)
+            finally:
+                index_store.close()
         finally:
             store.close()
             log.info("stopped")
 
-    async def _run(self, store: Store) -> None:
+    async def _run(self, store: Store, index_store: Store) -> None:
         bus = Bus()
         health = Health(bus)
+        indexer = Indexer(
+            index_path=self.paths.index,
+            config=self.config.index,
+            prices=pricing.load_table(self.config.prices),
+            bus=bus,
+            health=health,
+            roots=[Root(self.paths.claude_projects, origin="local")],
+        )
         services = Services(
             paths=self.paths,
             config=self.config,
@@ -95,15 +115,22 @@ class Daemon:
             backend=self.backend,
             started_at=utc_now(),
             request_shutdown=self.request_shutdown,
+            index=IndexQueries(index_store),
+            indexer=indexer,
         )
         router = Router()
         daemon_api.register(router, services)
+        sessions_api.register(router, services)
+        usage_api.register(router, services)
+        index_api.register(router, services)
         server = RpcServer(self.paths.socket, Dispatcher(router.methods), bus, self.config.rpc)
         health.set("store", "ok", f"schema {store.schema_version}")
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals)
             await tg.start(server.serve)
             health.set("rpc", "listening", str(self.paths.socket))
+            # After the socket: a long first scan runs in the background, never delaying it.
+            await tg.start(indexer.run)
             log.info("ready", socket=str(self.paths.socket), backend=self.backend)
             await self._shutdown.wait()
             log.info("stopping")

@@ -13,6 +13,8 @@ from datetime import datetime
 from karmad.bus import Bus, Clock, utc_now
 from karmad.config import Config
 from karmad.health import Health
+from karmad.index.queries import IndexQueries
+from karmad.index.service import Indexer
 from karmad.paths import Paths
 from karmad.store import Store
 
@@ -27,4 +29,8 @@ class Services:
     backend: str
     started_at: datetime
     request_shutdown: Callable[[], None]
+    index: IndexQueries
+    """Reads of the session index (its own read connection, on the event loop)."""
+    indexer: Indexer
+    """The subsystem that keeps the index current; roots, changes, rebuilds, status."""
     clock: Clock = field(default=utc_now)
