@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -26,6 +26,8 @@ from karmad.index.facts import PROMPT_CHARS, Facts
 from karmad.index.reader import Chunk, Overlong
 from karmad.index.records import KNOWN_TYPES, NON_PROMPT_PREFIXES, Record
 from karmad.index.usage import UsageRow, better, line_key, request_key, split_cache_writes
+
+_T = TypeVar("_T")
 
 MAX_ERRORS_KEPT: Final = 50
 """Errors stored per file and pass; beyond that they are only counted."""
@@ -118,6 +120,26 @@ def fix_surrogates(line: bytes) -> bytes | None:
         return None
     out.append(line[last:])
     return b"".join(out)
+
+
+def decode_repaired(decoder: codec.Decoder[_T], raw: bytes) -> _T | None:
+    """Decode a line, repairing invalid UTF-8 and broken surrogates as the aggregates
+    pass does (it records the repair); None when the line is unusable anyway."""
+    data = raw
+    for _ in range(3):
+        try:
+            return decoder.decode(data)
+        except codec.MalformedData as exc:
+            fixed = fix_surrogates(data)
+            if fixed is not None:
+                data = fixed
+            elif "invalid UTF-8" in str(exc):
+                data = data.decode("utf-8", "replace").encode()
+            else:
+                return None
+        except codec.InvalidData:
+            return None
+    return None
 
 
 def _parse_path(path: str) -> list[str | int]:

@@ -21,6 +21,7 @@ import msgspec
 from karmad import codec, protocol
 from karmad.errors import KarmadError, invalid_argument, not_found
 from karmad.index.facts import Facts
+from karmad.index.parse import decode_repaired
 from karmad.index.pricing import SYNTHETIC_MODEL
 from karmad.index.writer import BUCKET_MS
 from karmad.protocol import ErrorCode
@@ -667,6 +668,7 @@ class _Line(msgspec.Struct, rename="camel"):
 
 
 _LINE = codec.Decoder(_Line)
+_ANY: Final = codec.Decoder(Any)
 MAX_INPUT_JSON: Final = 16 * 1024
 
 
@@ -691,7 +693,7 @@ def _blocks(content: str | list[_Block] | None, limit: int) -> list[protocol.Con
         elif b.type in ("tool_use", "server_tool_use"):
             raw = bytes(b.input)
             if len(raw) <= MAX_INPUT_JSON:
-                value: Any = codec.decode_any(raw)
+                value: Any = decode_repaired(_ANY, raw)
                 out.append(
                     protocol.ContentBlock(
                         type="tool_use", name=b.name or "", id=b.id or "", input=value
@@ -745,11 +747,10 @@ def render(r: Row, raw: bytes | str, limit: int) -> protocol.TranscriptEntry:
         return protocol.TranscriptEntry(
             **base, blocks=[protocol.ContentBlock(type="other", text=raw)]
         )
-    try:
-        line = _LINE.decode(raw)
-    except codec.InvalidData as exc:
+    line = decode_repaired(_LINE, raw)
+    if line is None:
         return protocol.TranscriptEntry(
-            **base, blocks=[protocol.ContentBlock(type="other", text=f"unreadable line: {exc}")]
+            **base, blocks=[protocol.ContentBlock(type="other", text="unreadable line")]
         )
     message = line.message
     if line.type == "system":

@@ -16,7 +16,7 @@ from typing import Final
 import msgspec
 
 from karmad import codec
-from karmad.index.parse import canonical_ts, fix_surrogates, ts_ms
+from karmad.index.parse import canonical_ts, decode_repaired, ts_ms
 from karmad.index.reader import Chunk, Overlong
 from karmad.index.records import (
     CONVERSATION_TYPES,
@@ -63,24 +63,6 @@ _KEYS: Final = codec.Decoder(dict[str, msgspec.Raw])
 _ENTRY: Final = codec.Decoder(EntryRecord)
 
 
-def _decode_keys(raw: bytes) -> tuple[dict[str, msgspec.Raw], bytes] | None:
-    data = raw
-    for _ in range(3):
-        try:
-            return _KEYS.decode(data), data
-        except codec.MalformedData as exc:
-            fixed = fix_surrogates(data)
-            if fixed is not None:
-                data = fixed
-            elif "invalid UTF-8" in str(exc):
-                data = data.decode("utf-8", "replace").encode()
-            else:
-                return None
-        except codec.InvalidData:
-            return None  # JSON, but not an object; the aggregates pass recorded it
-    return None
-
-
 def _text_of(record: EntryRecord) -> str:
     message = record.message
     if message is None or record.is_meta or record.is_compact_summary:
@@ -116,10 +98,9 @@ class TextParser:
                 self._line(raw, line_offset, number)
 
     def _line(self, raw: bytes, offset: int, number: int) -> None:
-        decoded = _decode_keys(raw)
-        if decoded is None:
+        keys = decode_repaired(_KEYS, raw)
+        if keys is None:
             return
-        keys, data = decoded
         try:
             kind = codec.decode_json(bytes(keys["type"]), str) if "type" in keys else ""
         except codec.InvalidData:
@@ -131,10 +112,7 @@ class TextParser:
                 self.unknown_fields[name] = self.unknown_fields.get(name, 0) + 1
         if kind not in CONVERSATION_TYPES:
             return
-        try:
-            record = _ENTRY.decode(data)
-        except codec.InvalidData:
-            record = EntryRecord(type=kind)
+        record = decode_repaired(_ENTRY, raw) or EntryRecord(type=kind)
         self.entries.append(
             Entry(
                 offset,
