@@ -7,10 +7,10 @@ Exit status is part of the interface: 0 success, 1 the daemon answered with an e
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
-from karmactl import cmd_daemon, cmd_syncthing, cmd_teams
 from karmactl.client import Client, ClientError, DaemonUnreachable, RpcError
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
@@ -24,7 +24,33 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-COMMAND_MODULES: tuple[Any, ...] = (cmd_daemon, cmd_syncthing, cmd_teams)
+COMMAND_INDEX: dict[str, str] = {
+    "status": "cmd_daemon",
+    "hello": "cmd_daemon",
+    "events": "cmd_daemon",
+    "stop": "cmd_daemon",
+    "sessions": "cmd_sessions",
+    "usage": "cmd_usage",
+    "index": "cmd_index",
+    "init": "cmd_teams",
+    "whoami": "cmd_teams",
+    "pair": "cmd_teams",
+    "team": "cmd_teams",
+    "project": "cmd_teams",
+    "sub": "cmd_teams",
+    "sync": "cmd_teams",
+    "syncthing": "cmd_syncthing",
+    "devices": "cmd_syncthing",
+    "folders": "cmd_syncthing",
+    "pending": "cmd_syncthing",
+}
+"""Which module implements each command, so a run imports only the module it needs
+(a test keeps this equal to the modules' own `COMMANDS`)."""
+
+
+def command_modules() -> list[Any]:
+    names = dict.fromkeys(COMMAND_INDEX.values())
+    return [importlib.import_module(f"karmactl.{name}") for name in names]
 
 
 class Context:
@@ -104,10 +130,8 @@ def _wanted_module(argv: list[str]) -> Any | None:
     for token in argv:
         if token.startswith("-"):
             continue
-        for module in COMMAND_MODULES:
-            if token in module.COMMANDS:
-                return module
-        return None
+        name = COMMAND_INDEX.get(token)
+        return None if name is None else importlib.import_module(f"karmactl.{name}")
     return None
 
 
@@ -122,9 +146,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     # An explicit prog keeps argparse from building a help formatter up front.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog="karmactl")
     wanted = None if argv is None else _wanted_module(argv)
-    for module in COMMAND_MODULES:
-        if wanted is None or module is wanted:
-            module.add_commands(sub, common)
+    for module in [wanted] if wanted is not None else command_modules():
+        module.add_commands(sub, common)
     return parser
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
 from karmactl import render
 
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from karmactl.cli import Context
+
+
+COMMANDS = ("syncthing", "devices", "folders", "pending")
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -27,6 +33,21 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=folders)
     p = sub.add_parser("pending", parents=[common], help="devices and folders offered to us")
     p.set_defaults(func=pending)
+    pe = p.add_subparsers(dest="pending_command", metavar="ACTION")
+    s = pe.add_parser("ls", parents=[common], help="offers waiting for you (the default)")
+    s.set_defaults(func=pending)
+    s = pe.add_parser(
+        "accept", parents=[common], help="accept a device as a team leader, or its folder offer"
+    )
+    target = s.add_mutually_exclusive_group(required=True)
+    target.add_argument("--device", help="device ID of the offering leader")
+    target.add_argument("--folder", help="folder ID it offered")
+    s.set_defaults(func=pending_accept)
+    s = pe.add_parser("dismiss", parents=[common], help="dismiss an offer")
+    target = s.add_mutually_exclusive_group(required=True)
+    target.add_argument("--device", help="device ID")
+    target.add_argument("--folder", help="folder ID")
+    s.set_defaults(func=pending_dismiss)
 
 
 def _short(device_id: str) -> str:
@@ -179,4 +200,22 @@ def pending(ctx: Context) -> int:
                 for o in f["offered_by"]
             ],
         )
+    return 0
+
+
+def pending_accept(ctx: Context) -> int:
+    result = ctx.call("pending.accept", device=ctx.args.device, folder=ctx.args.folder)
+    if ctx.json:
+        render.emit_json(result)
+    else:
+        print("Accepted: teams this device leads and that list you will be joined.")
+    return 0
+
+
+def pending_dismiss(ctx: Context) -> int:
+    result = ctx.call("pending.dismiss", device=ctx.args.device, folder=ctx.args.folder)
+    if ctx.json:
+        render.emit_json(result)
+    else:
+        print("Dismissed.")
     return 0

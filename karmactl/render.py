@@ -67,3 +67,66 @@ def kv(pairs: Sequence[tuple[str, Any]], stream: TextIO | None = None) -> None:
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
         out.write(f"{key.ljust(width)}  {value}\n")
+
+
+def count(n: float) -> str:
+    """Token counts people can read at a glance: 950, 12.3k, 4.56M, 1.2B."""
+    value = float(n)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            scaled = value / size
+            return f"{scaled:.3g}{unit}" if scaled < 100 else f"{scaled:.0f}{unit}"
+    return f"{value:.0f}"
+
+
+def money(amount: float, *, incomplete: bool = False) -> str:
+    """US dollars; `+` marks a figure that leaves out requests of unpriced models."""
+    text = f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+    return text + ("+" if incomplete else "")
+
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def bar(value: float, peak: float, width: int = 20) -> str:
+    """A horizontal bar, eighth-block resolution, `value` of `peak` filling `width`."""
+    if peak <= 0 or value <= 0:
+        return ""
+    eighths = round(min(value / peak, 1.0) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (BLOCKS[rest] if rest else "")
+
+
+def sparkline(values: Sequence[float]) -> str:
+    peak = max(values, default=0)
+    if peak <= 0:
+        return SPARKS[0] * len(values)
+    return "".join(
+        SPARKS[min(int(v / peak * (len(SPARKS) - 1) + 0.5), len(SPARKS) - 1)] for v in values
+    )
+
+
+def local_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if not iso:
+        return ""
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).astimezone().strftime(fmt)
+
+
+def clip(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
+
+
+def terminal_width(default: int = 120) -> int:
+    import shutil
+
+    return shutil.get_terminal_size((default, 24)).columns
+
+
+def progress_bar(fraction: float, width: int = 30) -> str:
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = int(fraction * width)
+    return "[" + "#" * filled + "-" * (width - filled) + f"] {fraction * 100:5.1f}%"

@@ -2,4 +2,7 @@
 
 from karmad.cli import main
 
-raise SystemExit(main())
+# Guarded: a parser process started by the indexer (multiprocessing's spawn) imports
+# this module again under another name, and must not start a second daemon.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,12 +15,19 @@ import anyio
 
 from karmad import logs
 from karmad.api import daemon as daemon_api
+from karmad.api import index as index_api
+from karmad.api import sessions as sessions_api
 from karmad.api import syncthing as syncthing_api
 from karmad.api import teams as teams_api
+from karmad.api import usage as usage_api
 from karmad.api.teams import TeamService
 from karmad.bus import Bus, utc_now
 from karmad.config import Config
 from karmad.health import Health
+from karmad.index import pricing
+from karmad.index.discovery import Root
+from karmad.index.queries import IndexQueries
+from karmad.index.service import Indexer, open_index
 from karmad.lock import InstanceLock
 from karmad.paths import Paths, ensure_private_dir
 from karmad.rpc.dispatch import Dispatcher
@@ -35,7 +42,7 @@ from karmad.syncthing.service import SyncthingService
 
 log = logs.get("karmad")
 
-API_MODULES = (daemon_api, syncthing_api, teams_api)
+API_MODULES = (daemon_api, sessions_api, usage_api, index_api, syncthing_api, teams_api)
 """Every `karmad.api` module; each registers its handlers with `register(router, services)`."""
 
 
@@ -79,12 +86,21 @@ def assemble(
     paths: Paths,
     config: Config,
     store: Store,
+    index_store: Store,
     backend: str,
     request_shutdown: Callable[[], None],
 ) -> tuple[Services, SyncthingService, Reconciler]:
     """Build every part and connect them; nothing starts until `Daemon.run`."""
     bus = Bus()
     health = Health(bus)
+    indexer = Indexer(
+        index_path=paths.index,
+        config=config.index,
+        prices=pricing.load_table(config.prices),
+        bus=bus,
+        health=health,
+        roots=[Root(paths.claude_projects, origin="local")],
+    )
     syncthing = SyncthingService(paths, config.syncthing, bus, health)
     port = ServicePort(syncthing)
     reconciler = Reconciler(
@@ -108,6 +124,8 @@ def assemble(
         request_shutdown=request_shutdown,
         syncthing=syncthing,
         teams=TeamService(store, port, reconciler, utc_now),
+        index=IndexQueries(index_store),
+        indexer=indexer,
     )
     return services, syncthing, reconciler
 
@@ -132,14 +150,19 @@ class Daemon:
     async def run(self) -> None:
         store = Store.open(self.paths.store, STATE_SCHEMA)
         try:
-            await self._run(store)
+            # The index is derived data: a damaged or too new file is set aside and rebuilt.
+            index_store = open_index(self.paths.index)
+            try:
+                await self._run(store, index_store)
+            finally:
+                index_store.close()
         finally:
             store.close()
             log.info("stopped")
 
-    async def _run(self, store: Store) -> None:
+    async def _run(self, store: Store, index_store: Store) -> None:
         services, syncthing, reconciler = assemble(
-            self.paths, self.config, store, self.backend, self.request_shutdown
+            self.paths, self.config, store, index_store, self.backend, self.request_shutdown
         )
         bus, health = services.bus, services.health
         router = build_router(services)
@@ -149,6 +172,9 @@ class Daemon:
             tg.start_soon(self._watch_signals)
             await tg.start(server.serve)
             health.set("rpc", "listening", str(self.paths.socket))
+            # After the socket: a long first scan runs in the background, never delaying it.
+            assert services.indexer is not None
+            await tg.start(services.indexer.run)
             # Ready once Syncthing answers, or is known absent or failing: never later.
             await tg.start(syncthing.run)
             await tg.start(reconciler.run)

@@ -25,6 +25,14 @@ class InvalidData(ValueError):
         super().__init__(message)
 
 
+class MalformedData(InvalidData):
+    """Not JSON (or TOML) at all: a syntax error, truncation or invalid UTF-8.
+
+    Distinguished from a mere shape mismatch so that tolerant readers (transcripts)
+    can still use well-formed data whose shape they did not expect.
+    """
+
+
 def _path_of(exc: msgspec.ValidationError) -> str:
     # msgspec reports "... - at `$.params.x`"; keep the location separately for `field`.
     text = str(exc)
@@ -34,10 +42,13 @@ def _path_of(exc: msgspec.ValidationError) -> str:
     return ""
 
 
-def _translate(exc: msgspec.MsgspecError) -> InvalidData:
+def _translate(exc: msgspec.MsgspecError | UnicodeDecodeError) -> InvalidData:
     if isinstance(exc, msgspec.ValidationError):
         return InvalidData(str(exc), path=_path_of(exc))
-    return InvalidData(f"malformed: {exc}")
+    if isinstance(exc, UnicodeDecodeError):
+        # msgspec lets the codec's error through for bytes that are not UTF-8.
+        return MalformedData(f"malformed: invalid UTF-8 at byte {exc.start}")
+    return MalformedData(f"malformed: {exc}")
 
 
 class Decoder(Generic[T]):
@@ -51,28 +62,57 @@ class Decoder(Generic[T]):
     def decode(self, data: bytes | bytearray | memoryview | str) -> T:
         try:
             return self._decoder.decode(data)
+        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
+            raise _translate(exc) from None
+
+    def decode_lines(self, data: bytes | bytearray | memoryview | str) -> list[T]:
+        """Every value of newline-delimited JSON in one call; blank lines are skipped.
+
+        All or nothing: one bad line fails the whole buffer, and the caller falls back to
+        line by line to find it.
+        """
+        try:
+            return self._decoder.decode_lines(data)
+        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
+            raise _translate(exc) from None
+
+
+class PackDecoder(Generic[T]):
+    """A typed msgpack decoder: karmad's own data passed between its processes."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self, type_: type[T]) -> None:
+        self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(type_)
+
+    def decode(self, data: bytes) -> T:
+        try:
+            return self._decoder.decode(data)
         except msgspec.MsgspecError as exc:
             raise _translate(exc) from None
+
+
+encode_pack = msgspec.msgpack.Encoder().encode
 
 
 def decode_json(data: bytes | str, type_: type[T]) -> T:
     try:
         return msgspec.json.decode(data, type=type_)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
         raise _translate(exc) from None
 
 
 def decode_any(data: bytes | str) -> Any:
     try:
         return msgspec.json.decode(data)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
         raise _translate(exc) from None
 
 
 def decode_toml(data: bytes | str, type_: type[T]) -> T:
     try:
         return msgspec.toml.decode(data, type=type_)
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
         raise _translate(exc) from None
 
 

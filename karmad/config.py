@@ -89,11 +89,60 @@ class TeamsConfig(_Section):
         )
 
 
+class IndexConfig(_Section):
+    """The session index (`index.db`): what is indexed and how eagerly."""
+
+    enabled: bool = True
+    full_text: bool = True
+    """Keep a full-text index of user and assistant text for `session.search`."""
+    watch: bool = True
+    """Follow changes as they happen; without it only start-up and `index.rebuild` scan."""
+    watch_step_ms: int = 20
+    """How often the file watcher looks for news: a shorter step shows appended lines
+    sooner, a longer one wakes the daemon less when nothing happens."""
+    watch_debounce_ms: int = 500
+    """Longest time changes are gathered into one batch while writes keep coming."""
+    batch_bytes: int = 32 << 20
+    """New transcript bytes written per transaction during a long scan."""
+    chunk_bytes: int = 4 << 20
+    """Read size; bounds the memory one file costs however large it is."""
+    max_line_bytes: int = 256 << 20
+    """Longer lines are recorded as malformed and skipped without being held in memory."""
+    parse_workers: int = 0
+    """Processes that parse a large backlog in parallel; 0 picks one per CPU (at most 4),
+    1 parses in the daemon's own worker thread."""
+
+
+class PriceRates(_Section):
+    """US dollars per million tokens; a field left out keeps the table's value."""
+
+    input: float | None = None
+    output: float | None = None
+    cache_write_5m: float | None = None
+    cache_write_1h: float | None = None
+    cache_read: float | None = None
+
+
+class ModelPriceOverride(PriceRates):
+    long_context: PriceRates | None = None
+    """Rates for requests above the table's long-context threshold."""
+    fast: PriceRates | None = None
+    """Rates for requests answered in fast mode (`usage.speed == "fast"`)."""
+
+
+class PricesConfig(_Section):
+    """Overrides of, and additions to, the price table shipped with karmad."""
+
+    models: dict[str, ModelPriceOverride] = msgspec.field(default_factory=dict)
+
+
 class Config(_Section):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     rpc: RpcConfig = msgspec.field(default_factory=RpcConfig)
     syncthing: SyncthingConfig = msgspec.field(default_factory=SyncthingConfig)
     teams: TeamsConfig = msgspec.field(default_factory=TeamsConfig)
+    index: IndexConfig = msgspec.field(default_factory=IndexConfig)
+    prices: PricesConfig = msgspec.field(default_factory=PricesConfig)
 
 
 class ConfigError(Exception):
@@ -123,6 +172,20 @@ def _validate(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: rpc.client_buffer must be at least 1")
     if config.rpc.max_clients < 1:
         raise ConfigError(f"{path}: rpc.max_clients must be at least 1")
+    index = config.index
+    if not 1 <= index.watch_step_ms <= 10_000:
+        raise ConfigError(f"{path}: index.watch_step_ms must be between 1 and 10000")
+    if index.watch_debounce_ms < index.watch_step_ms:
+        raise ConfigError(f"{path}: index.watch_debounce_ms must be at least watch_step_ms")
+    if index.chunk_bytes < 4096:
+        raise ConfigError(f"{path}: index.chunk_bytes must be at least 4096")
+    if index.max_line_bytes < index.chunk_bytes:
+        raise ConfigError(f"{path}: index.max_line_bytes must be at least index.chunk_bytes")
+    if index.batch_bytes < index.chunk_bytes:
+        raise ConfigError(f"{path}: index.batch_bytes must be at least index.chunk_bytes")
+    if index.parse_workers < 0:
+        raise ConfigError(f"{path}: index.parse_workers must not be negative")
+    _validate_prices(config.prices, path)
     _validate_syncthing(config.syncthing, path)
     for name in ("removal_grace_s", "ack_linger_s", "sweep_interval_s"):
         if not getattr(config.teams, name) > 0:
@@ -164,3 +227,13 @@ def _validate_syncthing(st: SyncthingConfig, path: Path) -> None:
             addresses.check_api_key(st.api_key)
     except ValueError as exc:
         raise ConfigError(f"{path}: syncthing: {exc}") from None
+
+
+def _validate_prices(prices: PricesConfig, path: Path) -> None:
+    # Imported here: the price table is only needed when overrides exist.
+    from karmad.index import pricing
+
+    try:
+        pricing.load_table(prices)
+    except pricing.PriceTableError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -750,5 +750,384 @@ _method(
     RescanParams,
     RescanQueued,
     "Queues a scan of one managed folder (or paths in it) or of all; returns at once.",
+    mutating=True,
+)
+
+
+# ------------------------------------------------------------------------ session.* usage.* index.*
+
+Origin = Literal["local", "remote", "all"]
+SessionSort = Literal["last", "first", "cost", "tokens", "duration", "prompts"]
+UsageGroup = Literal["day", "week", "month", "project", "model", "session", "member"]
+
+
+class TokenCounts(Result):
+    """De-duplicated usage: each API request counted once (see docs/index.md)."""
+
+    requests: int = 0
+    input: int = 0
+    output: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    cache_read: int = 0
+    total: int = 0
+    """input + output + both cache writes + cache reads."""
+    cost: float = 0.0
+    """US dollars, from the price table version given beside it."""
+    unpriced_requests: int = 0
+    """Requests of models the price table does not know; their cost is missing from
+    `cost`, never guessed."""
+
+
+class SessionListParams(Params):
+    project: str | None = None
+    """Identity (`host/owner/repo`) or path, or a part of either (case-insensitive)."""
+    since: datetime | None = None
+    """Sessions active at or after this moment."""
+    until: datetime | None = None
+    """Sessions that started before this moment."""
+    model: str | None = None
+    """Sessions that used a model whose name contains this."""
+    origin: Origin = "all"
+    member: str | None = None
+    """Only sessions of this member tag (`user.machine`)."""
+    user: str | None = None
+    sort: SessionSort = "last"
+    ascending: bool = False
+    limit: int = 50
+    cursor: str | None = None
+    """`next_cursor` of the previous page."""
+    distinct: bool = True
+    """One row per session id, preferring the local copy over copies received from peers."""
+
+
+class SessionSummary(Result):
+    id: str
+    origin: str
+    """`local`, or `remote:<device>` for a session received from a peer."""
+    member: str = ""
+    user: str = ""
+    project: str = ""
+    """Normalised git remote of the checkout the session ran in, else its path."""
+    project_path: str = ""
+    title: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float = 0.0
+    user_prompts: int = 0
+    models: list[str] = msgspec.field(default_factory=list)
+    tokens: TokenCounts = msgspec.field(default_factory=TokenCounts)
+    price_version: str = ""
+    subagents: int = 0
+    bytes: int = 0
+    missing: bool = False
+    """Every transcript file of the session is gone from disk (kept in the index)."""
+
+
+class SessionList(Result):
+    sessions: list[SessionSummary]
+    total: int
+    next_cursor: str | None = None
+
+
+class SessionGetParams(Params):
+    id: str
+    """A session id or an unambiguous prefix of one."""
+    origin: str | None = None
+    """Which copy (`local`, `remote:<device>`); default: the local one if any."""
+
+
+class ModelUsage(Result):
+    model: str
+    tokens: TokenCounts
+    priced: bool
+    """The price table knows this model (`<synthetic>` costs nothing and counts as priced)."""
+
+
+class SessionFile(Result):
+    path: str
+    kind: str
+    """`main`, `subagent` or `agent` (an older subagent file beside the sessions)."""
+    agent_id: str = ""
+    size: int = 0
+    indexed_bytes: int = 0
+    text_indexed_bytes: int = 0
+    lines: int = 0
+    pending_bytes: int = 0
+    """Bytes after the last complete line (still being written)."""
+    bad_lines: int = 0
+    missing: bool = False
+
+
+class LineProblem(Result):
+    path: str
+    line: int
+    offset: int
+    reason: str
+    sample: str = ""
+    repaired: bool = False
+    """The line was used after a repair; otherwise it was skipped."""
+
+
+class SessionDetail(SessionSummary):
+    cwd: str = ""
+    cwds: list[str] = msgspec.field(default_factory=list)
+    project_source: str = ""
+    """`git` (identity is a remote), `path`, or `team` (given by the sender)."""
+    git_remote: str = ""
+    branches: list[str] = msgspec.field(default_factory=list)
+    versions: list[str] = msgspec.field(default_factory=list)
+    """Claude Code versions that wrote the transcript."""
+    entrypoints: list[str] = msgspec.field(default_factory=list)
+    summary: str = ""
+    custom_title: str = ""
+    first_prompt: str = ""
+    record_types: dict[str, int] = msgspec.field(default_factory=dict)
+    """Lines per record type (user, assistant, system, summary, progress...)."""
+    system_subtypes: dict[str, int] = msgspec.field(default_factory=dict)
+    tool_uses: dict[str, int] = msgspec.field(default_factory=dict)
+    """Per tool name, MCP tools (`mcp__server__tool`) included."""
+    mcp_servers: dict[str, int] = msgspec.field(default_factory=dict)
+    tool_errors: int = 0
+    subagent_types: dict[str, int] = msgspec.field(default_factory=dict)
+    agents: list[str] = msgspec.field(default_factory=list)
+    inline_subagents: int = 0
+    sidechain_lines: int = 0
+    compactions: int = 0
+    api_errors: int = 0
+    active_s: float = 0.0
+    """Sum of the turn durations Claude Code recorded."""
+    web_search_requests: int = 0
+    web_fetch_requests: int = 0
+    shared_requests: int = 0
+    """Requests also present in another session (it was resumed or forked from one, or
+    received twice); usage summaries count them once, in the earliest."""
+    by_model: list[ModelUsage] = msgspec.field(default_factory=list)
+    files: list[SessionFile] = msgspec.field(default_factory=list)
+    tool_result_files: int = 0
+    tool_result_bytes: int = 0
+    bad_lines: int = 0
+    errors: list[LineProblem] = msgspec.field(default_factory=list)
+    unknown_types: dict[str, int] = msgspec.field(default_factory=dict)
+    unknown_fields: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class SessionMessagesParams(Params):
+    id: str
+    origin: str | None = None
+    cursor: str | None = None
+    limit: int = 100
+    sidechains: bool = True
+    """Include subagent turns (marked `sidechain`)."""
+    max_text: int = 20_000
+    """Characters kept per text block; longer ones are cut and marked `truncated`."""
+
+
+class ContentBlock(Result):
+    type: str
+    """`text`, `thinking`, `tool_use`, `tool_result`, `image` or `other`."""
+    text: str = ""
+    name: str = ""
+    """Tool name (tool_use)."""
+    id: str = ""
+    """Tool use id (tool_use, tool_result)."""
+    input: Any = None
+    """Tool input (tool_use), when small enough; else `text` holds its JSON, cut."""
+    is_error: bool = False
+    truncated: bool = False
+
+
+class TranscriptEntry(Result):
+    kind: str
+    """`user`, `assistant` or `system`."""
+    uuid: str = ""
+    time: datetime | None = None
+    sidechain: bool = False
+    agent_id: str = ""
+    model: str = ""
+    message_id: str = ""
+    subtype: str = ""
+    meta: bool = False
+    """Written by Claude Code rather than typed or answered (meta, compact summaries)."""
+    blocks: list[ContentBlock] = msgspec.field(default_factory=list)
+    file: str = ""
+    line: int = 0
+
+
+class SessionMessages(Result):
+    id: str
+    items: list[TranscriptEntry]
+    total: int
+    next_cursor: str | None = None
+
+
+class SessionSearchParams(Params):
+    text: str
+    """Words to find (all of them); `"a phrase"` in quotes matches it exactly."""
+    limit: int = 20
+    project: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    origin: Origin = "all"
+    member: str | None = None
+    session: str | None = None
+    """Only within this session (id or prefix)."""
+
+
+class SearchHit(Result):
+    session: str
+    origin: str
+    project: str = ""
+    title: str = ""
+    time: datetime | None = None
+    kind: str = ""
+    uuid: str = ""
+    snippet: str = ""
+    """Matched words are wrapped in « and »."""
+    rank: float = 0.0
+
+
+class SearchResults(Result):
+    hits: list[SearchHit]
+    available: bool = True
+    """False when this SQLite has no full-text search (FTS5) or it is turned off."""
+    complete: bool = True
+    """False while the full-text index is still being built."""
+
+
+class UsageSummaryParams(Params):
+    group_by: UsageGroup = "day"
+    since: datetime | None = None
+    until: datetime | None = None
+    project: str | None = None
+    model: str | None = None
+    origin: Origin = "all"
+    member: str | None = None
+    user: str | None = None
+    tz: str | None = None
+    """IANA time zone for day, week and month boundaries; default: the daemon's local time."""
+    breakdown: bool = False
+    """Also split each row by model."""
+
+
+class UsageRow(Result):
+    key: str
+    """The day (`2026-01-31`), week (its Monday), month (`2026-01`), project, model,
+    session id or member tag."""
+    tokens: TokenCounts
+    models: dict[str, TokenCounts] = msgspec.field(default_factory=dict)
+
+
+class UsageSummary(Result):
+    group_by: str
+    tz: str
+    rows: list[UsageRow]
+    totals: TokenCounts
+    price_version: str
+    currency: str = "USD"
+    unpriced_models: list[str] = msgspec.field(default_factory=list)
+
+
+class IndexRoot(Result):
+    path: str
+    origin: str
+    member: str = ""
+    user: str = ""
+    sessions: int = 0
+    files: int = 0
+    exists: bool = True
+
+
+class IndexProgress(Result):
+    phase: str
+    """`scan` (sessions and usage) or `text` (full-text index)."""
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+    percent: float
+    elapsed_s: float
+    eta_s: float | None = None
+
+
+class IndexScan(Result):
+    started_at: datetime
+    seconds: float
+    files: int
+    bytes: int
+
+
+class IndexStatus(Result):
+    state: str
+    """`starting`, `scanning`, `indexing text`, `idle`, `disabled` or `error`."""
+    detail: str = ""
+    enabled: bool = True
+    watching: bool = False
+    full_text: bool = True
+    sessions: int = 0
+    files: int = 0
+    bytes: int = 0
+    indexed_bytes: int = 0
+    text_indexed_bytes: int = 0
+    pending_bytes: int = 0
+    missing_files: int = 0
+    bad_lines: int = 0
+    lag_s: float = 0.0
+    """How long the oldest change not yet indexed has been waiting."""
+    progress: IndexProgress | None = None
+    last_scan: IndexScan | None = None
+    price_version: str = ""
+    roots: list[IndexRoot] = msgspec.field(default_factory=list)
+    error: str = ""
+
+
+class IndexRebuildParams(Params):
+    text_only: bool = False
+    """Rebuild only the full-text index."""
+
+
+class IndexRebuild(Result):
+    job: int
+    """Progress arrives as `index.progress` events; `index.done` carries this job."""
+
+
+_method(
+    "session.list",
+    SessionListParams,
+    SessionList,
+    "Sessions with their aggregates; filter, sort and page with a cursor.",
+)
+_method(
+    "session.get",
+    SessionGetParams,
+    SessionDetail,
+    "Everything known about one session: usage per model, tools, files, errors found.",
+)
+_method(
+    "session.messages",
+    SessionMessagesParams,
+    SessionMessages,
+    "The conversation in order, tool calls and results included, one page at a time.",
+)
+_method(
+    "session.search", SessionSearchParams, SearchResults, "Full-text search of prompts and answers."
+)
+_method(
+    "usage.summary",
+    UsageSummaryParams,
+    UsageSummary,
+    "Tokens and cost grouped by day, week, month, project, model, session or member.",
+)
+_method(
+    "index.status",
+    NoParams,
+    IndexStatus,
+    "What the session index holds and is doing: files, bytes, lag, errors, progress.",
+)
+_method(
+    "index.rebuild",
+    IndexRebuildParams,
+    IndexRebuild,
+    "Drops the index (or its full-text part) and reads every transcript again.",
     mutating=True,
 )

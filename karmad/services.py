@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from karmad.bus import Bus, Clock, utc_now
 from karmad.config import Config
 from karmad.health import Health
+from karmad.index.queries import IndexQueries
+from karmad.index.service import Indexer
 from karmad.paths import Paths
 from karmad.store import Store
 from karmad.syncthing.service import SyncthingService
@@ -33,6 +35,10 @@ class Services:
     started_at: datetime
     request_shutdown: Callable[[], None]
     syncthing: SyncthingService
+    index: IndexQueries
+    """Reads of the session index (its own read connection, on the event loop)."""
+    indexer: Indexer
+    """The subsystem that keeps the index current; roots, changes, rebuilds, status."""
+    teams: TeamService
+    """Identity, teams, projects, subscriptions, pending offers."""
     clock: Clock = field(default=utc_now)
-    teams: TeamService | None = None
-    """Identity, teams and subscriptions; None until Syncthing support is wired in."""

@@ -23,7 +23,8 @@ def test_sigterm_and_sigint_stop_cleanly(
         assert daemon.wait() == 0
         assert not daemon.socket.exists(), "socket left behind"
         events = [e.get("event") for e in daemon.log_events()]
-        assert events[-2:] == ["stopping", "stopped"]
+        assert "stopping" in events
+        assert events[-1] == "stopped"
 
 
 def test_daemon_shutdown_method(karmad: KarmadProcess) -> None:

@@ -146,11 +146,16 @@ def test_command_modules_declare_exactly_the_commands_they_add() -> None:
 
     from karmactl import cli
 
-    for module in cli.COMMAND_MODULES:
+    seen = []
+    for module in cli.command_modules():
         parser = argparse.ArgumentParser()
         sub = parser.add_subparsers(dest="command")
         module.add_commands(sub, cli.common_options())
         assert tuple(sub.choices) == tuple(module.COMMANDS), module.__name__
+        for name in module.COMMANDS:
+            assert cli.COMMAND_INDEX[name] == module.__name__.rsplit(".", 1)[1]
+        seen.extend(module.COMMANDS)
+    assert sorted(seen) == sorted(cli.COMMAND_INDEX)
 
 
 def test_help_lists_every_command() -> None:
@@ -159,9 +164,8 @@ def test_help_lists_every_command() -> None:
     )
     from karmactl import cli
 
-    for module in cli.COMMAND_MODULES:
-        for name in module.COMMANDS:
-            assert name in out.stdout
+    for name in cli.COMMAND_INDEX:
+        assert name in out.stdout
     version = subprocess.run(
         karmactl_command("--version"), capture_output=True, text=True, check=True, timeout=60
     )

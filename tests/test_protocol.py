@@ -46,12 +46,14 @@ def test_method_names_are_noun_verb_and_types_are_structs() -> None:
 def test_daemon_registers_every_declared_method(tmp_path: Path) -> None:
     from karmad import app, paths
     from karmad.config import Config
+    from karmad.index.schema import INDEX_SCHEMA
     from karmad.state_schema import STATE_SCHEMA
     from karmad.store import Store
 
     store = Store.open(tmp_path / "karmad.db", STATE_SCHEMA)
+    index = Store.open(tmp_path / "index.db", INDEX_SCHEMA)
     resolved = paths.resolve(environ={"HOME": str(tmp_path)})
-    services, _, _ = app.assemble(resolved, Config(), store, "asyncio", lambda: None)
+    services, _, _ = app.assemble(resolved, Config(), store, index, "asyncio", lambda: None)
     assert app.build_router(services).missing() == []
     store.close()
 

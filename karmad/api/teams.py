@@ -582,8 +582,6 @@ class TeamService:
 
 def register(router: Router, svc: Services) -> None:
     teams = svc.teams
-    if teams is None:
-        return
 
     @router.method("identity.init")
     def init(params: protocol.InitParams, call: Call) -> protocol.IdentityInfo:

@@ -1,0 +1,181 @@
+"""`index status|rebuild`: the session index itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from karmactl import render
+
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from karmactl.cli import Context
+
+BUSY = ("starting", "scanning", "indexing text", "repricing")
+
+
+COMMANDS = ("index",)
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    index = sub.add_parser("index", parents=[common], help="the session index")
+    verbs = index.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = verbs.add_parser("status", parents=[common], help="files, bytes, lag, errors, progress")
+    p.add_argument("-f", "--follow", action="store_true", help="show progress until it is idle")
+    p.set_defaults(func=status)
+
+    p = verbs.add_parser("rebuild", parents=[common], help="read every transcript again")
+    p.add_argument("--text-only", action="store_true", help="only the full-text index")
+    p.add_argument("--wait", action="store_true", help="show progress until it is done")
+    p.set_defaults(func=rebuild)
+
+
+def _print_status(s: dict[str, Any]) -> None:
+    pairs: list[tuple[str, Any]] = [
+        ("state", s["state"] + (f" ({s['detail']})" if s.get("detail") else "")),
+        ("sessions", s["sessions"]),
+        ("files", f"{s['files']} ({render.size(s['bytes'])})"),
+        ("indexed", render.size(s["indexed_bytes"])),
+        ("search index", render.size(s["text_indexed_bytes"]) if s["full_text"] else "off"),
+        ("pending", render.size(s["pending_bytes"])),
+        ("lag", render.duration(s["lag_s"])),
+        ("skipped lines", s["bad_lines"]),
+        ("missing files", s["missing_files"]),
+        ("watching", "yes" if s["watching"] else "no"),
+        ("prices", s["price_version"]),
+    ]
+    scan = s.get("last_scan")
+    if scan:
+        pairs.append(
+            (
+                "last scan",
+                f"{render.local_time(scan['started_at'], '%Y-%m-%d %H:%M:%S')}, "
+                f"{scan['files']} files, {render.size(scan['bytes'])} in "
+                f"{render.duration(scan['seconds'])}",
+            )
+        )
+    if s.get("error"):
+        pairs.append(("error", s["error"]))
+    render.kv(pairs)
+    progress = s.get("progress")
+    if progress:
+        print(_progress_line(progress))
+    roots = s.get("roots") or []
+    if roots:
+        print()
+        render.table(
+            ["ROOT", "ORIGIN", "MEMBER", "SESSIONS", "FILES"],
+            [
+                (
+                    r["path"] + ("" if r["exists"] else " (missing)"),
+                    r["origin"],
+                    r["member"],
+                    r["sessions"],
+                    r["files"],
+                )
+                for r in roots
+            ],
+            right=(3, 4),
+        )
+
+
+def _progress_line(p: dict[str, Any]) -> str:
+    what = "sessions" if p["phase"] == "scan" else "search index"
+    eta = f", {render.duration(p['eta_s'])} left" if p.get("eta_s") is not None else ""
+    return (
+        f"{what} {render.progress_bar(p['percent'] / 100)} "
+        f"{p['files_done']}/{p['files_total']} files, {render.size(p['bytes_done'])}"
+        f"/{render.size(p['bytes_total'])}{eta}"
+    )
+
+
+def _follow(ctx: Context, status: dict[str, Any]) -> dict[str, Any]:
+    """Redraw one progress line from `index.progress` events until the index is idle."""
+    if status["state"] not in BUSY:
+        return status
+    tty = sys.stderr.isatty()
+    ctx.client.set_timeout(None)
+    ctx.call("events.subscribe", topics=["index", "daemon.subsystem"])
+    # Ask again: the state may have changed before the subscription started.
+    status = ctx.call("index.status")
+    if status["state"] not in BUSY:
+        return status
+    for note in ctx.client.notifications():
+        if note.get("method") != "event":
+            continue
+        event = note["params"]
+        topic = event["topic"]
+        data = event.get("data", {})
+        if topic == "index.progress":
+            line = _progress_line(data)
+            if ctx.json:
+                render.emit_json(event)
+            elif tty:
+                sys.stderr.write("\r\033[K" + line)
+                sys.stderr.flush()
+            else:
+                print(line, file=sys.stderr)
+        elif topic == "index.done" or (
+            topic == "daemon.subsystem"
+            and data.get("name") == "index"
+            and data.get("state") in ("idle", "error")
+        ):
+            break
+    if tty and not ctx.json:
+        sys.stderr.write("\r\033[K")
+    return dict(ctx.call("index.status"))
+
+
+def status(ctx: Context) -> int:
+    s = ctx.call("index.status")
+    if ctx.args.follow:
+        s = _follow(ctx, s)
+    if ctx.json:
+        render.emit_json(s)
+    else:
+        _print_status(s)
+    return 1 if s["state"] == "error" else 0
+
+
+def _wait_for(ctx: Context, job: int) -> None:
+    """Progress lines until `index.done` for `job` (subscribed before asking for it)."""
+    tty = sys.stderr.isatty() and not ctx.json
+    for note in ctx.client.notifications():
+        if note.get("method") != "event":
+            continue
+        event = note["params"]
+        data = event.get("data", {})
+        if event["topic"] == "index.progress" and not ctx.json:
+            line = _progress_line(data)
+            sys.stderr.write("\r\033[K" + line if tty else line + "\n")
+            sys.stderr.flush()
+        elif event["topic"] in ("index.done", "index.error") and data.get("job", job) == job:
+            break
+    if tty:
+        sys.stderr.write("\r\033[K")
+
+
+def rebuild(ctx: Context) -> int:
+    if ctx.args.wait:
+        ctx.client.set_timeout(None)
+        ctx.call("events.subscribe", topics=["index"])
+    answer = ctx.call("index.rebuild", text_only=ctx.args.text_only)
+    if ctx.args.wait:
+        _wait_for(ctx, answer["job"])
+        s = ctx.call("index.status")
+        if ctx.json:
+            render.emit_json({"job": answer["job"], "status": s})
+        else:
+            _print_status(s)
+        return 1 if s["state"] == "error" else 0
+    if ctx.json:
+        render.emit_json(answer)
+    else:
+        print(
+            f"rebuilding the index (job {answer['job']}); `karmactl index status -f` shows progress"
+        )
+    return 0

@@ -1,0 +1,354 @@
+"""`sessions ls|show|search`: the sessions karmad has indexed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+
+from karmactl import pager, render, when
+
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from karmactl.cli import Context
+
+SORTS = ("last", "first", "cost", "tokens", "duration", "prompts")
+ORIGINS = ("all", "local", "remote")
+
+
+COMMANDS = ("sessions",)
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    sessions = sub.add_parser("sessions", parents=[common], help="indexed Claude Code sessions")
+    verbs = sessions.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = verbs.add_parser("ls", parents=[common], help="list sessions, most recent first")
+    p.add_argument("--project", help="identity or path, or a part of either")
+    p.add_argument("--since", type=when.argument, help="active since (7d, 24h, 2026-01-31...)")
+    p.add_argument("--until", type=when.argument, help="started before")
+    p.add_argument("--model", help="used a model whose name contains this")
+    p.add_argument("--origin", choices=ORIGINS, default="all")
+    p.add_argument("--member", help="member tag (user.machine)")
+    p.add_argument("--sort", choices=SORTS, default="last")
+    p.add_argument("--asc", action="store_true", help="ascending order")
+    p.add_argument("-n", "--limit", type=int, default=30, help="sessions shown (default 30)")
+    p.add_argument("--all", action="store_true", help="every matching session")
+    p.set_defaults(func=ls)
+
+    p = verbs.add_parser("show", parents=[common], help="a session's figures and transcript")
+    p.add_argument("id", help="session id or an unambiguous prefix")
+    p.add_argument("--origin", help="which copy (local, remote:<device>)")
+    p.add_argument("--info", action="store_true", help="figures only, no transcript")
+    p.add_argument("--no-sidechains", action="store_true", help="leave out subagent turns")
+    p.add_argument("--max-text", type=int, default=4000, help="characters per block")
+    p.add_argument("--no-pager", action="store_true", help="never page the output")
+    p.set_defaults(func=show)
+
+    p = verbs.add_parser("search", parents=[common], help="full-text search of prompts and answers")
+    p.add_argument("text", nargs="+", help='words (all must match); "quoted phrase" for exact')
+    p.add_argument("-n", "--limit", type=int, default=20)
+    p.add_argument("--project")
+    p.add_argument("--session", help="only within this session")
+    p.add_argument("--since", type=when.argument)
+    p.add_argument("--until", type=when.argument)
+    p.set_defaults(func=search)
+
+
+# --------------------------------------------------------------------------- ls
+
+
+def _pages(ctx: Context, params: dict[str, Any], limit: int, everything: bool) -> Iterator[Any]:
+    cursor = None
+    shown = 0
+    while True:
+        page = ctx.call("session.list", **params, limit=min(limit, 500), cursor=cursor)
+        for item in page["sessions"]:
+            yield item, page["total"]
+            shown += 1
+            if not everything and shown >= limit:
+                return
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
+
+
+def ls(ctx: Context) -> int:
+    a = ctx.args
+    params = {
+        "project": a.project,
+        "since": a.since,
+        "until": a.until,
+        "model": a.model,
+        "origin": a.origin,
+        "member": a.member,
+        "sort": a.sort,
+        "ascending": a.asc,
+    }
+    items = list(_pages(ctx, params, max(a.limit, 1), a.all))
+    if ctx.json:
+        render.emit_json([item for item, _ in items])
+        return 0
+    if not items:
+        print("no sessions", file=sys.stderr)
+        return 0
+    total = items[0][1]
+    width = render.terminal_width()
+    rows = []
+    for s, _ in items:
+        t = s["tokens"]
+        rows.append(
+            (
+                s["id"][:8],
+                render.local_time(s.get("ended_at")),
+                render.duration(s["duration_s"]) if s["duration_s"] else "",
+                _project(s),
+                s["user_prompts"],
+                render.count(t["total"]),
+                render.money(t["cost"], incomplete=t["unpriced_requests"] > 0),
+                s["title"],
+            )
+        )
+    fixed = [max(len(str(r[i])) for r in rows) for i in range(7)]
+    title_width = max(width - sum(fixed) - 2 * 7 - 7, 20)
+    rows = [(*r[:7], render.clip(str(r[7]), title_width)) for r in rows]
+    render.table(
+        ["ID", "LAST", "DURATION", "PROJECT", "PROMPTS", "TOKENS", "COST", "TITLE"],
+        rows,
+        right=(2, 4, 5, 6),
+    )
+    if len(items) < total:
+        print(f"({len(items)} of {total}; --all or -n for more)", file=sys.stderr)
+    return 0
+
+
+def _project(s: dict[str, Any]) -> str:
+    project = str(s.get("project") or s.get("project_path") or "")
+    if project.startswith("/"):
+        parts = project.rstrip("/").split("/")
+        project = "/".join(parts[-2:]) if len(parts) > 2 else project
+    return render.clip(project, 36)
+
+
+# --------------------------------------------------------------------------- show
+
+
+def _messages(
+    ctx: Context, ident: str, origin: str | None, sidechains: bool, max_text: int
+) -> Iterator[Any]:
+    cursor = None
+    while True:
+        page = ctx.call(
+            "session.messages",
+            id=ident,
+            origin=origin,
+            cursor=cursor,
+            limit=200,
+            sidechains=sidechains,
+            max_text=max_text,
+        )
+        yield from page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
+
+
+def show(ctx: Context) -> int:
+    a = ctx.args
+    detail = ctx.call("session.get", id=a.id, origin=a.origin)
+    if ctx.json:
+        doc = dict(detail)
+        if not a.info:
+            doc["messages"] = list(
+                _messages(ctx, detail["id"], detail["origin"], not a.no_sidechains, a.max_text)
+            )
+        render.emit_json(doc)
+        return 0
+    with pager.paged(not a.no_pager) as out:
+        _header(detail, out)
+        if not a.info:
+            out.write("\n")
+            for item in _messages(
+                ctx, detail["id"], detail["origin"], not a.no_sidechains, a.max_text
+            ):
+                _entry(item, out)
+    return 0
+
+
+def _header(d: dict[str, Any], out: TextIO) -> None:
+    t = d["tokens"]
+    written = t["cache_write_5m"] + t["cache_write_1h"]
+    pairs: list[tuple[str, Any]] = [
+        ("session", d["id"]),
+        ("title", d["title"]),
+        (
+            "project",
+            d["project"]
+            + (f"  ({d['project_path']})" if d["project_path"] != d["project"] else ""),
+        ),
+        (
+            "when",
+            f"{render.local_time(d.get('started_at'))} → {render.local_time(d.get('ended_at'))}"
+            f"  ({render.duration(d['duration_s'])})",
+        ),
+        ("origin", d["origin"] + (f" ({d['member']})" if d.get("member") else "")),
+        ("claude code", ", ".join(d["versions"]) or "?"),
+        ("branches", ", ".join(d["branches"]) or "-"),
+        ("prompts", d["user_prompts"]),
+        (
+            "tokens",
+            f"{render.count(t['total'])} (in {render.count(t['input'])}, out "
+            f"{render.count(t['output'])}, cache write {render.count(written)}, "
+            f"cache read {render.count(t['cache_read'])}) in {t['requests']} requests",
+        ),
+        (
+            "cost",
+            render.money(t["cost"], incomplete=t["unpriced_requests"] > 0)
+            + f"  (prices {d['price_version']})",
+        ),
+    ]
+    if d["tool_uses"]:
+        tools = sorted(d["tool_uses"].items(), key=lambda kv: -kv[1])
+        pairs.append(
+            (
+                "tools",
+                ", ".join(f"{k} {v}" for k, v in tools)
+                + (f"; {d['tool_errors']} failed" if d["tool_errors"] else ""),
+            )
+        )
+    if d["subagents"]:
+        types = ", ".join(f"{k} {v}" for k, v in d["subagent_types"].items())
+        pairs.append(("subagents", f"{d['subagents']}" + (f" ({types})" if types else "")))
+    if d["compactions"]:
+        pairs.append(("compactions", d["compactions"]))
+    if d["shared_requests"]:
+        pairs.append(("shared", f"{d['shared_requests']} requests also counted in another session"))
+    if d["bad_lines"] or d["errors"]:
+        pairs.append(("problems", f"{d['bad_lines']} lines skipped"))
+    render.kv(pairs, out)
+    if len(d["by_model"]) > 0:
+        out.write("\n")
+        render.table(
+            ["MODEL", "REQ", "INPUT", "OUTPUT", "CACHE W", "CACHE R", "COST"],
+            [
+                (
+                    m["model"],
+                    m["tokens"]["requests"],
+                    render.count(m["tokens"]["input"]),
+                    render.count(m["tokens"]["output"]),
+                    render.count(m["tokens"]["cache_write_5m"] + m["tokens"]["cache_write_1h"]),
+                    render.count(m["tokens"]["cache_read"]),
+                    render.money(m["tokens"]["cost"]) if m["priced"] else "unpriced",
+                )
+                for m in d["by_model"]
+            ],
+            out,
+            right=(1, 2, 3, 4, 5, 6),
+        )
+    for e in d["errors"][:10]:
+        kind = "repaired" if e["repaired"] else "skipped"
+        out.write(f"  {kind} {e['path'].rsplit('/', 1)[-1]}:{e['line']}: {e['reason']}\n")
+
+
+def _entry(item: dict[str, Any], out: TextIO) -> None:
+    prefix = "  │ " if item["sidechain"] else ""
+    who = item["kind"]
+    if item.get("model"):
+        who += f" · {item['model']}"
+    if item["sidechain"] and item.get("agent_id"):
+        who += f" · agent {item['agent_id']}"
+    if item.get("subtype"):
+        who += f" · {item['subtype']}"
+    if item.get("meta"):
+        who += " · meta"
+    stamp = render.local_time(item.get("time"), "%H:%M:%S")
+    out.write(f"{prefix}── {who} {stamp} ──\n")
+    for block in item["blocks"]:
+        for line in _block_lines(block):
+            out.write(f"{prefix}{line}\n")
+    out.write(prefix.rstrip() + "\n" if prefix else "\n")
+
+
+def _block_lines(block: dict[str, Any]) -> list[str]:
+    kind = block["type"]
+    more = " …" if block.get("truncated") else ""
+    if kind == "text":
+        return (block["text"] + more).splitlines() or [""]
+    if kind == "thinking":
+        return ["✻ " + line for line in (block["text"] + more).splitlines()]
+    if kind == "tool_use":
+        value = block.get("input")
+        if isinstance(value, dict):
+            shown = next(
+                (
+                    str(value[k])
+                    for k in (
+                        "command",
+                        "file_path",
+                        "pattern",
+                        "url",
+                        "query",
+                        "description",
+                        "prompt",
+                    )
+                    if k in value
+                ),
+                json.dumps(value, ensure_ascii=False),
+            )
+        else:
+            shown = block.get("text", "")
+        return [f"⏺ {block['name']}({render.clip(shown, 160)})"]
+    if kind == "tool_result":
+        lines = block["text"].splitlines() or [""]
+        head = lines[:12]
+        mark = "✗ " if block.get("is_error") else ""
+        out = [f"  ⎿ {mark}{head[0]}"] + [f"    {line}" for line in head[1:]]
+        if len(lines) > len(head) or block.get("truncated"):
+            out.append(f"    … ({len(lines)} lines)")
+        return out
+    if kind == "image":
+        return ["[image]"]
+    return [f"[{block.get('text') or kind}]"]
+
+
+# --------------------------------------------------------------------------- search
+
+
+def search(ctx: Context) -> int:
+    a = ctx.args
+    result = ctx.call(
+        "session.search",
+        text=" ".join(a.text),
+        limit=a.limit,
+        project=a.project,
+        session=a.session,
+        since=a.since,
+        until=a.until,
+    )
+    if ctx.json:
+        render.emit_json(result)
+        return 0
+    if not result["available"]:
+        print(
+            "karmactl: full-text search is not available (index.full_text or FTS5)", file=sys.stderr
+        )
+        return 1
+    if not result["hits"]:
+        print("no matches", file=sys.stderr)
+    tty = sys.stdout.isatty()
+    width = render.terminal_width()
+    rows = []
+    for h in result["hits"]:
+        snippet = render.clip(h["snippet"], max(width - 40, 30))
+        if tty:
+            snippet = snippet.replace("«", "\033[1m").replace("»", "\033[0m")
+        rows.append((h["session"][:8], render.local_time(h.get("time")), h["kind"], snippet))
+    if rows:
+        render.table(["SESSION", "TIME", "WHO", "MATCH"], rows)
+    if not result["complete"]:
+        print("(the search index is still being built; results may be incomplete)", file=sys.stderr)
+    return 0

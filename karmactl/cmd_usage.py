@@ -1,0 +1,115 @@
+"""`usage`: tokens and cost by day, week, month, project, model, session or member."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date, timedelta
+
+from karmactl import render, when
+
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from karmactl.cli import Context
+
+GROUPS = ("day", "week", "month", "project", "model", "session", "member")
+
+
+COMMANDS = ("usage",)
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("usage", parents=[common], help="tokens and cost, with a bar chart")
+    p.add_argument("--by", choices=GROUPS, default="day", help="grouping (default: day)")
+    p.add_argument("--since", type=when.argument, help="from (7d, 2026-01-01...)")
+    p.add_argument("--until", type=when.argument, help="up to, excluded")
+    p.add_argument("--project")
+    p.add_argument("--model")
+    p.add_argument("--origin", choices=("all", "local", "remote"), default="all")
+    p.add_argument("--member")
+    p.add_argument("--tz", default=os.environ.get("TZ") or None, help="IANA zone for days")
+    p.add_argument("--breakdown", action="store_true", help="one line per model in each row")
+    p.set_defaults(func=usage)
+
+
+def _sparkline_days(rows: list[dict[str, Any]], metric: str, width: int) -> tuple[str, str]:
+    """Per-day values up to the last day with use, days without any included; as many
+    days as fit the terminal. Returns (first day shown, sparkline)."""
+    values = {date.fromisoformat(r["key"]): float(r["tokens"][metric]) for r in rows}
+    if len(values) < 2:
+        return "", ""
+    last = max(values)
+    day = max(min(values), last - timedelta(days=max(width, 7) - 1))
+    first = day
+    series: list[float] = []
+    while day <= last:
+        series.append(values.get(day, 0.0))
+        day += timedelta(days=1)
+    return first.isoformat(), render.sparkline(series)
+
+
+def usage(ctx: Context) -> int:
+    a = ctx.args
+    tz = a.tz if a.tz and "/" in a.tz else None
+    result = ctx.call(
+        "usage.summary",
+        group_by=a.by,
+        since=a.since,
+        until=a.until,
+        project=a.project,
+        model=a.model,
+        origin=a.origin,
+        member=a.member,
+        tz=tz,
+        breakdown=a.breakdown and a.by != "model",
+    )
+    if ctx.json:
+        render.emit_json(result)
+        return 0
+    rows = result["rows"]
+    if not rows:
+        print("no usage recorded", file=sys.stderr)
+        return 0
+    by_cost = any(r["tokens"]["cost"] > 0 for r in rows)
+    metric = "cost" if by_cost else "total"
+    peak = max(r["tokens"][metric] for r in rows)
+    if a.by == "day":
+        first, line = _sparkline_days(rows, metric, render.terminal_width() - 2)
+        if line:
+            print(f"daily {'cost' if by_cost else 'tokens'}, {first} … {rows[-1]['key']}")
+            print(line)
+            print()
+    table = []
+    for r in rows:
+        table.append(_line(r["key"], r["tokens"], render.bar(r["tokens"][metric], peak)))
+        for model, t in sorted(r.get("models", {}).items(), key=lambda kv: -kv[1]["cost"]):
+            table.append(_line(f"  {model}", t, ""))
+    table.append(_line("TOTAL", result["totals"], ""))
+    render.table(
+        [a.by.upper(), "REQ", "INPUT", "OUTPUT", "CACHE W", "CACHE R", "TOTAL", "COST", ""],
+        table,
+        right=(1, 2, 3, 4, 5, 6, 7),
+    )
+    notes = [f"prices {result['price_version']}, {result['currency']}"]
+    if result["unpriced_models"]:
+        notes.append("unpriced (cost left out, marked +): " + ", ".join(result["unpriced_models"]))
+    print("\n".join(notes), file=sys.stderr)
+    return 0
+
+
+def _line(key: str, t: dict[str, Any], chart: str) -> tuple[Any, ...]:
+    return (
+        key,
+        t["requests"],
+        render.count(t["input"]),
+        render.count(t["output"]),
+        render.count(t["cache_write_5m"] + t["cache_write_1h"]),
+        render.count(t["cache_read"]),
+        render.count(t["total"]),
+        render.money(t["cost"], incomplete=t["unpriced_requests"] > 0),
+        chart,
+    )

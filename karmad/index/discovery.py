@@ -1,0 +1,140 @@
+"""Which files under a root are transcripts, and of which session.
+
+A *root* is a directory laid out like `~/.claude/projects`:
+
+    <root>/<project-dir>/<session>.jsonl                    main transcript
+    <root>/<project-dir>/<session>/subagents/agent-<id>.jsonl  subagent (Claude Code 2.x)
+    <root>/<project-dir>/agent-<id>.jsonl                   subagent (older releases;
+                                                             its session is in its lines)
+    <root>/<project-dir>/<session>/tool-results/...         large tool outputs
+
+The project directory's name is Claude Code's lossy encoding of a working directory; it
+groups files but is never decoded into a path (the lines' `cwd` says where a session
+ran). The local `$CLAUDE_CONFIG_DIR/projects` is one root; each teammate's inbox is
+another, attributed to the member who sent it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+SUFFIX: Final = ".jsonl"
+AGENT_PREFIX: Final = "agent-"
+SUBAGENTS: Final = "subagents"
+TOOL_RESULTS: Final = "tool-results"
+
+Origin = Literal["local", "remote"]
+FileKind = Literal["main", "subagent", "agent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """A directory of sessions and who they come from."""
+
+    path: Path
+    origin: Origin = "local"
+    member_tag: str = ""
+    """`<user_id>.<machine_tag>` of the member whose sessions these are."""
+    user_id: str = ""
+    device_id: str = ""
+    project: str = ""
+    """A project identity already known for every session here (a received project
+    folder); empty means "resolve from each session's working directory"."""
+
+    @property
+    def origin_key(self) -> str:
+        """Sessions are unique per (origin_key, session id): the same session received
+        from two devices is two rows, which views can reduce to one."""
+        if self.origin == "local":
+            return "local"
+        return f"remote:{self.device_id or self.member_tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    path: str
+    """Absolute path."""
+    project_dir: str
+    session_id: str
+    """From the path; "" for an `agent-*.jsonl` beside the sessions (found in its lines)."""
+    kind: FileKind
+    agent_id: str = ""
+
+
+def classify(root: Path, path: Path) -> FileRef | None:
+    """What `path` is under `root`, or None when it is not a transcript."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return None
+    if not parts or not parts[-1].endswith(SUFFIX):
+        return None
+    name = parts[-1][: -len(SUFFIX)]
+    if not name or any(p.startswith(".") for p in parts):
+        return None
+    if len(parts) == 2:
+        if name.startswith(AGENT_PREFIX):
+            return FileRef(str(path), parts[0], "", "agent", name[len(AGENT_PREFIX) :])
+        return FileRef(str(path), parts[0], name, "main")
+    if len(parts) == 4 and parts[2] == SUBAGENTS and name.startswith(AGENT_PREFIX):
+        return FileRef(str(path), parts[0], parts[1], "subagent", name[len(AGENT_PREFIX) :])
+    return None
+
+
+def tool_results_session(root: Path, path: Path) -> tuple[str, str] | None:
+    """(project dir, session) when `path` is in or is a session's tool-results folder."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return None
+    if len(parts) >= 3 and parts[2] == TOOL_RESULTS:
+        return parts[0], parts[1]
+    return None
+
+
+def list_dir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def walk(root: Path) -> Iterator[tuple[FileRef, os.stat_result]]:
+    """Every transcript under `root` with its stat, without following symlinks."""
+    for project in list_dir(str(root)):
+        if project.name.startswith(".") or not project.is_dir(follow_symlinks=False):
+            continue
+        for entry in list_dir(project.path):
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
+                ref = classify(root, Path(entry.path))
+                if ref is not None:
+                    yield ref, entry.stat(follow_symlinks=False)
+            elif entry.is_dir(follow_symlinks=False):
+                for agent in list_dir(os.path.join(entry.path, SUBAGENTS)):
+                    if agent.name.endswith(SUFFIX) and agent.is_file(follow_symlinks=False):
+                        ref = classify(root, Path(agent.path))
+                        if ref is not None:
+                            yield ref, agent.stat(follow_symlinks=False)
+
+
+def tool_results(root: Path, project_dir: str, session_id: str) -> tuple[int, int]:
+    """(files, bytes) of a session's tool-results folder."""
+    files = 0
+    size = 0
+    stack = [str(root / project_dir / session_id / TOOL_RESULTS)]
+    while stack:
+        for entry in list_dir(stack.pop()):
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                files += 1
+                size += entry.stat(follow_symlinks=False).st_size
+    return files, size

@@ -1,0 +1,398 @@
+"""The indexing work itself: decide what to read, read and parse it, write it.
+
+Runs in the indexer's worker thread (blocking file and database I/O), one job at a
+time. Long jobs (a first scan of a large history) are cut into batches of bounded size,
+each its own short transaction; a large backlog is parsed by a pool of processes while
+this thread writes the previous batch, because parsing, not the disk, is the limit.
+Between batches the engine serves files that changed meanwhile first, so a live
+session stays current during a long scan.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Final
+
+from karmad import logs
+from karmad.config import IndexConfig
+from karmad.index import discovery, work
+from karmad.index.discovery import FileRef, Root
+from karmad.index.work import Limits, ParseJob, ParseResult
+from karmad.index.writer import FileRow, FileUpdate, IndexWriter
+
+log = logs.get("karmad.index")
+
+POOL_MIN_BYTES: Final = 64 << 20
+"""A backlog smaller than this is parsed in the worker thread: starting parser
+processes costs more than it saves."""
+MAX_BATCH_FILES: Final = 4000
+
+
+@dataclass(slots=True)
+class Progress:
+    phase: str
+    """`scan` (aggregates) or `text` (full-text index)."""
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class ScanReport:
+    seconds: float
+    files: int
+    bytes: int
+    sessions: int
+
+
+class Stopped(Exception):
+    """The daemon is shutting down; the job ends between two batches."""
+
+
+@dataclass(slots=True)
+class _Job:
+    ref: FileRef
+    root_id: int
+    row: FileRow | None
+    size: int
+
+    @property
+    def new_bytes(self) -> int:
+        return max(self.size - (self.row.usage_offset if self.row is not None else 0), 0)
+
+
+def parser_workers(config: IndexConfig) -> int:
+    if config.parse_workers:
+        return config.parse_workers
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Engine:
+    def __init__(
+        self,
+        writer: IndexWriter,
+        config: IndexConfig,
+        *,
+        full_text: bool,
+        on_progress: Callable[[Progress], None],
+        on_sessions: Callable[[list[int]], None],
+        should_stop: Callable[[], bool],
+        take_changed: Callable[[], set[str]],
+    ) -> None:
+        self.writer = writer
+        self.config = config
+        self.full_text = full_text and writer.fts
+        self.limits = Limits(config.chunk_bytes, config.max_line_bytes)
+        self._on_progress = on_progress
+        self._on_sessions = on_sessions
+        self._should_stop = should_stop
+        self._take_changed = take_changed
+        self.roots: dict[int, Root] = {}
+
+    # ------------------------------------------------------------------ roots
+
+    def add_root(self, root: Root) -> int:
+        with self.writer.store.transaction():
+            root_id = self.writer.root_id(root)
+        self.roots[root_id] = root
+        return root_id
+
+    def remove_root(self, path: Path) -> None:
+        for root_id, root in list(self.roots.items()):
+            if root.path == path:
+                self.writer.remove_root(root_id)
+                del self.roots[root_id]
+
+    def root_of(self, path: Path) -> tuple[int, Root] | None:
+        for root_id, root in self.roots.items():
+            if path == root.path or root.path in path.parents:
+                return root_id, root
+        return None
+
+    # ------------------------------------------------------------------ jobs
+
+    def scan(self) -> ScanReport:
+        """Bring every root up to date with what is on disk."""
+        started = time.monotonic()
+        jobs: list[_Job] = []
+        for root_id, root in self.roots.items():
+            known = self.writer.files_of_root(root_id)
+            seen: set[str] = set()
+            for ref, st in discovery.walk(root.path):
+                seen.add(ref.path)
+                row = known.get(ref.path)
+                if (
+                    row is not None
+                    and not row.missing
+                    and (row.inode, row.size, row.mtime_ns)
+                    == (
+                        st.st_ino,
+                        st.st_size,
+                        st.st_mtime_ns,
+                    )
+                ):
+                    continue
+                jobs.append(_Job(ref, root_id, row, st.st_size))
+            gone = [row.id for path, row in known.items() if path not in seen and not row.missing]
+            self.writer.mark_missing(gone)
+            self._tool_results(root_id, root)
+        progress = Progress(
+            "scan", files_total=len(jobs), bytes_total=sum(j.new_bytes for j in jobs)
+        )
+        self._on_progress(progress)
+        self._run(jobs, progress)
+        if self.full_text:
+            self.text_backlog()
+        return ScanReport(
+            seconds=time.monotonic() - started,
+            files=len(jobs),
+            bytes=progress.bytes_done,
+            sessions=self.writer.counts()["sessions"],
+        )
+
+    def process(self, paths: Iterable[str]) -> None:
+        """Index what changed at these paths (from the watcher or `notify_changed`)."""
+        jobs: list[_Job] = []
+        missing: list[int] = []
+        for text in sorted(set(paths)):
+            path = Path(text)
+            found = self.root_of(path)
+            if found is None:
+                continue
+            root_id, root = found
+            located = discovery.tool_results_session(root.path, path)
+            if located is not None:
+                files, size = discovery.tool_results(root.path, *located)
+                self.writer.set_tool_results(root_id, *located, files, size)
+                continue
+            ref = discovery.classify(root.path, path)
+            if ref is None:
+                continue
+            row = self.writer.file(ref.path)
+            try:
+                st = os.stat(ref.path)
+            except FileNotFoundError:
+                if row is not None and not row.missing:
+                    missing.append(row.id)
+                continue
+            jobs.append(_Job(ref, root_id, row, st.st_size))
+        self.writer.mark_missing(missing)
+        self._run(jobs, None)
+
+    def text_backlog(self) -> None:
+        """Build the full-text index for lines the aggregates pass has already read."""
+        if not self.full_text:
+            return
+        counts = self.writer.counts()
+        progress = Progress("text", bytes_total=max(counts["indexed"] - counts["text_indexed"], 0))
+        self._on_progress(progress)
+        while True:
+            self._check_stop()
+            rows = self.writer.files_behind_on_text(500)
+            if not rows:
+                break
+            progress.files_total += len(rows)
+            updates: list[FileUpdate] = []
+            size = 0
+            for row in rows:
+                root = self.roots.get(row.root_id)
+                ref = discovery.classify(root.path, Path(row.path)) if root is not None else None
+                if ref is None:
+                    continue
+                # The digest covers the bytes up to the aggregates pass's offset: checked
+                # first, it tells a file rewritten since (left to the next scan to reset).
+                result = work.parse_file(
+                    ParseJob(
+                        row.path,
+                        ref.kind == "main",
+                        row.text_offset,
+                        row.text_lines,
+                        expect=row.digest,
+                        expect_at=row.usage_offset,
+                        text_only_until=row.usage_offset,
+                    ),
+                    self.limits,
+                )
+                if result.status != "ok":
+                    continue
+                updates.append(FileUpdate(ref, row.root_id, row, result))
+                size += row.usage_offset - row.text_offset
+                progress.files_done += 1
+                progress.bytes_done += row.usage_offset - row.text_offset
+                if size >= self.config.batch_bytes:
+                    self._apply(updates)
+                    updates, size = [], 0
+                    self._on_progress(progress)
+                    self._serve_changed()
+            self._apply(updates)
+            self._on_progress(progress)
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_stop(self) -> None:
+        if self._should_stop():
+            raise Stopped
+
+    def _tool_results(self, root_id: int, root: Root) -> None:
+        for project in discovery.list_dir(str(root.path)):
+            if not project.is_dir(follow_symlinks=False):
+                continue
+            for entry in discovery.list_dir(project.path):
+                if entry.is_dir(follow_symlinks=False) and os.path.isdir(
+                    os.path.join(entry.path, discovery.TOOL_RESULTS)
+                ):
+                    files, size = discovery.tool_results(root.path, project.name, entry.name)
+                    self.writer.set_tool_results(root_id, project.name, entry.name, files, size)
+
+    def _serve_changed(self) -> None:
+        changed = self._take_changed()
+        if changed:
+            self.process(changed)
+
+    def _apply(self, updates: list[FileUpdate]) -> None:
+        if not updates:
+            return
+        touched = self.writer.apply(updates, self.roots)
+        if touched:
+            self._on_sessions(touched)
+
+    def _parse_job(self, job: _Job) -> ParseJob:
+        row = job.row
+        main = job.ref.kind == "main"
+        if row is None or row.usage_offset == 0 or row.session_pk is None:
+            return ParseJob(job.ref.path, main, text=self.full_text)
+        caught_up = self.full_text and row.text_offset == row.usage_offset
+        return ParseJob(
+            job.ref.path,
+            main,
+            row.usage_offset,
+            row.usage_lines,
+            row.records,
+            expect=row.digest,
+            text=caught_up,
+        )
+
+    def _batches(self, jobs: list[_Job]) -> list[list[_Job]]:
+        batches: list[list[_Job]] = []
+        current: list[_Job] = []
+        size = 0
+        for job in jobs:
+            current.append(job)
+            size += job.new_bytes
+            if size >= self.config.batch_bytes or len(current) >= MAX_BATCH_FILES:
+                batches.append(current)
+                current, size = [], 0
+        if current:
+            batches.append(current)
+        return batches
+
+    def _parsed(self, batches: list[list[_Job]]) -> Iterator[list[ParseResult]]:
+        """Results batch by batch, parsed in processes when the backlog is large."""
+        total = sum(j.new_bytes for b in batches for j in b)
+        workers = parser_workers(self.config)
+        if workers <= 1 or total < POOL_MIN_BYTES or len(batches) < 2:
+            for batch in batches:
+                yield [work.parse_file(self._parse_job(j), self.limits) for j in batch]
+            return
+        # Smaller pieces keep every process busy; results still come back in order.
+        pieces = [p for b in batches for p in _split(b, workers)]
+        payloads = [work.encode_jobs(self.limits, [self._parse_job(j) for j in p]) for p in pieces]
+        # spawn, not fork: the daemon has threads, and a forked copy of a threaded
+        # process may deadlock; the children exit with the pool, nothing lingers.
+        context = multiprocessing.get_context("spawn")
+        log.info("parser_pool", processes=workers, bytes=total)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            results = pool.map(work.parse_many, payloads)
+            index = 0
+            for batch in batches:
+                out: list[ParseResult] = []
+                for _ in _split(batch, workers):
+                    out += work.RESULTS.decode(next(results))
+                    index += 1
+                yield out
+                if self._should_stop():
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    return
+
+    def _run(self, jobs: list[_Job], progress: Progress | None) -> None:
+        batches = self._batches(jobs)
+        for batch, results in zip(batches, self._parsed(batches), strict=False):
+            self._check_stop()
+            updates: list[FileUpdate] = []
+            missing: list[int] = []
+            rewritten: list[int] = []
+            for job, result in zip(batch, results, strict=True):
+                if result.status == "gone":
+                    if job.row is not None:
+                        missing.append(job.row.id)
+                elif result.status == "rewritten":
+                    if job.row is not None and job.row.session_pk is not None:
+                        rewritten.append(job.row.session_pk)
+                else:
+                    updates.append(FileUpdate(job.ref, job.root_id, job.row, result))
+                    if progress is not None:
+                        progress.bytes_done += result.offset - (
+                            job.row.usage_offset if job.row is not None else 0
+                        )
+                if progress is not None:
+                    progress.files_done += 1
+            self.writer.mark_missing(missing)
+            self._apply(updates)
+            for session_pk in sorted(set(rewritten)):
+                self._reread_session(session_pk)
+            if progress is not None:
+                self._on_progress(progress)
+                self._serve_changed()
+        self._check_stop()
+
+    def _reread_session(self, session_pk: int) -> None:
+        """Forget a session whose file was rewritten and read all its files again."""
+        log.info("session_reread", session_pk=session_pk)
+        rows = self.writer.files_of_session(session_pk)
+        self.writer.reset_sessions([session_pk])
+        updates: list[FileUpdate] = []
+        for row in rows:
+            root = self.roots.get(row.root_id)
+            ref = discovery.classify(root.path, Path(row.path)) if root is not None else None
+            if ref is None:
+                continue
+            result = work.parse_file(
+                ParseJob(row.path, ref.kind == "main", text=self.full_text), self.limits
+            )
+            if result.status == "ok":
+                fresh = replace(
+                    row,
+                    usage_offset=0,
+                    usage_lines=0,
+                    records=0,
+                    text_offset=0,
+                    text_lines=0,
+                    size=0,
+                    digest=None,
+                )
+                updates.append(FileUpdate(ref, row.root_id, fresh, result))
+        self._apply(updates)
+
+
+def _split(batch: list[_Job], parts: int) -> list[list[_Job]]:
+    """Cut a batch into up to `parts` pieces of similar byte size, keeping order."""
+    if parts <= 1 or len(batch) <= 1:
+        return [batch]
+    target = sum(j.new_bytes for j in batch) / parts
+    pieces: list[list[_Job]] = [[]]
+    size = 0
+    for job in batch:
+        if size >= target and len(pieces) < parts:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(job)
+        size += job.new_bytes
+    return pieces

@@ -1,0 +1,453 @@
+"""The aggregates pass: usage rows and facts from a range of transcript lines.
+
+Tolerant by design. A chunk of complete lines is decoded in one call; if any line in it
+does not fit, the chunk is redone line by line so that only that line is affected:
+- valid JSON of an unexpected shape keeps every field that does fit (the misfits are
+  counted as unknown fields), so a new Claude Code version never costs a usage row;
+- invalid UTF-8 and the unpaired surrogate escapes JavaScript writes for broken strings
+  are repaired (and recorded) rather than losing the line;
+- anything else (not JSON, truncated, NUL bytes) is recorded with its line number and
+  reason, and skipped.
+
+Everything here is pure computation on bytes, so it runs equally in the daemon's worker
+thread or in a parser process.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from karmad import codec
+from karmad.index.facts import PROMPT_CHARS, Facts
+from karmad.index.reader import Chunk, Overlong
+from karmad.index.records import KNOWN_TYPES, NON_PROMPT_PREFIXES, Record
+from karmad.index.usage import UsageRow, better, line_key, request_key, split_cache_writes
+
+_T = TypeVar("_T")
+
+MAX_ERRORS_KEPT: Final = 50
+"""Errors stored per file and pass; beyond that they are only counted."""
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+_RECORDS: Final = codec.Decoder(Record)
+_ESCAPE: Final = re.compile(rb"\\+u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class LineError(msgspec.Struct, array_like=True):
+    line: int
+    """1-based line number."""
+    offset: int
+    reason: str
+    sample: str
+    repaired: bool = False
+    """The line was used after a repair (its data is in the index)."""
+
+
+class UsageDelta(msgspec.Struct):
+    """What a byte range of one file contributes to its session."""
+
+    facts: Facts
+    usage: dict[int, UsageRow]
+    records: int
+    errors: list[LineError]
+    bad_lines: int
+    """Lines skipped (all of them, also beyond `errors`)."""
+
+
+def canonical_ts(value: str) -> str:
+    """Any ISO-8601 timestamp as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), or "" if unreadable.
+
+    Claude Code writes exactly that form, which sorts as text; anything else is
+    normalised here so that comparisons stay correct.
+    """
+    if len(value) == 24 and value[-1] == "Z" and value[10] == "T":
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def ts_ms(value: str) -> int:
+    """Milliseconds since the epoch of a canonical timestamp; 0 for ""."""
+    if not value:
+        return 0
+    return (datetime.fromisoformat(value) - _EPOCH) // _MS
+
+
+def fix_surrogates(line: bytes) -> bytes | None:
+    """Replace unpaired UTF-16 surrogate escapes with U+FFFD; None if there are none.
+
+    JavaScript strings may hold half of a surrogate pair (a string cut in the middle of
+    an emoji) and `JSON.stringify` writes it as a `\\udXXX` escape, which strict JSON
+    decoders refuse.
+    """
+    matches = [m for m in _ESCAPE.finditer(line) if (len(m.group()) - 5) % 2 == 1]
+    if not matches:
+        return None
+    out: list[bytes] = []
+    last = 0
+    changed = False
+    i = 0
+    while i < len(matches):
+        m = matches[i]
+        unit = int(m.group()[-4:], 16)
+        start = m.end() - 6
+        if unit <= 0xDBFF and i + 1 < len(matches):
+            nxt = matches[i + 1]
+            if (
+                nxt.end() - 6 == m.end()
+                and len(nxt.group()) == 6
+                and int(nxt.group()[-4:], 16) >= 0xDC00
+            ):
+                i += 2
+                continue
+        out.append(line[last:start])
+        out.append(b"\\ufffd")
+        last = m.end()
+        changed = True
+        i += 1
+    if not changed:
+        return None
+    out.append(line[last:])
+    return b"".join(out)
+
+
+def decode_repaired(decoder: codec.Decoder[_T], raw: bytes) -> _T | None:
+    """Decode a line, repairing invalid UTF-8 and broken surrogates as the aggregates
+    pass does (it records the repair); None when the line is unusable anyway."""
+    data = raw
+    for _ in range(3):
+        try:
+            return decoder.decode(data)
+        except codec.MalformedData as exc:
+            fixed = fix_surrogates(data)
+            if fixed is not None:
+                data = fixed
+            elif "invalid UTF-8" in str(exc):
+                data = data.decode("utf-8", "replace").encode()
+            else:
+                return None
+        except codec.InvalidData:
+            return None
+    return None
+
+
+def _parse_path(path: str) -> list[str | int]:
+    """`$.message.content[0].input` -> ["message", "content", 0, "input"]."""
+    tokens: list[str | int] = []
+    for part in re.findall(r"\.([^.\[\]]+)|\[(\d+)\]", path.removeprefix("$")):
+        key, index = part
+        tokens.append(int(index) if index else key)
+    return tokens
+
+
+def _drop(obj: Any, path: list[str | int]) -> bool:
+    """Remove the value at `path` from nested dicts/lists; False if it is not there."""
+    if not path:
+        return False
+    parent = obj
+    for token in path[:-1]:
+        try:
+            parent = parent[token]
+        except (KeyError, IndexError, TypeError):
+            return False
+    last = path[-1]
+    if isinstance(parent, dict) and isinstance(last, str) and last in parent:
+        del parent[last]
+        return True
+    if isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+        del parent[last]
+        return True
+    return False
+
+
+def lenient_record(obj: dict[str, Any]) -> tuple[Record, list[str]]:
+    """The record with every field that fits, and the paths of those that did not."""
+    dropped: list[str] = []
+    for _ in range(32):
+        try:
+            return codec.convert(obj, Record), dropped
+        except codec.InvalidData as exc:
+            path = _parse_path(exc.path)
+            if not _drop(obj, path):
+                break
+            dropped.append(".".join(str(p) for p in path if isinstance(p, str)))
+    kind = obj.get("type")
+    return Record(type=kind if isinstance(kind, str) else ""), dropped
+
+
+def _sample(line: bytes) -> str:
+    return line[:120].decode("utf-8", "replace")
+
+
+class UsageParser:
+    """Accumulates the aggregates of consecutive chunks of one file."""
+
+    def __init__(self, *, file_key: str, main: bool, records_before: int = 0) -> None:
+        self.file_key = file_key
+        self.main = main
+        self.facts = Facts()
+        self.usage: dict[int, UsageRow] = {}
+        self.records = records_before
+        self.errors: list[LineError] = []
+        self.bad_lines = 0
+        self._started = records_before
+        self._seen: dict[str, str] = {}
+        self._last_ids: tuple[str, str] = ("", "")
+        self._last_key = 0
+
+    # ------------------------------------------------------------------ input
+
+    def feed(self, item: Chunk | Overlong) -> None:
+        if isinstance(item, Overlong):
+            self._error(item.line + 1, item.offset, f"line of {item.length} bytes is too long", b"")
+            return
+        try:
+            records = _RECORDS.decode_lines(item.data)
+        except codec.InvalidData:
+            records = self._line_by_line(item)
+        self._consume(records)
+
+    def delta(self) -> UsageDelta:
+        return UsageDelta(
+            facts=self.facts,
+            usage=self.usage,
+            records=self.records - self._started,
+            errors=self.errors,
+            bad_lines=self.bad_lines,
+        )
+
+    # ------------------------------------------------------------------ errors
+
+    def _error(
+        self, line: int, offset: int, reason: str, raw: bytes, *, repaired: bool = False
+    ) -> None:
+        if not repaired:
+            self.bad_lines += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(LineError(line, offset, reason, _sample(raw), repaired))
+
+    def _line_by_line(self, chunk: Chunk) -> list[Record]:
+        records: list[Record] = []
+        offset = chunk.offset
+        number = chunk.line
+        for raw in chunk.data.split(b"\n")[:-1]:
+            number += 1
+            line_offset = offset
+            offset += len(raw) + 1
+            if not raw.strip():
+                continue
+            record = self._decode_tolerantly(raw, number, line_offset)
+            if record is not None:
+                records.append(record)
+        return records
+
+    def _decode_tolerantly(self, raw: bytes, number: int, offset: int) -> Record | None:
+        data = raw
+        repairs: list[str] = []
+        for attempt in range(3):
+            try:
+                values = codec.decode_any(data)
+            except codec.MalformedData as exc:
+                if attempt == 0 and (fixed := fix_surrogates(data)) is not None:
+                    data = fixed
+                    repairs.append("unpaired surrogate escapes replaced")
+                    continue
+                if "invalid UTF-8" in str(exc) and not any("UTF-8" in r for r in repairs):
+                    data = data.decode("utf-8", "replace").encode()
+                    repairs.append("invalid UTF-8 replaced")
+                    continue
+                self._error(number, offset, str(exc), raw)
+                return None
+            break
+        else:  # pragma: no cover - three attempts always end in break or return
+            return None
+        if not isinstance(values, dict):
+            self._error(number, offset, f"not a JSON object ({type(values).__name__})", raw)
+            return None
+        record, dropped = lenient_record(values)
+        for path in dropped:
+            key = f"{record.type}.{path}:shape"
+            self.facts.unknown_fields[key] = self.facts.unknown_fields.get(key, 0) + 1
+        if repairs:
+            self._error(number, offset, "repaired: " + "; ".join(repairs), raw, repaired=True)
+        return record
+
+    # ------------------------------------------------------------------ aggregation
+
+    def _clue(self, name: str, value: str, target: list[str]) -> None:
+        if self._seen.get(name) != value:
+            self._seen[name] = value
+            if value not in target and len(target) < 32:
+                target.append(value)
+
+    def _consume(self, records: list[Record]) -> None:
+        f = self.facts
+        types = f.types
+        tools = f.tools
+        seen = self._seen
+        first = f.first_ts
+        last = f.last_ts
+        for r in records:
+            self.records += 1
+            t = r.type
+            types[t] = types.get(t, 0) + 1
+            ts = r.timestamp or ""
+            if ts:
+                if len(ts) != 24 or ts[-1] != "Z":
+                    ts = canonical_ts(ts)
+                if ts:
+                    if not first or ts < first:
+                        first = ts
+                    last = max(last, ts)
+            if t == "assistant":
+                m = r.message
+                if m is not None:
+                    u = m.usage
+                    if u is not None:
+                        self._usage(r, m.id, m.model, m.stop_reason, u, ts)
+                    c = m.content
+                    if type(c) is list:
+                        for b in c:
+                            bt = b.type
+                            if bt in ("tool_use", "server_tool_use"):
+                                name = b.name or "?"
+                                tools[name] = tools.get(name, 0) + 1
+                                ti = b.input
+                                if ti is not None and ti.subagent_type:
+                                    sat = f.subagent_types
+                                    sat[ti.subagent_type] = sat.get(ti.subagent_type, 0) + 1
+            elif t == "user":
+                m = r.message
+                if m is not None:
+                    self._user(r, m.content, ts)
+            elif t == "system":
+                sub = r.subtype or ""
+                f.system[sub] = f.system.get(sub, 0) + 1
+                if sub == "compact_boundary":
+                    f.compactions += 1
+                elif sub == "api_error":
+                    f.api_errors += 1
+                elif sub == "turn_duration" and r.duration_ms:
+                    f.active_ms += int(r.duration_ms)
+            elif t == "summary":
+                if r.summary:
+                    f.summary = r.summary
+            elif t == "custom-title":
+                if r.custom_title:
+                    f.custom_title = r.custom_title
+            elif t not in KNOWN_TYPES:
+                f.unknown_types[t] = f.unknown_types.get(t, 0) + 1
+            if r.is_sidechain:
+                f.sidechain_lines += 1
+                if self.main and r.parent_uuid is None and t == "user":
+                    f.inline_sidechains += 1
+            value = r.cwd
+            if value and seen.get("cwd") != value:
+                self._clue("cwd", value, f.cwds)
+            value = r.git_branch
+            if value and seen.get("branch") != value:
+                self._clue("branch", value, f.branches)
+            value = r.version
+            if value and seen.get("version") != value:
+                self._clue("version", value, f.versions)
+            value = r.entrypoint
+            if value and seen.get("entrypoint") != value:
+                self._clue("entrypoint", value, f.entrypoints)
+            value = r.session_id
+            if value and seen.get("session") != value:
+                self._clue("session", value, f.session_ids)
+            value = r.agent_id
+            if value and seen.get("agent") != value:
+                self._clue("agent", value, f.agents)
+        f.first_ts = first
+        f.last_ts = last
+
+    def _usage(
+        self,
+        r: Record,
+        message_id: str | None,
+        model: str | None,
+        stop_reason: str | None,
+        u: Any,
+        ts: str,
+    ) -> None:
+        if message_id:
+            ids = (message_id, r.request_id or "")
+            if ids == self._last_ids:
+                key = self._last_key
+            else:
+                key = request_key(*ids)
+                self._last_ids = ids
+                self._last_key = key
+        else:
+            key = line_key(self.file_key, r.uuid or f"#{self.records}")
+        cc = u.cache_creation
+        if cc is not None:
+            cw5, cw1h = split_cache_writes(
+                u.cache_creation_input_tokens or 0,
+                cc.ephemeral_5m_input_tokens or 0,
+                cc.ephemeral_1h_input_tokens or 0,
+                True,
+            )
+        else:
+            cw5, cw1h = u.cache_creation_input_tokens or 0, 0
+        stu = u.server_tool_use
+        row = UsageRow(
+            key,
+            model or "",
+            0,
+            u.input_tokens or 0,
+            u.output_tokens or 0,
+            cw5,
+            cw1h,
+            u.cache_read_input_tokens or 0,
+            stop_reason is not None,
+            u.speed or "",
+            (stu.web_search_requests or 0) if stu is not None else 0,
+            (stu.web_fetch_requests or 0) if stu is not None else 0,
+        )
+        old = self.usage.get(key)
+        if old is None or better(row, old):
+            row.ts = ts_ms(ts)
+            self.usage[key] = row
+
+    def _user(self, r: Record, content: Any, ts: str) -> None:
+        f = self.facts
+        text: str | None = None
+        typed = False
+        if type(content) is str:
+            text = content
+            typed = True
+        elif type(content) is list:
+            results = False
+            for b in content:
+                bt = b.type
+                if bt == "tool_result":
+                    results = True
+                    if b.is_error:
+                        f.tool_errors += 1
+                elif bt == "text":
+                    if text is None:
+                        text = b.text or ""
+                    typed = True
+                elif bt == "image":
+                    typed = True
+            typed = typed and not results
+        if not typed or r.is_sidechain or r.is_meta or r.is_compact_summary:
+            return
+        if text and text.startswith(NON_PROMPT_PREFIXES):
+            return
+        f.user_prompts += 1
+        if not f.first_prompt and text:
+            f.first_prompt = " ".join(text.split())[:PROMPT_CHARS]

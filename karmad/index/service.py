@@ -1,0 +1,561 @@
+"""The indexer as a daemon subsystem: what to index when, and what it reports.
+
+Triggers are the start-up scan (catching up with whatever changed while karmad was not
+running), the file watcher (watchfiles, debounced), `notify_changed` (callers that learn
+of changes another way, such as received Syncthing folders) and `index.rebuild`. All the
+work runs in one worker thread, one job at a time, on the indexer's own write
+connection; progress reaches the event loop as bus events (`index.*`), health states and
+a one-line summary for `daemon.status`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import anyio
+from anyio.abc import TaskStatus
+from watchfiles import awatch
+
+from karmad import codec, logs, protocol
+from karmad.bus import Bus, Clock, utc_now
+from karmad.config import IndexConfig
+from karmad.health import Health
+from karmad.index.discovery import Root
+from karmad.index.engine import Engine, Progress, Stopped
+from karmad.index.pricing import PriceTable
+from karmad.index.schema import INDEX_SCHEMA
+from karmad.index.writer import IndexWriter
+from karmad.store import Store, StoreCorrupt, StoreError, StoreTooNew
+
+log = logs.get("karmad.index")
+
+PROGRESS_EVERY_S: Final = 0.25
+"""Least time between two `index.progress` events."""
+SESSION_EVENT_LIMIT: Final = 200
+"""Sessions named in one `index.sessions` event; more are reported as a count."""
+
+
+@dataclass(slots=True)
+class _Work:
+    """What the worker should do next; merged while it is busy."""
+
+    startup: bool = False
+    scan: bool = False
+    rebuild: bool = False
+    text_only: bool = False
+    job: int = 0
+    add: list[Root] = field(default_factory=list)
+    remove: list[Path] = field(default_factory=list)
+
+    def pending(self) -> bool:
+        return bool(self.startup or self.scan or self.rebuild or self.add or self.remove)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    state: str = "starting"
+    detail: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    progress: Progress | None = None
+    last_scan: protocol.IndexScan | None = None
+    error: str = ""
+
+
+class Indexer:
+    def __init__(
+        self,
+        *,
+        index_path: Path,
+        config: IndexConfig,
+        prices: PriceTable,
+        bus: Bus,
+        health: Health,
+        roots: Iterable[Root],
+        clock: Clock = utc_now,
+    ) -> None:
+        self.index_path = index_path
+        self.config = config
+        self.prices = prices
+        self._bus = bus
+        self._health = health
+        self._clock = clock
+        self._roots: list[Root] = list(roots)
+        self._lock = threading.Lock()
+        self._changed: set[str] = set()
+        self._changed_since: float | None = None
+        self._work = _Work(startup=True, scan=True)
+        self._jobs = itertools.count(1)
+        self._wake = anyio.Event()
+        self._stopping = threading.Event()
+        self._watch_restart = anyio.Event()
+        self._snapshot = _Snapshot()
+        self._last_progress = 0.0
+        self.watching = False
+        self._engine: Engine | None = None
+        health.add_summary("index", self.summary)
+
+    # ------------------------------------------------------------------ public (event loop)
+
+    @property
+    def roots(self) -> list[Root]:
+        return list(self._roots)
+
+    def add_root(self, root: Root) -> None:
+        """Index another directory of sessions (a teammate's inbox, say) from now on."""
+        if any(r.path == root.path for r in self._roots):
+            self._roots = [r for r in self._roots if r.path != root.path]
+        self._roots.append(root)
+        with self._lock:
+            self._work.add.append(root)
+            self._work.scan = True
+        self._kick()
+
+    def remove_root(self, path: Path) -> None:
+        """Stop indexing a directory and forget the sessions read from it."""
+        self._roots = [r for r in self._roots if r.path != path]
+        with self._lock:
+            self._work.remove.append(path)
+        self._kick()
+
+    def notify_changed(self, paths: Iterable[Path | str]) -> None:
+        """Index these files now (what changed in them), without waiting for the watcher."""
+        added = False
+        with self._lock:
+            for path in paths:
+                self._changed.add(str(path))
+                added = True
+            if added and self._changed_since is None:
+                self._changed_since = time.monotonic()
+        if added:
+            self._kick()
+
+    def request_rebuild(self, *, text_only: bool = False) -> int:
+        job = next(self._jobs)
+        with self._lock:
+            self._work.rebuild = True
+            self._work.text_only = self._work.text_only or text_only
+            if not text_only:
+                self._work.text_only = False
+            self._work.job = job
+        self._kick()
+        return job
+
+    def status(self, root_counts: dict[str, tuple[int, int]]) -> protocol.IndexStatus:
+        snap = self._snapshot
+        counts = snap.counts
+        lag = 0.0
+        with self._lock:
+            if self._changed_since is not None:
+                lag = time.monotonic() - self._changed_since
+        progress = None
+        if snap.progress is not None and snap.state in ("scanning", "indexing text"):
+            progress = _progress(snap.progress)
+        return protocol.IndexStatus(
+            state=snap.state if self.config.enabled else "disabled",
+            detail=snap.detail,
+            enabled=self.config.enabled,
+            watching=self.watching,
+            full_text=self.config.full_text,
+            sessions=counts.get("sessions", 0),
+            files=counts.get("files", 0),
+            bytes=counts.get("bytes", 0),
+            indexed_bytes=counts.get("indexed", 0),
+            text_indexed_bytes=counts.get("text_indexed", 0),
+            pending_bytes=max(counts.get("bytes", 0) - counts.get("indexed", 0), 0),
+            missing_files=counts.get("missing", 0),
+            bad_lines=counts.get("bad_lines", 0),
+            lag_s=round(lag, 3),
+            progress=progress,
+            last_scan=snap.last_scan,
+            price_version=self.prices.version,
+            roots=[
+                protocol.IndexRoot(
+                    path=str(r.path),
+                    origin=r.origin_key,
+                    member=r.member_tag,
+                    user=r.user_id,
+                    sessions=root_counts.get(str(r.path), (0, 0))[0],
+                    files=root_counts.get(str(r.path), (0, 0))[1],
+                    exists=r.path.is_dir(),
+                )
+                for r in self._roots
+            ],
+            error=snap.error,
+        )
+
+    @property
+    def text_complete(self) -> bool:
+        counts = self._snapshot.counts
+        return counts.get("text_indexed", 0) >= counts.get("indexed", 0)
+
+    def summary(self) -> str:
+        """One line for `daemon.status` and the service manager's status text."""
+        snap = self._snapshot
+        if not self.config.enabled:
+            return ""
+        progress = snap.progress
+        if snap.state == "scanning" and progress is not None:
+            p = _progress(progress)
+            return f"indexing {p.percent:.0f}% ({progress.files_done}/{progress.files_total} files)"
+        if snap.state == "indexing text" and progress is not None:
+            return f"building search index {_progress(progress).percent:.0f}%"
+        if snap.state == "error":
+            return f"index: {snap.error}"
+        sessions = snap.counts.get("sessions")
+        return f"{sessions} sessions indexed" if sessions is not None else ""
+
+    # ------------------------------------------------------------------ tasks
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Open the index, signal start-up done, then scan and follow changes."""
+        if not self.config.enabled:
+            self._set_state("disabled", "index.enabled is false")
+            task_status.started()
+            return
+        store = await anyio.to_thread.run_sync(self._open)
+        try:
+            task_status.started()
+            self._kick()  # the start-up scan
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._worker)
+                if self.config.watch:
+                    tg.start_soon(self._watch)
+                await anyio.sleep_forever()
+        finally:
+            self._stopping.set()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(store.close)
+
+    def _open(self) -> Store:
+        store = Store.open(self.index_path, INDEX_SCHEMA, check_same_thread=False)
+        writer = IndexWriter(store, self.prices, lambda: int(time.time() * 1000))
+        self._engine = Engine(
+            writer,
+            self.config,
+            full_text=self.config.full_text,
+            on_progress=self._from_thread(self._progress),
+            on_sessions=self._sessions_changed,
+            should_stop=self._stopping.is_set,
+            take_changed=self._take_changed,
+        )
+        return store
+
+    def _kick(self) -> None:
+        self._wake.set()
+
+    def _take_work(self) -> _Work:
+        with self._lock:
+            work = self._work
+            self._work = _Work()
+            return work
+
+    def _take_changed(self) -> set[str]:
+        with self._lock:
+            changed = self._changed
+            self._changed = set()
+            return changed
+
+    async def _worker(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            work = self._take_work()
+            with self._lock:
+                changed = bool(self._changed)
+            if not work.pending() and not changed:
+                continue
+            await anyio.to_thread.run_sync(self._run_work, work)
+            with self._lock:
+                if self._work.pending() or self._changed:
+                    self._wake.set()
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _from_thread(self, fn: Callable[[Progress], None]) -> Callable[[Progress], None]:
+        def call(progress: Progress) -> None:
+            anyio.from_thread.run_sync(fn, progress)
+
+        return call
+
+    def _run_work(self, work: _Work) -> None:
+        engine = self._engine
+        assert engine is not None
+        writer = engine.writer
+        try:
+            if work.startup:
+                for root in self._roots:
+                    engine.add_root(root)
+                if writer.stored_price_version() != self.prices.version:
+                    if writer.counts()["files"]:
+                        self._report("repricing", f"price table {self.prices.version}")
+                        writer.reprice()
+                    else:
+                        with writer.store.transaction():
+                            writer.set_price_version()
+            for root in work.add:
+                engine.add_root(root)
+            for path in work.remove:
+                engine.remove_root(path)
+            if work.rebuild:
+                if work.text_only:
+                    writer.clear_text()
+                else:
+                    writer.clear()
+                self._event("index.rebuild", {"job": work.job, "text_only": work.text_only})
+            if work.scan or work.rebuild or work.add:
+                started = self._clock()
+                self._event("index.started", {"job": work.job, "roots": len(engine.roots)})
+                self._report("scanning", "")
+                report = engine.scan()
+                self._snapshot.last_scan = protocol.IndexScan(
+                    started_at=started,
+                    seconds=round(report.seconds, 3),
+                    files=report.files,
+                    bytes=report.bytes,
+                )
+                self._event(
+                    "index.done",
+                    {
+                        "job": work.job,
+                        "seconds": round(report.seconds, 3),
+                        "files": report.files,
+                        "bytes": report.bytes,
+                        "sessions": report.sessions,
+                    },
+                )
+                log.info(
+                    "scan_done",
+                    seconds=round(report.seconds, 3),
+                    files=report.files,
+                    bytes=report.bytes,
+                    sessions=report.sessions,
+                )
+            while True:
+                changed = self._take_changed()
+                if not changed:
+                    break
+                engine.process(changed)
+            with self._lock:
+                if not self._changed:
+                    self._changed_since = None
+            self._report("idle", "", counts=writer.counts())
+        except Stopped:
+            return
+        except StoreError as exc:
+            log.error("index_write_failed", error=str(exc))
+            self._report("error", "", error=str(exc))
+            self._event("index.error", {"error": str(exc)})
+        except Exception as exc:
+            log.exception("index_failed")
+            self._report("error", "", error=f"{type(exc).__name__}: {exc}")
+            self._event("index.error", {"error": f"{type(exc).__name__}: {exc}"})
+
+    def _report(
+        self, state: str, detail: str, *, counts: dict[str, int] | None = None, error: str = ""
+    ) -> None:
+        def apply() -> None:
+            snap = self._snapshot
+            snap.state = state
+            snap.detail = detail
+            snap.error = error
+            if counts is not None:
+                snap.counts = counts
+            if state in ("idle", "error"):
+                snap.progress = None
+            self._health.set("index", state, error or detail)
+
+        anyio.from_thread.run_sync(apply)
+
+    def _event(self, topic: str, data: dict[str, object]) -> None:
+        anyio.from_thread.run_sync(self._bus.publish, topic, data)
+
+    def _progress(self, progress: Progress) -> None:
+        """On the event loop: a batch is done."""
+        snap = self._snapshot
+        snap.progress = progress
+        state = "scanning" if progress.phase == "scan" else "indexing text"
+        if snap.state != state:
+            snap.state = state
+        now = time.monotonic()
+        done = (
+            progress.files_done >= progress.files_total
+            and progress.bytes_done >= progress.bytes_total
+        )
+        if now - self._last_progress >= PROGRESS_EVERY_S or done:
+            self._last_progress = now
+            p = _progress(progress)
+            self._health.set("index", state, f"{p.percent:.0f}%")
+            self._bus.publish("index.progress", _to_dict(p), remember=False)
+
+    def _sessions_changed(self, session_pks: list[int]) -> None:
+        """In the worker thread: name the sessions a batch changed, for clients."""
+        engine = self._engine
+        assert engine is not None
+        if len(session_pks) > SESSION_EVENT_LIMIT:
+            data: dict[str, object] = {"count": len(session_pks)}
+        else:
+            rows = engine.writer.store.query(
+                "SELECT session_id, origin_key FROM sessions "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (codec.encode_json(sorted(session_pks)).decode(),),
+            )
+            data = {
+                "count": len(rows),
+                "sessions": [{"id": r["session_id"], "origin": r["origin_key"]} for r in rows],
+            }
+        counts = engine.writer.counts()
+
+        def apply() -> None:
+            self._snapshot.counts = counts
+            self._bus.publish("index.sessions", data, remember=False)
+
+        anyio.from_thread.run_sync(apply)
+
+    def _set_state(self, state: str, detail: str) -> None:
+        self._snapshot.state = state
+        self._snapshot.detail = detail
+        self._health.set("index", state, detail)
+
+    # ------------------------------------------------------------------ watching
+
+    def _note(self, path: str) -> None:
+        with self._lock:
+            self._changed.add(path)
+            if self._changed_since is None:
+                self._changed_since = time.monotonic()
+
+    async def _watch(self) -> None:
+        """Follow the roots with watchfiles; wait for roots that do not exist yet."""
+        while True:
+            present = [r.path for r in self._roots if await anyio.Path(r.path).is_dir()]
+            missing = [r.path for r in self._roots if r.path not in present]
+            self._watch_restart = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                for path in missing:
+                    tg.start_soon(self._await_directory, path)
+                if present:
+                    tg.start_soon(self._follow, present)
+                else:
+                    self.watching = False
+                await self._watch_restart.wait()
+                tg.cancel_scope.cancel()
+
+    async def _follow(self, paths: list[Path]) -> None:
+        stop = anyio.Event()
+        try:
+            self.watching = True
+            async for changes in awatch(
+                *paths,
+                stop_event=stop,
+                step=self.config.watch_step_ms,
+                debounce=self.config.watch_debounce_ms,
+                recursive=True,
+                watch_filter=None,
+            ):
+                noted = False
+                for _change, path in changes:
+                    if path.endswith(".jsonl") or "/tool-results" in path:
+                        self._note(path)
+                        noted = True
+                if noted:
+                    self._kick()
+                if not all([await anyio.Path(p).is_dir() for p in paths]):
+                    break  # a root went away: watch again what exists
+        except Exception as exc:  # the watcher died (a root removed, inotify limits...)
+            log.warning("watch_failed", error=f"{type(exc).__name__}: {exc}")
+            await anyio.sleep(1.0)
+        finally:
+            self.watching = False
+            stop.set()
+        self._watch_restart.set()
+
+    async def _await_directory(self, path: Path) -> None:
+        """Wait for a root that does not exist yet (Claude Code never ran here, say).
+
+        Watches the closest existing ancestor, not recursively, and looks again after
+        each change there, moving down as the missing directories appear.
+        """
+        while not await anyio.Path(path).is_dir():
+            ancestor = path.parent
+            while not await anyio.Path(ancestor).is_dir() and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            stop = anyio.Event()
+            try:
+                async for _ in awatch(
+                    ancestor,
+                    stop_event=stop,
+                    recursive=False,
+                    step=max(self.config.watch_step_ms, 200),
+                    debounce=self.config.watch_debounce_ms,
+                ):
+                    break
+            except Exception as exc:  # the ancestor went away meanwhile
+                log.warning("watch_failed", path=str(ancestor), error=str(exc))
+                await anyio.sleep(5.0)
+            finally:
+                stop.set()
+        log.info("root_appeared", path=str(path))
+        with self._lock:
+            self._work.scan = True
+        self._kick()
+        self._watch_restart.set()
+
+
+def _progress(progress: Progress) -> protocol.IndexProgress:
+    elapsed = time.monotonic() - progress.started
+    if progress.bytes_total:
+        fraction = progress.bytes_done / progress.bytes_total
+    elif progress.files_total:
+        fraction = progress.files_done / progress.files_total
+    else:
+        fraction = 1.0
+    fraction = min(max(fraction, 0.0), 1.0)
+    eta = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else None
+    return protocol.IndexProgress(
+        phase=progress.phase,
+        files_done=progress.files_done,
+        files_total=progress.files_total,
+        bytes_done=progress.bytes_done,
+        bytes_total=progress.bytes_total,
+        percent=round(fraction * 100, 1),
+        elapsed_s=round(elapsed, 3),
+        eta_s=round(eta, 1) if eta is not None else None,
+    )
+
+
+def _to_dict(progress: protocol.IndexProgress) -> dict[str, object]:
+    return {
+        "phase": progress.phase,
+        "files_done": progress.files_done,
+        "files_total": progress.files_total,
+        "bytes_done": progress.bytes_done,
+        "bytes_total": progress.bytes_total,
+        "percent": progress.percent,
+        "elapsed_s": progress.elapsed_s,
+        "eta_s": progress.eta_s,
+    }
+
+
+def open_index(path: Path) -> Store:
+    """The index's read connection (migrating the file first).
+
+    The index can always be rebuilt from transcripts, so a file that is damaged, or was
+    written by a newer karmad, is moved aside and replaced by an empty one rather than
+    stopping the daemon.
+    """
+    try:
+        return Store.open(path, INDEX_SCHEMA)
+    except (StoreCorrupt, StoreTooNew) as exc:
+        aside = path.with_name(f"{path.name}.unusable-{int(time.time())}")
+        log.warning("index_set_aside", path=str(path), moved_to=str(aside), error=str(exc))
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(path) + suffix)
+            if source.exists():
+                source.rename(Path(str(aside) + suffix))
+        return Store.open(path, INDEX_SCHEMA)
