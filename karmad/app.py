@@ -3,6 +3,10 @@
 Start-up order matters and lives here only: directories and locks, the store, the RPC
 socket, then the subsystems, all inside one root task group; shutdown unwinds it in
 reverse when a signal or `daemon.shutdown` arrives.
+
+The service manager hears about it: READY=1 once everything started with `tg.start` has
+said so, STATUS= lines with the health summary while running, STOPPING=1 when shutdown
+begins, and WATCHDOG=1 pings from the event loop when systemd watches.
 """
 
 from __future__ import annotations
@@ -11,11 +15,18 @@ import signal
 from dataclasses import dataclass
 
 import anyio
+from anyio.abc import TaskGroup
 
-from karmad import logs
+from karmad import logs, sdnotify
 from karmad.api import daemon as daemon_api
+from karmad.api import doctor as doctor_api
 from karmad.bus import Bus, utc_now
+from karmad.checks import claude as claude_checks
+from karmad.checks import disk as disk_checks
+from karmad.checks import store as store_checks
+from karmad.checks import syncthing as syncthing_checks
 from karmad.config import Config
+from karmad.doctor import Doctor
 from karmad.health import Health
 from karmad.lock import InstanceLock
 from karmad.paths import Paths, ensure_private_dir
@@ -59,10 +70,18 @@ def prepare(paths: Paths) -> Locks:
 
 
 class Daemon:
-    def __init__(self, paths: Paths, config: Config, backend: str) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        config: Config,
+        backend: str,
+        *,
+        notifier: sdnotify.Notifier | None = None,
+    ) -> None:
         self.paths = paths
         self.config = config
         self.backend = backend
+        self.notifier = notifier or sdnotify.Notifier.disabled()
         self._shutdown = anyio.Event()
 
     def request_shutdown(self) -> None:
@@ -86,6 +105,7 @@ class Daemon:
     async def _run(self, store: Store) -> None:
         bus = Bus()
         health = Health(bus)
+        doctor = Doctor(bus, timeout=self.config.doctor.check_timeout_s)
         services = Services(
             paths=self.paths,
             config=self.config,
@@ -95,17 +115,37 @@ class Daemon:
             backend=self.backend,
             started_at=utc_now(),
             request_shutdown=self.request_shutdown,
+            doctor=doctor,
         )
         router = Router()
         daemon_api.register(router, services)
+        doctor_api.register(router, services)
+        store_checks.register(doctor, services)
+        claude_checks.register(doctor, services)
+        disk_checks.register(doctor, services)
+        syncthing_checks.register(doctor, services)
         server = RpcServer(self.paths.socket, Dispatcher(router.methods), bus, self.config.rpc)
         health.set("store", "ok", f"schema {store.schema_version}")
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals)
             await tg.start(server.serve)
             health.set("rpc", "listening", str(self.paths.socket))
-            log.info("ready", socket=str(self.paths.socket), backend=self.backend)
+            await tg.start(doctor.serve)
+            # Every subsystem is started with `await tg.start(...)` above this line, so
+            # READY=1 means all of them said they are up (or know they cannot be).
+            self._announce_ready(tg, health, bus)
             await self._shutdown.wait()
             log.info("stopping")
+            self.notifier.stopping("stopping")
             tg.cancel_scope.cancel()
         bus.close()
+
+    def _announce_ready(self, tg: TaskGroup, health: Health, bus: Bus) -> None:
+        self.notifier.ready()
+        log.info("ready", socket=str(self.paths.socket), backend=self.backend)
+        if not self.notifier.enabled:
+            return
+        tg.start_soon(sdnotify.report_status, self.notifier, health.summary, bus)
+        if (timeout := self.notifier.watchdog_timeout) is not None:
+            log.info("watchdog", timeout_s=timeout)
+            tg.start_soon(sdnotify.feed_watchdog, self.notifier, timeout)

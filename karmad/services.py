@@ -12,6 +12,7 @@ from datetime import datetime
 
 from karmad.bus import Bus, Clock, utc_now
 from karmad.config import Config
+from karmad.doctor import Doctor
 from karmad.health import Health
 from karmad.paths import Paths
 from karmad.store import Store
@@ -28,3 +29,5 @@ class Services:
     started_at: datetime
     request_shutdown: Callable[[], None]
     clock: Clock = field(default=utc_now)
+    doctor: Doctor = field(default_factory=Doctor)
+    """Where subsystems register their `karmactl doctor` checks (see karmad.checks)."""
