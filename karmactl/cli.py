@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from karmactl import cmd_daemon
+from karmactl import cmd_daemon, cmd_doctor, cmd_service
 from karmactl.client import Client, ClientError, DaemonUnreachable, RpcError
 
 EXIT_OK = 0
@@ -20,7 +20,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-COMMAND_MODULES: tuple[Any, ...] = (cmd_daemon,)
+COMMAND_MODULES: tuple[Any, ...] = (cmd_daemon, cmd_service, cmd_doctor)
 
 
 @dataclass
