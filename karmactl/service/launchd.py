@@ -17,13 +17,7 @@ from karmactl.service import (
 )
 from karmactl.service.logfile import tail
 from karmactl.service.runner import Completed, available, run
-from karmactl.service.units import (
-    LAUNCHD_DEFAULT_PATH,
-    LAUNCHD_LABEL,
-    MACOS_EXTRA_PATH,
-    launchd_plist,
-    search_path,
-)
+from karmactl.service.units import LAUNCHD_LABEL, LAUNCHD_PATH, launchd_plist, search_path
 
 LOG_FILE_NAME = "karmad.log"
 STDERR_FILE_NAME = "launchd-stderr.log"
@@ -78,7 +72,7 @@ class Launchd:
 
     def render(self, program: list[str]) -> bytes:
         found = syncthing_dir(self._env)
-        path = search_path([found] if found else [], [*MACOS_EXTRA_PATH, *LAUNCHD_DEFAULT_PATH])
+        path = search_path([found] if found else [], LAUNCHD_PATH)
         return launchd_plist(program, path=path, stderr_log=str(self.log_dir / STDERR_FILE_NAME))
 
     def install(self, program: list[str]) -> Installed:

@@ -101,7 +101,12 @@ class Systemd:
     def render(self, program: list[str]) -> bytes:
         extra = [d for d in (syncthing_dir(self._env),) if d and d not in SYSTEMD_DEFAULT_PATH]
         path = search_path(extra, SYSTEMD_DEFAULT_PATH) if extra else []
-        return systemd_unit(program, path=path).encode()
+        try:
+            return systemd_unit(program, path=path).encode()
+        except ValueError as exc:
+            raise ServiceError(
+                f"{exc}; install karmad under a plainer path, or name another with --karmad"
+            ) from None
 
     def install(self, program: list[str]) -> Installed:
         self.check_available()

@@ -39,16 +39,25 @@ LAUNCHD_DEFAULT_PATH = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
 
 MACOS_EXTRA_PATH = ("/opt/homebrew/bin", "/usr/local/bin")
 
+LAUNCHD_PATH = (*MACOS_EXTRA_PATH, *LAUNCHD_DEFAULT_PATH)
+"""An agent's PATH before the directory Syncthing was found in is added."""
+
 _PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
-def systemd_quote(word: str) -> str:
+_REFUSED_IN_EXECUTABLE = frozenset("\"'\\")
+
+
+def systemd_quote(word: str, *, executable: bool = False) -> str:
     """One ExecStart= word, quoted and escaped as systemd.service(5) parses it.
 
-    `%` starts a specifier and `$` a variable, so both are doubled; anything else
-    unusual goes in double quotes with C-style escapes.
+    `%` starts a specifier and is doubled everywhere; `$` starts a variable in the
+    arguments only (the executable is not expanded), so it is doubled there; anything
+    else unusual goes in double quotes with C-style escapes.
     """
-    escaped = word.replace("%", "%%").replace("$", "$$")
+    escaped = word.replace("%", "%%")
+    if not executable:
+        escaped = escaped.replace("$", "$$")
     if escaped and _PLAIN.fullmatch(word):
         return escaped
     escaped = escaped.replace("\\", "\\\\").replace('"', '\\"')
@@ -67,7 +76,13 @@ def systemd_unit(program: Sequence[str], *, path: Sequence[str] = ()) -> str:
     `path` carries the directories where karmad and Syncthing were found at install time,
     since the user manager's PATH is not the login shell's (~/.local/bin is often absent).
     """
-    exec_start = " ".join(systemd_quote(w) for w in program)
+    refused = _REFUSED_IN_EXECUTABLE.intersection(program[0])
+    if refused:
+        # systemd rejects such executable names outright ("special characters").
+        raise ValueError(
+            f"systemd cannot run {program[0]}: its path contains {''.join(sorted(refused))}"
+        )
+    exec_start = " ".join(systemd_quote(w, executable=i == 0) for i, w in enumerate(program))
     environment = ""
     if path:
         environment = f"Environment={_environment_value('PATH=' + ':'.join(path))}\n"
@@ -117,7 +132,7 @@ WantedBy=default.target
 def launchd_plist(
     program: Sequence[str],
     *,
-    path: Sequence[str] = LAUNCHD_DEFAULT_PATH,
+    path: Sequence[str] = LAUNCHD_PATH,
     stderr_log: str | None = None,
 ) -> bytes:
     """The agent's property list.
