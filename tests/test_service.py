@@ -428,3 +428,86 @@ def test_print_shows_the_unit_and_changes_nothing(home: Home, stubs: ServiceStub
     assert "Type=notify" in done.stdout
     assert stubs.calls() == []
     assert not unit_path(home).exists()
+
+
+def test_syncthing_outside_systemds_path_is_added_to_the_unit(
+    home: Home, stubs: ServiceStubs, tmp_path: Path
+) -> None:
+    fake = stubs.bin / "syncthing"  # the stubs directory is not on systemd's default PATH
+    fake.write_text("#!/bin/sh\necho 'syncthing v1.19.2'\n")
+    fake.chmod(0o755)
+    done = karmactl(home, stubs, "service", "install", "--manager", "systemd")
+    assert done.returncode == 0, done.stderr
+    text = unit_path(home).read_text()
+    assert f'Environment="PATH={stubs.bin}:/usr/local/sbin:' in text
+    verified = systemd_verify(unit_path(home), tmp_path)
+    assert verified.returncode == 0, verified.stderr
+
+
+def write_log(path: Path, *records: tuple[str, str]) -> None:
+    with path.open("a") as f:
+        for level, event in records:
+            f.write(
+                json.dumps({"event": event, "level": level, "timestamp": "2026-01-01T00:00:00Z"})
+                + "\n"
+            )
+
+
+def test_file_logs_filter_by_priority(home: Home, stubs: ServiceStubs, tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    write_log(log_dir / "karmad.log.1", ("info", "older"), ("error", "old_failure"))
+    write_log(log_dir / "karmad.log", ("info", "ready"), ("warning", "slow"), ("error", "broke"))
+    env = {"KARMAD_LOG_DIR": str(log_dir)}
+    args = ("service", "logs", "--manager", "launchd")
+    everything = karmactl(home, stubs, *args, env=env)
+    assert everything.returncode == 0, everything.stderr
+    assert [line.split()[2] for line in everything.stdout.splitlines()] == [
+        "older",
+        "old_failure",
+        "ready",
+        "slow",
+        "broke",
+    ]
+    errors = karmactl(home, stubs, *args, "-p", "err", "-n", "1", env=env)
+    assert errors.stdout.split()[1:3] == ["ERROR", "broke"]
+    raw = karmactl(home, stubs, *args, "-p", "warning", "--json", env=env)
+    assert [json.loads(line)["event"] for line in raw.stdout.splitlines()] == [
+        "old_failure",
+        "slow",
+        "broke",
+    ]
+    bad = karmactl(home, stubs, *args, "-p", "loud", env=env)
+    assert bad.returncode == 1
+    assert "unknown priority" in bad.stderr
+
+
+def test_file_logs_follow_across_rotation(home: Home, stubs: ServiceStubs, tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    log = log_dir / "karmad.log"
+    write_log(log, ("info", "before"))
+    proc = subprocess.Popen(
+        karmactl_command("service", "logs", "--manager", "launchd", "-f", "-n", "5"),
+        env=stubs.env(home.env({"KARMAD_LOG_DIR": str(log_dir)})),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None
+    try:
+        assert "before" in proc.stdout.readline()
+        write_log(log, ("info", "appended"))
+        assert "appended" in proc.stdout.readline()
+        # karmad rotates: the live file is renamed away and a new one started.
+        write_log(log, ("info", "last_in_old_file"))
+        log.rename(log_dir / "karmad.log.1")
+        write_log(log, ("info", "first_in_new_file"))
+        assert "last_in_old_file" in proc.stdout.readline()
+        assert "first_in_new_file" in proc.stdout.readline()
+    finally:
+        # SIGTERM, not SIGINT: a test run started in the background ignores SIGINT, and
+        # so would this child.
+        proc.terminate()
+        proc.wait(20)
+        proc.stdout.close()

@@ -75,24 +75,18 @@ def _wanted(line: str, max_priority: int | None) -> bool:
     return _LEVELS.get(str(record.get("level", "")).lower(), 6) <= max_priority
 
 
-def _last_lines(path: Path, count: int) -> list[str]:
-    """The last `count` lines, reaching into the newest rotated file when needed."""
-    found: deque[str] = deque(maxlen=max(count, 0))
-    for candidate in (path.with_name(path.name + ".1"), path):
-        try:
-            with candidate.open(encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    found.append(line.rstrip("\n"))
-        except FileNotFoundError:
-            continue
-    return list(found)
-
-
 def _emit(lines: Iterable[str], priority: int | None, as_json: bool, out: TextIO) -> None:
     for line in lines:
         if line and _wanted(line, priority):
             out.write((line if as_json else render(line)) + "\n")
     out.flush()
+
+
+def _open(path: Path) -> TextIO | None:
+    try:
+        return path.open(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
 
 
 def tail(
@@ -106,34 +100,48 @@ def tail(
 ) -> int:
     stream = out or sys.stdout
     max_priority = parse_priority(priority) if priority else None
-    if not path.exists() and not follow:
+    handle = _open(path)
+    if handle is None and not follow:
         raise ServiceError(f"no log file at {path} (has karmad run as a service yet?)")
-    # Filter first, then keep the last `lines` of what is left, as journalctl does.
-    every = _last_lines(path, 1 << 20 if max_priority is not None else lines)
-    shown = [line for line in every if line and _wanted(line, max_priority)]
-    _emit(shown[-lines:] if lines > 0 else [], None, as_json, stream)
+    # Filter first, then keep the last `lines` of what is left, as journalctl does. The
+    # newest rotated file is read too, in case the live one was just started.
+    kept: deque[str] = deque(maxlen=max(lines, 0))
+    pending = ""
+    old = _open(path.with_name(path.name + ".1"))
+    sources = [h for h in (old, handle) if h is not None]
+    for source in sources:
+        # readline, not iteration: iterating a text file disables tell(), which
+        # following needs to notice a truncated file.
+        while line := source.readline():
+            if not line.endswith("\n"):
+                pending = line  # still being written; following prints it once complete
+                break
+            if _wanted(line.rstrip("\n"), max_priority):
+                kept.append(line.rstrip("\n"))
+    if old is not None:
+        old.close()
+    _emit(kept, None, as_json, stream)
     if not follow:
+        if handle is not None:
+            handle.close()
         return 0
     try:
-        _follow(path, max_priority, as_json, stream)
+        # The same handle goes on from exactly where the lines above ended.
+        _follow(path, handle, pending, max_priority, as_json, stream)
     except KeyboardInterrupt:
         return 0
     return 0
 
 
-def _open(path: Path) -> TextIO | None:
-    try:
-        return path.open(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return None
-
-
-def _follow(path: Path, priority: int | None, as_json: bool, out: TextIO) -> None:
-    handle = _open(path)
-    if handle is not None:
-        handle.seek(0, os.SEEK_END)  # what is there already was shown
+def _follow(
+    path: Path,
+    handle: TextIO | None,
+    pending: str,
+    priority: int | None,
+    as_json: bool,
+    out: TextIO,
+) -> None:
     inode = os.fstat(handle.fileno()).st_ino if handle is not None else None
-    pending = ""
     try:
         while True:
             if handle is None:
