@@ -43,6 +43,8 @@ COMMAND_INDEX: dict[str, str] = {
     "devices": "cmd_syncthing",
     "folders": "cmd_syncthing",
     "pending": "cmd_syncthing",
+    "service": "cmd_service",
+    "doctor": "cmd_doctor",
 }
 """Which module implements each command, so a run imports only the module it needs
 (a test keeps this equal to the modules' own `COMMANDS`)."""

@@ -3,6 +3,10 @@
 Start-up order matters and lives here only: directories and locks, the store, the RPC
 socket, then the subsystems, all inside one root task group; shutdown unwinds it in
 reverse when a signal or `daemon.shutdown` arrives.
+
+The service manager hears about it: READY=1 once everything started with `tg.start` has
+said so, STATUS= lines with the health summary while running, STOPPING=1 when shutdown
+begins, and WATCHDOG=1 pings from the event loop when systemd watches.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
+from anyio.abc import TaskGroup
 
-from karmad import logs
+from karmad import logs, sdnotify
 from karmad.api import daemon as daemon_api
+from karmad.api import doctor as doctor_api
 from karmad.api import index as index_api
 from karmad.api import sessions as sessions_api
 from karmad.api import syncthing as syncthing_api
@@ -22,7 +28,12 @@ from karmad.api import teams as teams_api
 from karmad.api import usage as usage_api
 from karmad.api.teams import TeamService
 from karmad.bus import Bus, utc_now
+from karmad.checks import claude as claude_checks
+from karmad.checks import disk as disk_checks
+from karmad.checks import store as store_checks
+from karmad.checks import syncthing as syncthing_checks
 from karmad.config import Config
+from karmad.doctor import Doctor
 from karmad.health import Health
 from karmad.index import pricing
 from karmad.index.discovery import Root
@@ -42,7 +53,15 @@ from karmad.syncthing.service import SyncthingService
 
 log = logs.get("karmad")
 
-API_MODULES = (daemon_api, sessions_api, usage_api, index_api, syncthing_api, teams_api)
+API_MODULES = (
+    daemon_api,
+    doctor_api,
+    sessions_api,
+    usage_api,
+    index_api,
+    syncthing_api,
+    teams_api,
+)
 """Every `karmad.api` module; each registers its handlers with `register(router, services)`."""
 
 
@@ -93,6 +112,7 @@ def assemble(
     """Build every part and connect them; nothing starts until `Daemon.run`."""
     bus = Bus()
     health = Health(bus)
+    doctor = Doctor(bus, timeout=config.doctor.check_timeout_s)
     indexer = Indexer(
         index_path=paths.index,
         config=config.index,
@@ -126,15 +146,26 @@ def assemble(
         teams=TeamService(store, port, reconciler, utc_now),
         index=IndexQueries(index_store),
         indexer=indexer,
+        doctor=doctor,
     )
+    for checks in (store_checks, claude_checks, disk_checks, syncthing_checks):
+        checks.register(doctor, services)
     return services, syncthing, reconciler
 
 
 class Daemon:
-    def __init__(self, paths: Paths, config: Config, backend: str) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        config: Config,
+        backend: str,
+        *,
+        notifier: sdnotify.Notifier | None = None,
+    ) -> None:
         self.paths = paths
         self.config = config
         self.backend = backend
+        self.notifier = notifier or sdnotify.Notifier.disabled()
         self._shutdown = anyio.Event()
 
     def request_shutdown(self) -> None:
@@ -164,7 +195,7 @@ class Daemon:
         services, syncthing, reconciler = assemble(
             self.paths, self.config, store, index_store, self.backend, self.request_shutdown
         )
-        bus, health = services.bus, services.health
+        bus, health, doctor = services.bus, services.health, services.doctor
         router = build_router(services)
         server = RpcServer(self.paths.socket, Dispatcher(router.methods), bus, self.config.rpc)
         health.set("store", "ok", f"schema {store.schema_version}")
@@ -173,13 +204,26 @@ class Daemon:
             await tg.start(server.serve)
             health.set("rpc", "listening", str(self.paths.socket))
             # After the socket: a long first scan runs in the background, never delaying it.
-            assert services.indexer is not None
             await tg.start(services.indexer.run)
             # Ready once Syncthing answers, or is known absent or failing: never later.
             await tg.start(syncthing.run)
             await tg.start(reconciler.run)
-            log.info("ready", socket=str(self.paths.socket), backend=self.backend)
+            await tg.start(doctor.serve)
+            # Every subsystem is started with `await tg.start(...)` above this line, so
+            # READY=1 means all of them said they are up (or know they cannot be).
+            self._announce_ready(tg, health, bus)
             await self._shutdown.wait()
             log.info("stopping")
+            self.notifier.stopping("stopping")
             tg.cancel_scope.cancel()
         bus.close()
+
+    def _announce_ready(self, tg: TaskGroup, health: Health, bus: Bus) -> None:
+        self.notifier.ready()
+        log.info("ready", socket=str(self.paths.socket), backend=self.backend)
+        if not self.notifier.enabled:
+            return
+        tg.start_soon(sdnotify.report_status, self.notifier, health.summary, bus)
+        if (timeout := self.notifier.watchdog_timeout) is not None:
+            log.info("watchdog", timeout_s=timeout)
+            tg.start_soon(sdnotify.feed_watchdog, self.notifier, timeout)

@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     logs = parser.add_argument_group("logging")
     logs.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     logs.add_argument("--log-format", choices=("auto", "console", "json", "journal"))
+    logs.add_argument(
+        "--log-file",
+        action="store_true",
+        default=None,
+        help="write karmad.log in the log directory, rotated by size, instead of stderr",
+    )
     return parser
 
 
@@ -53,11 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     import anyio
     import msgspec
 
-    from karmad import app, logs
+    from karmad import app, logs, sdnotify
     from karmad import config as config_mod
     from karmad import paths as paths_mod
     from karmad.lock import AlreadyRunning
     from karmad.store import StoreError
+
+    # Taken out of the environment at once, so no child ever inherits it.
+    notifier = sdnotify.Notifier.from_environ(unset=True)
+
+    def fail(message: str) -> int:
+        print(f"karmad: {message}", file=sys.stderr)
+        notifier.status(f"failed: {message}")
+        return EXIT_ERROR
 
     paths = paths_mod.resolve(
         paths_mod.Overrides(
@@ -69,40 +83,68 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=args.log_dir,
         )
     )
+    log = logs.get("karmad")
+    log_file = paths.log_dir / logs.LOG_FILE_NAME
+    if args.log_file:
+        # Set up before the config is read, so that a config error reaches the file too:
+        # under launchd nobody reads stderr.
+        try:
+            paths_mod.ensure_private_dir(paths.log_dir)
+            logs.configure(args.log_level or "info", args.log_format or "auto", file=log_file)
+        except (OSError, paths_mod.UnsafeDirectory) as exc:
+            return fail(f"cannot open the log file {log_file}: {exc}")
     try:
         config = config_mod.load(paths.config_file)
     except config_mod.ConfigError as exc:
-        print(f"karmad: invalid configuration: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        if args.log_file:
+            log.error("invalid_config", error=str(exc))
+        return fail(f"invalid configuration: {exc}")
     daemon_cfg = config.daemon
-    if args.log_level or args.log_format:
+    if args.log_level or args.log_format or args.log_file:
         daemon_cfg = msgspec.structs.replace(
             daemon_cfg,
             log_level=args.log_level or daemon_cfg.log_level,
             log_format=args.log_format or daemon_cfg.log_format,
+            log_file=args.log_file or daemon_cfg.log_file,
         )
         config = msgspec.structs.replace(config, daemon=daemon_cfg)
-    logs.configure(daemon_cfg.log_level, daemon_cfg.log_format)
-    log = logs.get("karmad")
+    try:
+        if daemon_cfg.log_file:
+            paths_mod.ensure_private_dir(paths.log_dir)
+        logs.configure(
+            daemon_cfg.log_level,
+            daemon_cfg.log_format,
+            file=log_file if daemon_cfg.log_file else None,
+            max_bytes=daemon_cfg.log_max_bytes,
+            backups=daemon_cfg.log_backups,
+        )
+    except (OSError, paths_mod.UnsafeDirectory) as exc:
+        return fail(f"cannot open the log file {log_file}: {exc}")
 
     try:
         locks = app.prepare(paths)
     except AlreadyRunning as exc:
-        print(f"karmad: {exc}; stop it first (`karmactl stop`)", file=sys.stderr)
-        return EXIT_ERROR
+        log.error("already_running", error=str(exc))
+        return fail(f"{exc}; stop it first (`karmactl stop`)")
     except (OSError, paths_mod.UnsafeDirectory) as exc:
-        print(f"karmad: cannot prepare directories: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        log.error("prepare_failed", error=str(exc))
+        return fail(f"cannot prepare directories: {exc}")
     try:
-        anyio.run(app.Daemon(paths, config, args.backend).run, backend=args.backend)
+        daemon = app.Daemon(paths, config, args.backend, notifier=notifier)
+        anyio.run(daemon.run, backend=args.backend)
     except StoreError as exc:
         log.error("store_failed", error=str(exc))
-        print(f"karmad: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return fail(str(exc))
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:
+        # Logged rather than left to the interpreter so that the traceback reaches the
+        # journal or the log file, wherever this daemon's output goes.
+        log.exception("crashed")
+        return fail(f"crashed: {exc!r}")
     finally:
         locks.release()
+        notifier.close()
     return EXIT_OK
 
 

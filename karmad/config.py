@@ -26,6 +26,12 @@ class DaemonConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "console", "json", "journal"] = "auto"
     """`auto`: journal lines under systemd, a console on a TTY, JSON lines otherwise."""
+    log_file: bool = False
+    """Write `karmad.log` in the log directory instead of stderr (launchd uses this)."""
+    log_max_bytes: int = 10 << 20
+    """The log file is rotated when it reaches this size..."""
+    log_backups: int = 5
+    """...and this many rotated files are kept."""
 
 
 class RpcConfig(_Section):
@@ -136,6 +142,17 @@ class PricesConfig(_Section):
     models: dict[str, ModelPriceOverride] = msgspec.field(default_factory=dict)
 
 
+class DoctorConfig(_Section):
+    """Thresholds of `karmactl doctor`'s daemon-side checks."""
+
+    min_free_mb: int = 500
+    """Free space below this on the state directory's disk is a failure..."""
+    warn_free_mb: int = 2048
+    """...and below this a warning: outboxes and inboxes grow with every session."""
+    check_timeout_s: float = 15.0
+    """A check that takes longer is reported as failed (a hung Syncthing, a slow disk)."""
+
+
 class Config(_Section):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     rpc: RpcConfig = msgspec.field(default_factory=RpcConfig)
@@ -143,6 +160,7 @@ class Config(_Section):
     teams: TeamsConfig = msgspec.field(default_factory=TeamsConfig)
     index: IndexConfig = msgspec.field(default_factory=IndexConfig)
     prices: PricesConfig = msgspec.field(default_factory=PricesConfig)
+    doctor: DoctorConfig = msgspec.field(default_factory=DoctorConfig)
 
 
 class ConfigError(Exception):
@@ -172,6 +190,16 @@ def _validate(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: rpc.client_buffer must be at least 1")
     if config.rpc.max_clients < 1:
         raise ConfigError(f"{path}: rpc.max_clients must be at least 1")
+    if config.daemon.log_max_bytes < 4096:
+        raise ConfigError(f"{path}: daemon.log_max_bytes must be at least 4096")
+    if config.daemon.log_backups < 1:
+        raise ConfigError(f"{path}: daemon.log_backups must be at least 1")
+    if config.doctor.min_free_mb < 0:
+        raise ConfigError(f"{path}: doctor.min_free_mb must not be negative")
+    if config.doctor.warn_free_mb < config.doctor.min_free_mb:
+        raise ConfigError(f"{path}: doctor.warn_free_mb must be at least doctor.min_free_mb")
+    if config.doctor.check_timeout_s <= 0:
+        raise ConfigError(f"{path}: doctor.check_timeout_s must be positive")
     index = config.index
     if not 1 <= index.watch_step_ms <= 10_000:
         raise ConfigError(f"{path}: index.watch_step_ms must be between 1 and 10000")

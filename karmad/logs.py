@@ -4,14 +4,19 @@ One structlog pipeline renders both our own events and the standard-library reco
 libraries (jsonrpcserver, httpx), so every line on stderr has the same shape. The shape
 depends on who reads it: people at a terminal get colours, systemd's journal gets
 `<N>`-prefixed lines so `journalctl -p err` works, everything else gets JSON lines.
+
+Under launchd nobody collects stderr, so karmad can write its own log file instead, and
+rotate it by size itself so that a chatty month cannot fill the disk.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import sys
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -40,9 +45,14 @@ def stderr_is_journal(environ: MutableMapping[str, str] | None = None) -> bool:
     return f"{st.st_dev}:{st.st_ino}" == value
 
 
-def _resolve_format(fmt: Format, stream: TextIO) -> Format:
+LOG_FILE_NAME = "karmad.log"
+
+
+def _resolve_format(fmt: Format, stream: TextIO | None) -> Format:
     if fmt != "auto":
         return fmt
+    if stream is None:
+        return "json"
     if stderr_is_journal():
         return "journal"
     try:
@@ -69,10 +79,31 @@ class _JournalRenderer:
         return line
 
 
-def configure(level: str = "info", fmt: Format = "auto", stream: TextIO | None = None) -> Format:
-    """Install the pipeline; returns the format actually chosen."""
-    out = stream or sys.stderr
-    chosen = _resolve_format(fmt, out)
+def configure(
+    level: str = "info",
+    fmt: Format = "auto",
+    stream: TextIO | None = None,
+    *,
+    file: Path | None = None,
+    max_bytes: int = 10 << 20,
+    backups: int = 5,
+) -> Format:
+    """Install the pipeline; returns the format actually chosen.
+
+    With `file`, records go to that file (rotated at `max_bytes`, keeping `backups` old
+    ones) instead of stderr; `auto` then means JSON lines, which `karmactl service logs`
+    renders. Raises OSError when the file cannot be opened.
+    """
+    handler: logging.Handler
+    if file is not None:
+        handler = logging.handlers.RotatingFileHandler(
+            file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+        chosen = _resolve_format(fmt, None)
+    else:
+        out = stream or sys.stderr
+        handler = logging.StreamHandler(out)
+        chosen = _resolve_format(fmt, out)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -81,7 +112,7 @@ def configure(level: str = "info", fmt: Format = "auto", stream: TextIO | None =
     ]
     renderer: Any
     if chosen == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=True)
+        renderer = structlog.dev.ConsoleRenderer(colors=file is None)
     elif chosen == "journal":
         renderer = _JournalRenderer()
     else:
@@ -91,9 +122,10 @@ def configure(level: str = "info", fmt: Format = "auto", stream: TextIO | None =
         tail.append(structlog.processors.format_exc_info)
     tail.append(renderer)
     formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=tail)
-    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
+    for old in root.handlers:
+        old.close()
     root.handlers = [handler]
     root.setLevel(level.upper())
     # httpx announces every request at INFO; that is our own REST chatter with Syncthing.

@@ -1131,3 +1131,40 @@ _method(
     "Drops the index (or its full-text part) and reads every transcript again.",
     mutating=True,
 )
+# --------------------------------------------------------------------------- doctor.*
+
+CheckStatus = Literal["pass", "warn", "fail"]
+
+
+class DoctorCheck(Result):
+    """One finding of `karmactl doctor`: what was checked, how it went, how to fix it."""
+
+    name: str
+    """Dotted and stable (`store.integrity`, `syncthing.folder.<id>`), for scripts."""
+    status: CheckStatus
+    message: str
+    fix: str = ""
+    """What the user should do; empty when there is nothing to do."""
+
+
+class DoctorStarted(Result):
+    run: int
+    """The run whose `doctor.finished` event to wait for; a run already under way is
+    joined rather than started twice."""
+
+
+class DoctorReport(Result):
+    run: int
+    started_at: datetime
+    finished_at: datetime
+    checks: list[DoctorCheck]
+
+
+_method(
+    "doctor.run",
+    NoParams,
+    DoctorStarted,
+    "Starts the daemon-side health checks; `doctor.check` events report each finding and "
+    "`doctor.finished` the end of the run.",
+)
+_method("doctor.report", NoParams, DoctorReport, "The findings of the last finished run.")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from karmad.bus import Bus, Clock, utc_now
 from karmad.config import Config
+from karmad.doctor import Doctor
 from karmad.health import Health
 from karmad.index.queries import IndexQueries
 from karmad.index.service import Indexer
@@ -42,3 +43,5 @@ class Services:
     teams: TeamService
     """Identity, teams, projects, subscriptions, pending offers."""
     clock: Clock = field(default=utc_now)
+    doctor: Doctor = field(default_factory=Doctor)
+    """Where subsystems register their `karmactl doctor` checks (see karmad.checks)."""

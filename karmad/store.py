@@ -264,3 +264,32 @@ def _split_sql(script: str) -> list[str]:
     if buffer.strip():
         raise ValueError(f"incomplete SQL statement in migration: {buffer.strip()[:80]}")
     return statements
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    schema_version: int
+    problems: list[str]
+    """What `PRAGMA quick_check` found; empty when the file is sound."""
+
+
+def inspect(path: Path, *, max_problems: int = 10) -> Inspection:
+    """Check a database file through a fresh, read-only connection.
+
+    A separate connection reads what is on disk, as the next start would, rather than
+    pages the daemon's own connection may still hold; read-only, so that a health check
+    can never be the thing that writes to a damaged file. Raises `StoreError` (often
+    `StoreCorrupt`) when the file cannot even be read that far.
+    """
+    uri = path.absolute().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            rows = conn.execute(f"PRAGMA quick_check({int(max_problems)})").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise _translate(exc, path) from exc
+    problems = [str(r[0]) for r in rows]
+    return Inspection(version, [] if problems == ["ok"] else problems)
