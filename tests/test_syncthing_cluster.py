@@ -142,6 +142,18 @@ def test_pair_offer_accept_and_sync(syncthing_cluster: ClusterFactory, anyio_bac
         assert info.value.reason == reason, params
     assert a.call("syncthing.rescan") == {"folders": ["karma-share"], "paths": []}
 
+    # A scan Syncthing refuses (the folder is paused) is reported as an event.
+    a.rest.patch("/rest/config/folders/karma-share", {"paused": True})
+    wait_until(lambda: folder(a)["state"] == "paused", 15, message="paused")
+    a.call("syncthing.rescan", {"folder": "karma-share"})
+
+    def scan_failed() -> list[dict[str, Any]] | None:
+        return topics(a).get("syncthing.scan.failed")
+
+    failures = wait_until(scan_failed, 15, message="scan failure reported")
+    assert all(f["folder"] == "karma-share" and "paused" in f["error"] for f in failures)
+    a.rest.patch("/rest/config/folders/karma-share", {"paused": False})
+
     # karmactl shows the same, for people and for scripts.
     out = karmactl(b, "devices")
     assert out.returncode == 0, out.stderr

@@ -158,7 +158,11 @@ class EventStream:
 
         async def one(folder_id: str) -> None:
             async with limiter:
-                await self._refresh_folder(client, snap, folder_id, publish=False)
+                try:
+                    await self._refresh_folder(client, snap, folder_id, publish=False)
+                except Rejected as exc:
+                    # A paused or just-removed folder: its figures stay unknown for now.
+                    log.info("folder_refresh_rejected", folder=folder_id, error=exc.message)
 
         async with anyio.create_task_group() as tg:
             for folder in snap.managed_folders():
@@ -279,6 +283,8 @@ class EventStream:
         if folder is None:
             return
         snap.apply_folder_status(folder_id, await client.folder_status(folder_id))
+        if folder.config.paused:
+            return  # Syncthing answers nothing more about a paused folder
         devices = [snap.my_id, *(d for d in folder.config.device_ids if d != snap.my_id)]
         for device_id in devices:
             query = "" if device_id == snap.my_id else device_id

@@ -100,8 +100,6 @@ class Supervisor:
         self.current: RunInfo | None = None
         self.prepared: PreparedHome | None = None
         self.restarts = 0
-        self.settled = anyio.Event()
-        """Set once the first start ended either running or failing (for readiness)."""
 
     async def run(self) -> None:
         failures = 0
@@ -122,7 +120,6 @@ class Supervisor:
             )
             self._report(state, f"{outcome.detail}; restarting in {delay:.1f}s")
             log.warning("syncthing_stopped", state=state, detail=outcome.detail, retry_s=delay)
-            self.settled.set()
             await anyio.sleep(delay)
 
     # ------------------------------------------------------------------ one run
@@ -188,7 +185,7 @@ class Supervisor:
         log.info("syncthing_started", pid=process.pid, version=str(self.binary.version))
         self._inner = []
         try:
-            await anyio.to_thread.run_sync(self._pid_file.write, [process.pid])
+            await self._write_pid_file([process.pid])
             return await self._watch(process, prepared, started, started_at)
         finally:
             with anyio.CancelScope(shield=True):
@@ -222,7 +219,6 @@ class Supervisor:
         self.current = RunInfo(pid=process.pid, started_at=started_at, prepared=prepared)
         self._report("running", f"pid {process.pid}, Syncthing {self.binary.version}")
         self._on_running(self.current)
-        self.settled.set()
         while True:
             with anyio.move_on_after(WATCHDOG_S):
                 await process.wait()
@@ -240,7 +236,14 @@ class Supervisor:
     async def _record_inner(self, process: Process) -> None:
         """Note the real Syncthing process (the monitor's child) while it is findable."""
         self._inner = await anyio.to_thread.run_sync(proctree.children, process.pid)
-        await anyio.to_thread.run_sync(self._pid_file.write, [process.pid, *self._inner])
+        await self._write_pid_file([process.pid, *self._inner])
+
+    async def _write_pid_file(self, pids: list[int]) -> None:
+        """Best effort: without it only a karmad killed outright could leave Syncthing behind."""
+        try:
+            await anyio.to_thread.run_sync(self._pid_file.write, pids)
+        except OSError as exc:
+            log.warning("pid_file_unwritable", path=str(self._pid_file.path), error=str(exc))
 
     async def _exit_outcome(self, process: Process, started: float) -> Outcome:
         code = process.returncode
