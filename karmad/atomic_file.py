@@ -13,8 +13,13 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def write_atomic(
+    path: Path, data: bytes, mode: int = 0o600, *, temp_prefix: str | None = None
+) -> None:
+    """`temp_prefix` names the temporary file, for directories where something else
+    (Syncthing) must recognise and ignore half-written files by name."""
+    prefix = f".{path.name}." if temp_prefix is None else f"{temp_prefix}{path.name}-"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)

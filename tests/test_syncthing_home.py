@@ -9,11 +9,11 @@ from xml.etree import ElementTree
 
 import pytest
 
+from karmad.deviceid import parse as parse_device_id
 from karmad.syncthing import binary as binary_mod
 from karmad.syncthing import home
 from karmad.syncthing.compat import MINIMUM
 from karmad.syncthing.configxml import ConfigXml
-from karmad.syncthing.device_id import parse_device_id
 
 pytestmark = pytest.mark.syncthing
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from karmad.deviceid import parse as parse_device_id
 from karmad.syncthing import proctree
 from karmad.syncthing.configxml import ConfigXml
-from karmad.syncthing.device_id import parse_device_id
 from tests.support.daemon import Home, KarmadProcess, RpcFailure, karmactl_command
 from tests.support.syncthing import (
     Cluster,

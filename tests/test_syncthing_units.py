@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from karmad import codec
 from karmad.config import ConfigError, load
+from karmad.deviceid import InvalidDeviceId
+from karmad.deviceid import parse as parse_device_id
 from karmad.paths import syncthing_homes
 from karmad.syncthing import addresses, ids, profile, validation
 from karmad.syncthing.compat import Compat, Unsupported, Version, child_env
 from karmad.syncthing.configxml import ConfigXml, ConfigXmlCorrupt
-from karmad.syncthing.device_id import InvalidDeviceId, parse_device_id
 from karmad.syncthing.errors import Rejected
 from karmad.syncthing.events import _contiguous
 from karmad.syncthing.models import (

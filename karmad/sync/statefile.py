@@ -9,14 +9,12 @@ never speak for another member, and a member can never speak for the leader.
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 from datetime import datetime
 from pathlib import Path
 
 import msgspec
 
-from karmad import codec, deviceid
+from karmad import atomic_file, codec, deviceid
 from karmad.domain import (
     Direction,
     DomainError,
@@ -288,32 +286,10 @@ def digest(data: bytes) -> str:
 def write_atomic(directory: Path, name: str, data: bytes) -> None:
     """Write `name` so that no reader (nor Syncthing) ever sees a partial file.
 
-    The temp name starts with `TEMP_PREFIX`, which the owner's ignore patterns exclude;
-    fsync before rename makes a crash leave either the old or the new file.
+    The temporary name starts with `TEMP_PREFIX`, which the owner's ignore patterns
+    exclude, so a half-written state file never leaves the machine.
     """
-    tmp = directory / f"{TEMP_PREFIX}{name}-{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    try:
-        tmp.replace(directory / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_file.write_atomic(directory / name, data, 0o644, temp_prefix=TEMP_PREFIX)
 
 
 def sweep_temp_files(directory: Path) -> int:

@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Final
 
 from karmad.atomic_file import write_atomic
+from karmad.deviceid import InvalidDeviceId
+from karmad.deviceid import parse as parse_device_id
 from karmad.paths import UnsafeDirectory, ensure_private_dir
 from karmad.syncthing import addresses, ports, profile
 from karmad.syncthing.addresses import Endpoint
 from karmad.syncthing.binary import Binary
 from karmad.syncthing.compat import child_env
 from karmad.syncthing.configxml import ConfigXml, ConfigXmlCorrupt, ConfigXmlError
-from karmad.syncthing.device_id import InvalidDeviceId, parse_device_id
 
 CONFIG: Final = "config.xml"
 CERT: Final = "cert.pem"

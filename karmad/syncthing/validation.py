@@ -13,8 +13,9 @@ from pathlib import PurePosixPath
 
 import msgspec
 
+from karmad.deviceid import InvalidDeviceId
+from karmad.deviceid import parse as parse_device_id
 from karmad.syncthing import addresses, ids
-from karmad.syncthing.device_id import InvalidDeviceId, parse_device_id
 from karmad.syncthing.errors import Rejected
 from karmad.syncthing.models import (
     FOLDER_TYPES,

@@ -35,13 +35,16 @@ def test_two_members_full_cycle(syncthing_cluster: Callable[..., Cluster]) -> No
     team_id = form_team(a, b)
     assert team(a, team_id)["role"] == "leader"
     assert team(b, team_id)["role"] == "member"
-    wait_until(lambda: topology_ok([a, b], team_id, {a.name: [b], b.name: [a]}), CONVERGE_S,
-               message="one own folder and one inbox each")
+    wait_until(
+        lambda: topology_ok([a, b], team_id, {a.name: [b], b.name: [a]}),
+        CONVERGE_S,
+        message="one own folder and one inbox each",
+    )
 
     # The state files arrived, each in the other's inbox.
     fa, fb = own_folder(a, team_id), own_folder(b, team_id)
-    wait_until(lambda: (folders_dir(b) / fa / "state").exists(), CONVERGE_S)
-    wait_until(lambda: (folders_dir(a) / fb / "state").exists(), CONVERGE_S)
+    wait_until((folders_dir(b) / fa / "state").exists, CONVERGE_S)
+    wait_until((folders_dir(a) / fb / "state").exists, CONVERGE_S)
     # Before any project is accepted, inboxes admit only the state file.
     assert ignores(a, fb) == ["!/state", "*"]
     assert ignores(b, fa) == ["!/state", "*"]
@@ -53,10 +56,10 @@ def test_two_members_full_cycle(syncthing_cluster: Callable[..., Cluster]) -> No
     wait_until(lambda: ignores(b, fa) == ["!/state", project, "*"], CONVERGE_S)
     # The leader sees B's acceptance (published in B's state file).
     wait_until(
-        lambda: next(m for m in team(a, team_id)["members"] if not m["is_me"])[
-            "subscriptions"
-        ].get(key)
-        == "accepted/both",
+        lambda: (
+            next(m for m in team(a, team_id)["members"] if not m["is_me"])["subscriptions"].get(key)
+            == "accepted/both"
+        ),
         CONVERGE_S,
         message="leader sees bob's subscription",
     )
@@ -75,9 +78,7 @@ def test_two_members_full_cycle(syncthing_cluster: Callable[..., Cluster]) -> No
     wait_until(lambda: ignores(b, fa) == ["!/state", "*"], CONVERGE_S)
     assert ignores(a, fb) == ["!/state", project, "*"]
     # Receive-only on B: B receives A's project.
-    b.call(
-        "subscription.setDirection", {"team": team_id, "project": key, "direction": "receive"}
-    )
+    b.call("subscription.setDirection", {"team": team_id, "project": key, "direction": "receive"})
     wait_until(lambda: ignores(b, fa) == ["!/state", project, "*"], CONVERGE_S)
 
     # Nothing changes over further cycles: the configuration is stable.

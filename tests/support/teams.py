@@ -79,8 +79,10 @@ def form_team(leader: Node, *members: Node, name: str = "core") -> str:
     )
     for member in members:
         wait_until(
-            lambda m=member: team(m, team_id)["phase"] == "member"  # type: ignore[misc]
-            and all(member_states(m, team_id).get(t) == "active" for t in tags),
+            lambda m=member: (
+                team(m, team_id)["phase"] == "member"  # type: ignore[misc]
+                and all(member_states(m, team_id).get(t) == "active" for t in tags)
+            ),
             CONVERGE_S,
             message=f"{member.name} sees the whole team active",
         )
@@ -101,9 +103,7 @@ def share_and_accept(
             CONVERGE_S,
             message=f"{node.name} offered {remote}",
         )
-        node.call(
-            "subscription.accept", {"team": team_id, "project": key, "direction": direction}
-        )
+        node.call("subscription.accept", {"team": team_id, "project": key, "direction": direction})
     return key
 
 
