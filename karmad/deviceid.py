@@ -55,15 +55,23 @@ def _strip_checks(canonical: str) -> str:
 
 
 def parse(text: str) -> str:
-    """Validate any spelling of a device ID and return its canonical form."""
+    """Validate any spelling of a device ID and return its canonical form.
+
+    The 52-character form without check characters (which Syncthing still accepts) is
+    accepted too; its check characters are computed.
+    """
     compact = _normalise(text)
+    bad = sorted({c for c in compact if c not in _VALUE})
+    if bad:
+        raise InvalidDeviceId(
+            f"a device ID uses only the characters A-Z and 2-7, not {''.join(bad)!r}"
+        )
+    if len(compact) == 52:
+        compact = "".join(g + _luhn32(g) for g in (compact[i : i + 13] for i in range(0, 52, 13)))
     if len(compact) != 56:
         raise InvalidDeviceId(
             f"a device ID has 56 characters (plus dashes), this one has {len(compact)}"
         )
-    bad = sorted({c for c in compact if c not in _VALUE})
-    if bad:
-        raise InvalidDeviceId(f"a device ID has no {''.join(bad)!r} characters")
     for n in range(4):
         chunk = compact[n * 14 : n * 14 + 14]
         if _luhn32(chunk[:13]) != chunk[13]:

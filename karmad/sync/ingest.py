@@ -315,5 +315,28 @@ def ingest(
     return changes
 
 
+def next_deadline(teams: tuple[LocalTeam, ...], now: datetime, policy: Policy) -> datetime | None:
+    """The next moment a decision changes by the clock alone (a linger or grace period
+    running out), so the reconciler can wake then instead of at the next sweep."""
+    moments: list[datetime] = []
+    for team in teams:
+        if team.phase is Phase.GONE:
+            continue
+        moments += [t + policy.ack_linger for _, t in team.acks]
+        if team.phase in (Phase.LEAVING, Phase.REMOVED, Phase.DISSOLVED):
+            moments.append(team.phase_since + policy.removal_grace)
+        record = team.record
+        if team.role is Role.LEADER and record is not None:
+            moments += [
+                m.changed_at + policy.removal_grace
+                for m in record.members
+                if m.state is MemberState.REMOVED
+            ]
+            if record.dissolved_at is not None:
+                moments.append(record.dissolved_at + policy.removal_grace)
+    future = [m for m in moments if m > now]
+    return min(future) if future else None
+
+
 def subscription_states(team: LocalTeam) -> dict[str, SubscriptionState]:
     return {s.project_key: s.state for s in team.subscriptions}

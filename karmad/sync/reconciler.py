@@ -75,6 +75,7 @@ class ReconcilerState:
     last: CycleReport | None = None
     desired: Desired | None = None
     teams: int = 0
+    next_deadline: datetime | None = None
     reported: set[tuple[str, str]] = field(default_factory=set)
     """(folder or device, digest or reason) already written to the audit log."""
 
@@ -143,7 +144,7 @@ class Reconciler:
             tg.start_soon(self._forward_events, sub)
             task_status.started()
             while True:
-                with anyio.move_on_after(self._sweep):
+                with anyio.move_on_after(self._sleep_for()):
                     await self._wake.wait()
                 await anyio.sleep(self._debounce)
                 self._wake = anyio.Event()
@@ -157,6 +158,14 @@ class Reconciler:
             # Fell behind (overflow): that only means "something changed"; resubscribe.
             self.wake()
             sub = self._bus.subscribe(WAKE_TOPICS, buffer=1000)
+
+    def _sleep_for(self) -> float:
+        """Until the sweep, or sooner when a grace or linger period ends before it."""
+        deadline = self.status.next_deadline
+        if deadline is None:
+            return self._sweep
+        seconds = (deadline - self._clock()).total_seconds() + 0.05
+        return max(0.0, min(self._sweep, seconds))
 
     # ------------------------------------------------------------------ cycle
 
@@ -251,6 +260,7 @@ class Reconciler:
                 self._ignores.pop(action.folder_id, None)
         self.status.desired = want
         self.status.teams = len(teams)
+        self.status.next_deadline = ingest_mod.next_deadline(teams, now, self.policy)
         if self._purges:
             await anyio.to_thread.run_sync(self._purge, want)
         if outcome.done or changes:

@@ -23,7 +23,7 @@ def test_real_syncthing_device_id() -> None:
     [
         (REAL[:-1] + "B", "check character 4"),
         (REAL[:30], "56 characters"),
-        (REAL.replace("N", "9", 1), "no '9'"),
+        (REAL.replace("N", "9", 1), "not '9'"),
     ],
 )
 def test_bad_device_ids(text: str, message: str) -> None:
