@@ -20,7 +20,7 @@ FAST_TEAMS = "[teams]\nack_linger_s = 3\n"
 
 
 def no_team_left(node: Node) -> bool:
-    devices, folders = karma_config(node)
+    _, folders = karma_config(node)
     return not folders and not node.call("team.list")["teams"]
 
 
