@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jsonrpcserver import JsonRpcError, Result, Success
 
 from karmad import codec, logs
+from karmad.domain import DomainError
 from karmad.errors import KarmadError
 from karmad.protocol import ERRORS, METHODS, ErrorCode, ErrorData, Params
 from karmad.store import StoreError, StoreFull
@@ -25,6 +26,9 @@ P = TypeVar("P", bound=Params)
 Handler = Callable[[P, "Call"], Any]
 
 log = logs.get("karmad.rpc")
+
+_CODES = {info.reason: code for code, info in ERRORS.items()}
+"""Domain rules name their failures by reason; the wire needs the code."""
 
 
 def rpc_error(code: ErrorCode, detail: str = "", field: str = "") -> JsonRpcError:
@@ -55,6 +59,10 @@ class Router:
                 result = handler(params, call)
             except KarmadError as exc:
                 raise rpc_error(exc.code, exc.detail, exc.field) from None
+            except DomainError as exc:
+                raise rpc_error(
+                    _CODES.get(exc.reason, ErrorCode.INVALID_ARGUMENT), exc.detail, exc.field
+                ) from None
             except StoreFull as exc:
                 log.error("store_full", method=name, error=str(exc))
                 raise rpc_error(ErrorCode.STORE_FULL, str(exc)) from None

@@ -314,17 +314,19 @@ class Reconciler:
         teams: tuple[LocalTeam, ...],
         trusted: tuple[TrustedLeader, ...],
         folders: dict[str, FolderConfig],
-    ) -> dict[str, str]:
-        """Folder id -> the device we believe owns it, from our records only."""
-        owners: dict[str, str] = {}
+    ) -> dict[str, tuple[str, str]]:
+        """Folder id -> (its owner, its team's leader), from our own records only."""
+        owners: dict[str, tuple[str, str]] = {}
         for team in teams:
             if team.phase is Phase.GONE:
                 continue
-            owners[folder_id(team.team_id, team.leader_device)] = team.leader_device
+            leader = team.leader_device
+            owners[folder_id(team.team_id, leader)] = (leader, leader)
             if team.record is not None:
                 for member in team.record.members:
                     if member.device_id != me.device_id:
-                        owners[folder_id(team.team_id, member.device_id)] = member.device_id
+                        fid = folder_id(team.team_id, member.device_id)
+                        owners[fid] = (member.device_id, leader)
         trusted_devices = {t.device_id for t in trusted}
         for fid, config in folders.items():
             if fid in owners:
@@ -332,12 +334,13 @@ class Reconciler:
             if config.type is FolderType.RECEIVEONLY:
                 leaders = (config.devices - {me.device_id}) & trusted_devices
                 if len(leaders) == 1:
-                    owners[fid] = next(iter(leaders))
+                    leader = next(iter(leaders))
+                    owners[fid] = (leader, leader)
         return owners
 
-    def _read_peers(self, owners: dict[str, str]) -> dict[str, PeerState]:
+    def _read_peers(self, owners: dict[str, tuple[str, str]]) -> dict[str, PeerState]:
         peers: dict[str, PeerState] = {}
-        for fid, owner in owners.items():
+        for fid, (owner, leader) in owners.items():
             if not is_folder_id(fid):
                 continue
             path = self._folders_dir / fid / statefile.STATE_NAME
@@ -353,7 +356,7 @@ class Reconciler:
                 continue
             try:
                 data = path.read_bytes()[: statefile.MAX_STATE_BYTES + 1]
-                state = statefile.read(path, folder=fid, owner_device=owner)
+                state = statefile.read(path, folder=fid, owner_device=owner, leader_device=leader)
                 peer = PeerState(fid, owner, state, None, statefile.digest(data))
             except statefile.InvalidState as exc:
                 peer = PeerState(fid, owner, None, str(exc), statefile.digest(data))

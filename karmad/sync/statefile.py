@@ -212,11 +212,15 @@ def _check_tag(value: str, what: str) -> None:
         raise InvalidState(f"{what}: {exc}") from None
 
 
-def validate(state: StateFile, *, folder: str, owner_device: str) -> StateFile:
+def validate(
+    state: StateFile, *, folder: str, owner_device: str, leader_device: str | None = None
+) -> StateFile:
     """Accept a decoded file only if it is what the owner of `folder` may say.
 
-    `owner_device` is who we already believe owns the folder (from our own records, never
-    from the file); the file must agree, and its folder id must be the derived one.
+    `owner_device` is who we already believe owns the folder and `leader_device` who we
+    believe leads its team (both from our own records, never from the file); the file
+    must agree, its folder id must be the derived one, and only the leader may publish
+    a team record.
     """
     if state.format != FORMAT:
         raise InvalidState(f"unsupported state format {state.format}")
@@ -238,8 +242,10 @@ def validate(state: StateFile, *, folder: str, owner_device: str) -> StateFile:
         return state
     if team.team_id != state.team_id:
         raise InvalidState("team record of another team")
-    if team.leader_device != state.owner_device:
-        # Only the leader publishes a team record; anyone else claiming one is ignored.
+    if team.leader_device != state.owner_device or (
+        leader_device is not None and state.owner_device != leader_device
+    ):
+        # Only the leader publishes a team record; anyone else claiming one is refused.
         raise InvalidState("team record published by a device that is not its leader")
     _check_device(team.leader_device, "leader")
     _check_tag(team.leader_tag, "leader")
@@ -262,7 +268,9 @@ def validate(state: StateFile, *, folder: str, owner_device: str) -> StateFile:
     return state
 
 
-def read(path: Path, *, folder: str, owner_device: str) -> StateFile:
+def read(
+    path: Path, *, folder: str, owner_device: str, leader_device: str | None = None
+) -> StateFile:
     """Read and validate; raises `InvalidState` (or FileNotFoundError) and never acts."""
     with path.open("rb") as f:
         data = f.read(MAX_STATE_BYTES + 1)
@@ -272,7 +280,7 @@ def read(path: Path, *, folder: str, owner_device: str) -> StateFile:
         state = codec.decode_json(data, StateFile)
     except codec.InvalidData as exc:
         raise InvalidState(f"not a valid state file: {exc}") from None
-    return validate(state, folder=folder, owner_device=owner_device)
+    return validate(state, folder=folder, owner_device=owner_device, leader_device=leader_device)
 
 
 def encode(state: StateFile) -> bytes:

@@ -32,9 +32,7 @@ def test_removal_reaches_the_third_member_and_the_removed_one_leaves(
         init(node, user)
     team_id = form_team(a, b, c)
     wait_until(
-        lambda: topology_ok(
-            [a, b, c], team_id, {a.name: [b, c], b.name: [a, c], c.name: [a, b]}
-        ),
+        lambda: topology_ok([a, b, c], team_id, {a.name: [b, c], b.name: [a, c], c.name: [a, b]}),
         CONVERGE_S,
         message="full mesh of three",
     )
@@ -72,8 +70,10 @@ def test_member_leaving_by_itself(syncthing_cluster: Callable[..., Cluster]) -> 
     b.call("team.leave", {"team": team_id})
     wait_until(lambda: no_team_left(b), CONVERGE_S, message="bob left")
     wait_until(
-        lambda: {m["member_tag"]: m["state"] for m in team(a, team_id)["members"]}["bob.n2"]
-        == "removed",
+        lambda: (
+            {m["member_tag"]: m["state"] for m in team(a, team_id)["members"]}["bob.n2"]
+            == "removed"
+        ),
         CONVERGE_S,
     )
     wait_until(lambda: topology_ok([a], team_id, {a.name: []}), CONVERGE_S)
@@ -85,9 +85,7 @@ def test_dissolve_while_a_member_is_offline(syncthing_cluster: Callable[..., Clu
         init(node, user)
     team_id = form_team(a, b, c)
     wait_until(
-        lambda: topology_ok(
-            [a, b, c], team_id, {a.name: [b, c], b.name: [a, c], c.name: [a, b]}
-        ),
+        lambda: topology_ok([a, b, c], team_id, {a.name: [b, c], b.name: [a, c], c.name: [a, b]}),
         CONVERGE_S,
     )
     carol = device(c)

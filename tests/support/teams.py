@@ -98,7 +98,8 @@ def share_and_accept(
     for node, direction in directions:
         wait_until(
             lambda n=node: any(  # type: ignore[misc]
-                s["project_key"] == key for s in n.call("subscription.list")["subscriptions"]
+                s["project_key"] == key
+                for s in n.call("subscription.list", {"team": team_id})["subscriptions"]
             ),
             CONVERGE_S,
             message=f"{node.name} offered {remote}",
@@ -120,7 +121,9 @@ def topology_ok(nodes: list[Node], team_id: str, expected: dict[str, list[Node]]
             return False
         if folder_devices(own) != {me} | {device(p) for p in peers}:
             return False
-        inboxes = {fid for fid, f in folders.items() if f["type"] == "receiveonly"}
+        # This team's folders: those whose derived id matches a device we know of.
+        ours = {folder_id(team_id, d) for d in {me, *devices}}
+        inboxes = {fid for fid, f in folders.items() if f["type"] == "receiveonly" and fid in ours}
         if inboxes != {own_folder(p, team_id) for p in peers}:
             return False
         for peer in peers:
