@@ -32,9 +32,29 @@ class RpcConfig(_Section):
     max_clients: int = 256
 
 
+class RedactionPattern(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    """The kind in the placeholder: `[REDACTED:<name>]`."""
+    regex: str
+    """Python regex, matched against each string value; a `secret` group, when present,
+    is the part replaced."""
+    anchors: list[str] = msgspec.field(default_factory=list)
+    """Literal strings every match contains; needed only when the regex does not start
+    with at least 3 literal characters."""
+
+
+class RedactionConfig(_Section):
+    disable: list[str] = msgspec.field(default_factory=list)
+    """Built-in kinds not to redact."""
+    literals: list[str] = msgspec.field(default_factory=list)
+    """Exact strings always redacted, as `[REDACTED:literal]`."""
+    patterns: list[RedactionPattern] = msgspec.field(default_factory=list)
+
+
 class Config(_Section):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     rpc: RpcConfig = msgspec.field(default_factory=RpcConfig)
+    redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
 
 
 class ConfigError(Exception):
@@ -64,3 +84,18 @@ def _validate(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: rpc.client_buffer must be at least 1")
     if config.rpc.max_clients < 1:
         raise ConfigError(f"{path}: rpc.max_clients must be at least 1")
+    _validate_redaction(config.redaction, path)
+
+
+def _validate_redaction(section: RedactionConfig, path: Path) -> None:
+    """Compile the user's rules now, so a bad pattern stops start-up, not packaging."""
+    from karmad.redact import custom
+
+    try:
+        custom.check_disable(section.disable)
+        custom.user_rules(
+            [custom.UserPattern(p.name, p.regex, tuple(p.anchors)) for p in section.patterns],
+            section.literals,
+        )
+    except custom.RuleError as exc:
+        raise ConfigError(f"{path}: redaction: {exc}") from None

@@ -1,0 +1,411 @@
+"""The redactor: lines of JSON in, the same lines with secrets replaced out.
+
+Every string value inside a line's JSON goes through the rules; the line stays valid
+JSON with the same structure, only the redacted strings differ, each secret replaced by
+`[REDACTED:<kind>]`. Object keys are never changed (in transcripts they are field names
+and file paths, and rewriting one could merge two entries), but a key that names a
+secret (`"password"`, `"apiKey"`) makes its string value one.
+
+A line that is not valid JSON is redacted as text, with the same rules, and reported as
+such; it stays as invalid as it was. A line in which nothing is found is passed through
+byte for byte, so clean lines are never re-encoded.
+
+Fast path: the prefilter flags the few lines (and rules) worth a look; everything else
+is copied without being decoded. `redact_line(..., prefilter=False)` skips the prefilter
+and is the reference the fast path is tested against.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from karmad import codec
+from karmad.redact.custom import UserPattern, check_disable, raw_safe_run, user_rules
+from karmad.redact.prefilter import ESCAPED_ASCII, ESCAPED_NON_ASCII, Prefilter
+from karmad.redact.rules import (
+    ASSIGNMENT,
+    BUILTIN_RULES,
+    PLACEHOLDER_PREFIX,
+    PLACEHOLDER_RE,
+    RULES_VERSION,
+    Anchor,
+    Rule,
+    not_a_secret,
+    placeholder,
+    secret_name_kind,
+)
+
+CHUNK_SIZE = 1 << 20
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class LineReport:
+    """What was redacted in one line: never the secret, only where and what kind."""
+
+    line: int
+    """0-based line number within the chunk or stream."""
+    offset: int
+    """Byte offset of the line in the input chunk or stream."""
+    counts: dict[str, int]
+    """Replacements per kind."""
+    paths: tuple[str, ...]
+    """JSON paths of the strings that changed (`$` for a line redacted as text)."""
+    json: bool
+    """False when the line is not JSON and was redacted as text."""
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts accumulated over chunks: what the packager keeps per session."""
+
+    lines_redacted: int = 0
+    text_lines: int = 0
+    """Redacted lines that were not JSON (redacted as text)."""
+    bytes_in: int = 0
+    bytes_out: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def replacements(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, result: Redaction) -> None:
+        self.bytes_in += result.bytes_in
+        self.bytes_out += len(result.data)
+        for report in result.reports:
+            self.lines_redacted += 1
+            self.text_lines += not report.json
+            self.counts.update(report.counts)
+
+    def merge(self, other: Tally) -> None:
+        self.lines_redacted += other.lines_redacted
+        self.text_lines += other.text_lines
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        self.counts.update(other.counts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lines_redacted": self.lines_redacted,
+            "text_lines": self.text_lines,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "counts": dict(sorted(self.counts.items())),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """A redacted chunk of lines."""
+
+    data: bytes
+    """The output; the very input object when nothing was redacted."""
+    bytes_in: int
+    reports: list[LineReport]
+
+    @property
+    def counts(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for report in self.reports:
+            total.update(report.counts)
+        return total
+
+
+@dataclass(slots=True)
+class _StringResult:
+    text: str
+    counts: Counter[str]
+
+
+class _Path:
+    """A JSON path built only when a string under it changes."""
+
+    __slots__ = ("key", "parent")
+
+    def __init__(self, parent: _Path | None, key: str | int) -> None:
+        self.parent = parent
+        self.key = key
+
+    def format(self) -> str:
+        parts: list[str] = []
+        node: _Path | None = self
+        while node is not None:
+            key = node.key
+            if isinstance(key, int):
+                parts.append(f"[{key}]")
+            elif _IDENTIFIER.fullmatch(key):
+                parts.append(f".{key}")
+            else:
+                parts.append(f"[{codec.encode_json(key).decode()}]")
+            node = node.parent
+        return "$" + "".join(reversed(parts))
+
+
+class Redactor:
+    """A compiled rule set. Thread-safe; build one per configuration and keep it."""
+
+    def __init__(
+        self,
+        *,
+        disable: Iterable[str] = (),
+        patterns: Sequence[UserPattern] = (),
+        literals: Sequence[str] = (),
+    ) -> None:
+        """Raises `custom.RuleError` for an unknown kind or an unusable user rule."""
+        disabled = frozenset(disable)
+        check_disable(disabled)
+        builtin = [r for r in BUILTIN_RULES if set(r.kinds) - disabled]
+        rules = (*builtin, *user_rules(patterns, literals))
+        self._rules: tuple[Rule, ...] = rules
+        self._priority = {id(rule): i for i, rule in enumerate(rules)}
+        self._disabled = disabled
+        self._all = (1 << len(rules)) - 1
+        self._key_names = ASSIGNMENT in builtin
+        anchors: list[tuple[Anchor, int]] = [
+            (anchor, 1 << i) for i, rule in enumerate(rules) for anchor in rule.anchors
+        ]
+        anchors.append((Anchor(ESCAPED_ASCII), self._all))
+        user_anchor_text = [*(raw_safe_run(lit) for lit in literals)]
+        user_anchor_text += [a for p in patterns for a in p.anchors] + [p.regex for p in patterns]
+        if any(not text.isascii() for text in user_anchor_text):
+            anchors.append((Anchor(ESCAPED_NON_ASCII), self._all))
+        self._prefilter = Prefilter(anchors, all_rules=self._all)
+        self.kinds: tuple[str, ...] = tuple(
+            dict.fromkeys(k for r in rules for k in r.kinds if k not in disabled)
+        )
+        """The kinds this redactor can produce."""
+
+    rules_version = RULES_VERSION
+    """Version of the built-in rules; recorded in manifests."""
+
+    # ---- strings
+
+    def _redact_string(
+        self, text: str, rules: Sequence[Rule], key_kind: str | None
+    ) -> _StringResult | None:
+        found: list[tuple[int, int, int, str]] = []
+        if key_kind is not None and not not_a_secret(text):
+            found.append((0, len(text), self._priority[id(ASSIGNMENT)], key_kind))
+        for rule in rules:
+            priority = self._priority[id(rule)]
+            found.extend((h.start, h.end, priority, h.kind) for h in rule.hits(text))
+        if not found:
+            return None
+        disabled = self._disabled
+        if disabled:
+            found = [f for f in found if f[3] not in disabled]
+        if PLACEHOLDER_PREFIX in text:
+            existing = [m.span() for m in PLACEHOLDER_RE.finditer(text)]
+            found = [f for f in found if not any(f[0] < e and s < f[1] for s, e in existing)]
+        if not found:
+            return None
+        found.sort()
+        # Overlapping matches become one replacement named by the highest-priority rule
+        # among them: the union of every rule's opinion is what leaves.
+        merged: list[list[Any]] = []
+        for start, end, priority, kind in found:
+            if merged and start < merged[-1][1]:
+                last = merged[-1]
+                last[1] = max(last[1], end)
+                if priority < last[2]:
+                    last[2], last[3] = priority, kind
+            else:
+                merged.append([start, end, priority, kind])
+        parts: list[str] = []
+        counts: Counter[str] = Counter()
+        pos = 0
+        for start, end, _priority, kind in merged:
+            parts.append(text[pos:start])
+            parts.append(placeholder(kind))
+            counts[kind] += 1
+            pos = end
+        parts.append(text[pos:])
+        return _StringResult("".join(parts), counts)
+
+    def redact_string(self, text: str) -> tuple[str, Counter[str]]:
+        """Apply every rule to one string (for previews and single values)."""
+        result = self._redact_string(text, self._rules, None)
+        if result is None:
+            return text, Counter()
+        return result.text, result.counts
+
+    # ---- lines
+
+    def _rules_in(self, mask: int) -> list[Rule]:
+        return [rule for i, rule in enumerate(self._rules) if mask >> i & 1]
+
+    def _walk(self, root: Any, rules: Sequence[Rule]) -> tuple[Any, Counter[str], list[str]]:
+        counts: Counter[str] = Counter()
+        paths: list[str] = []
+        if isinstance(root, str):
+            result = self._redact_string(root, rules, None)
+            if result is None:
+                return root, counts, paths
+            return result.text, result.counts, ["$"]
+        key_names = self._key_names
+        stack: list[tuple[Any, _Path | None]] = [(root, None)]
+        while stack:
+            node, path = stack.pop()
+            items: Iterable[tuple[Any, Any]] = (
+                node.items() if isinstance(node, dict) else enumerate(node)
+            )
+            changes: list[tuple[Any, str]] = []
+            for key, value in items:
+                if isinstance(value, str):
+                    key_kind = secret_name_kind(key) if key_names and isinstance(key, str) else None
+                    result = self._redact_string(value, rules, key_kind)
+                    if result is not None:
+                        changes.append((key, result.text))
+                        counts.update(result.counts)
+                        paths.append(_Path(path, key).format())
+                elif isinstance(value, (dict, list)):
+                    stack.append((value, _Path(path, key)))
+            for key, text in changes:
+                node[key] = text
+        return root, counts, paths
+
+    def _inspect(
+        self, line: bytes, mask: int, number: int, offset: int
+    ) -> tuple[bytes, LineReport | None]:
+        if line.endswith(b"\n"):
+            body, end = (line[:-2], b"\r\n") if line.endswith(b"\r\n") else (line[:-1], b"\n")
+        else:
+            body, end = line, b""
+        rules = self._rules_in(mask)
+        try:
+            value = codec.decode_any(body)
+        except codec.InvalidData:
+            text = body.decode("utf-8", "surrogateescape")
+            result = self._redact_string(text, rules, None)
+            if result is None:
+                return line, None
+            report = LineReport(number, offset, dict(result.counts), ("$",), json=False)
+            return result.text.encode("utf-8", "surrogateescape") + end, report
+        value, counts, paths = self._walk(value, rules)
+        if not counts:
+            return line, None
+        report = LineReport(number, offset, dict(counts), tuple(paths), json=True)
+        return codec.encode_json(value) + end, report
+
+    def redact_line(
+        self, line: bytes, *, prefilter: bool = True
+    ) -> tuple[bytes, LineReport | None]:
+        """Redact one line (with or without its newline); the report is None if unchanged.
+
+        `prefilter=False` inspects the line whatever the prefilter says: the slow,
+        obviously complete path that the fast path must always agree with.
+        """
+        if not prefilter:
+            return self._inspect(line, self._all, 0, 0)
+        candidates = self._prefilter.candidates(line)
+        if not candidates:
+            return line, None
+        mask = 0
+        for candidate in candidates:
+            mask |= candidate.rules
+        return self._inspect(line, mask, 0, 0)
+
+    def redact_lines(self, lines: Iterable[bytes]) -> Iterator[tuple[bytes, LineReport | None]]:
+        """Line by line, for previews; `redact_chunk` is the fast way through many lines."""
+        offset = 0
+        for number, line in enumerate(lines):
+            out, report = self.redact_line(line)
+            if report is not None:
+                report = LineReport(number, offset, report.counts, report.paths, json=report.json)
+            yield out, report
+            offset += len(line)
+
+    # ---- chunks and streams
+
+    def redact_chunk(self, data: bytes) -> Redaction:
+        """Redact a run of lines (normally complete lines, each ending in a newline).
+
+        When nothing is found the returned `data` is the input object itself.
+        """
+        candidates = self._prefilter.candidates(data)
+        if not candidates:
+            return Redaction(data, len(data), [])
+        parts: list[bytes] = []
+        reports: list[LineReport] = []
+        pos = 0
+        number = 0
+        counted_to = 0
+        for candidate in candidates:
+            line = data[candidate.start : candidate.end]
+            out, report = self._inspect(line, candidate.rules, 0, candidate.start)
+            if report is None:
+                continue
+            # Counting newlines costs as much as the prefilter: only up to redacted lines.
+            number += data.count(b"\n", counted_to, candidate.start)
+            counted_to = candidate.start
+            report = LineReport(number, report.offset, report.counts, report.paths, report.json)
+            parts.append(data[pos : candidate.start])
+            parts.append(out)
+            reports.append(report)
+            pos = candidate.end
+        if not reports:
+            return Redaction(data, len(data), [])
+        parts.append(data[pos:])
+        return Redaction(b"".join(parts), len(data), reports)
+
+    def redact_stream(
+        self,
+        src: IO[bytes],
+        dst: IO[bytes],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        on_report: Callable[[LineReport], None] | None = None,
+    ) -> Tally:
+        """Copy `src` to `dst` redacted, a chunk of whole lines at a time.
+
+        Memory stays around `chunk_size` plus the longest line. A last line without a
+        newline is redacted and written like the others; callers that must not pass a
+        half-written line (the packager) give only complete lines. `on_report` sees each
+        redacted line's report, numbered from the start of `src`.
+        """
+        tally = Tally()
+        lines = [0]
+        pending: list[bytes] = []
+        while True:
+            block = src.read(chunk_size)
+            if not block:
+                break
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                pending.append(block)
+                continue
+            if pending:
+                pending.append(block[:cut])
+                chunk = b"".join(pending)
+                pending = []
+            else:
+                chunk = block if cut == len(block) else block[:cut]
+            if cut < len(block):
+                pending.append(block[cut:])
+            self._write(chunk, dst, tally, on_report, lines)
+        if pending:
+            self._write(b"".join(pending), dst, tally, on_report, lines)
+        return tally
+
+    def _write(
+        self,
+        chunk: bytes,
+        dst: IO[bytes],
+        tally: Tally,
+        on_report: Callable[[LineReport], None] | None,
+        lines: list[int],
+    ) -> None:
+        result = self.redact_chunk(chunk)
+        dst.write(result.data)
+        if on_report is not None:
+            for r in result.reports:
+                line, offset = r.line + lines[0], r.offset + tally.bytes_in
+                on_report(LineReport(line, offset, r.counts, r.paths, r.json))
+            lines[0] += chunk.count(b"\n")
+        tally.add(result)

@@ -1,0 +1,663 @@
+"""The built-in redaction rules, versioned.
+
+Each rule pairs a Python regex, run on *decoded* JSON string values (or on the raw text
+of a line that is not JSON), with one or more *prefilter* patterns run by the prefilter
+on the *raw* bytes of a line. The contract that keeps the fast path honest: whenever a
+rule's regex matches inside a decoded string, one of its prefilter patterns matches the
+line's canonical JSON encoding (strings as JSON.stringify or msgspec write them). Lines
+that use non-canonical escapes are caught separately by the prefilter and always take
+the slow path. `tests/test_redact_prefilter.py` checks the contract with generated lines.
+
+Prefilter patterns are Hyperscan syntax over bytes. Characters a JSON encoder may escape
+(quotes, backslashes, control characters, and anything written as a `\\uXXXX` escape)
+are allowed for in them; everything else appears in the raw line exactly as decoded.
+
+Bump `RULES_VERSION` whenever a rule is added, removed or changes what it matches:
+manifests record it so a receiver knows which rules a session went through.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+RULES_VERSION = 1
+
+PLACEHOLDER_PREFIX = "[REDACTED:"
+PLACEHOLDER_RE = re.compile(r"\[REDACTED:[a-z0-9][a-z0-9-]*\]")
+KIND_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
+def placeholder(kind: str) -> str:
+    return f"{PLACEHOLDER_PREFIX}{kind}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One secret found in a string: the span to replace and the kind it is."""
+
+    start: int
+    end: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A prefilter pattern: Hyperscan syntax over the raw bytes of a line."""
+
+    pattern: bytes
+    caseless: bool = False
+
+
+Classifier = Callable[[re.Match[str]], "Hit | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A redaction rule.
+
+    `pattern` finds candidates; the span replaced is the `secret` group when the pattern
+    has one (so names, users and hosts around a secret stay readable), else the whole
+    match. `classify`, when set, decides per match (and may name the kind, for rules
+    that produce more than one).
+    """
+
+    kinds: tuple[str, ...]
+    pattern: re.Pattern[str]
+    anchors: tuple[Anchor, ...]
+    classify: Classifier | None = None
+    gate: re.Pattern[str] | None = field(default=None)
+    """A cheap search that must succeed before `pattern` runs on a string."""
+
+    def hits(self, text: str) -> Iterator[Hit]:
+        if self.gate is not None and self.gate.search(text) is None:
+            return
+        classify = self.classify
+        kind = self.kinds[0]
+        has_secret = "secret" in self.pattern.groupindex
+        for match in self.pattern.finditer(text):
+            if classify is not None:
+                hit = classify(match)
+                if hit is not None and hit.end > hit.start:
+                    yield hit
+                continue
+            start, end = match.span("secret") if has_secret else match.span()
+            if end > start:
+                yield Hit(start, end, kind)
+
+
+# ---- raw-byte building blocks for anchors
+
+_RAW_QUOTE = rb"(?:\*\*|\\{0,3}[\"'`])?"
+"""An optional quote closing a key name, possibly escaped once or twice."""
+
+
+def _literal(text: str, *, caseless: bool = False) -> Anchor:
+    return Anchor(re.escape(text).encode(), caseless)
+
+
+def _rx(pattern: bytes, *, caseless: bool = False) -> Anchor:
+    return Anchor(pattern, caseless)
+
+
+# ---- provider tokens: a distinctive prefix and a body of characters JSON never escapes
+
+_START = r"(?<![A-Za-z0-9])"
+_START_B64 = r"(?<![A-Za-z0-9+/_-])"
+"""For prefixes made only of base64 letters: never match inside a base64 blob (an `=`
+before is fine: padding only ends a blob, and `KEY=AKIA...` must match)."""
+_END_B64 = r"(?![A-Za-z0-9+/=_-])"
+
+
+def _token(kind: str, regex: str, *anchors: bytes) -> Rule:
+    return Rule((kind,), re.compile(regex, re.ASCII), tuple(_rx(a) for a in anchors))
+
+
+_TOKENS: tuple[Rule, ...] = (
+    _token(
+        "private-key",
+        r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:[\s\S]*?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
+        r"|(?:[A-Za-z0-9+/=:,. \t\r\n-]|\\[rn])*)",
+        rb"PRIVATE KEY",
+    ),
+    _token(
+        "private-key",
+        r"Private-Lines:[ \t]*\d+[ \t]*(?:\r?\n|\\r?\\n)"
+        r"(?P<secret>(?:[A-Za-z0-9+/=]+[ \t]*(?:\r?\n|\\r?\\n)?)+)",
+        rb"Private-Lines:",
+    ),
+    _token(
+        "anthropic-key",
+        _START + r"sk-ant-[A-Za-z0-9_-]{20,}",
+        rb"sk-ant-[A-Za-z0-9_-]{20}",
+    ),
+    _token(
+        "openai-key",
+        _START + r"sk-(?:proj|svcacct|admin|None|or-v1)-[A-Za-z0-9_-]{20,}"
+        r"|" + _START + r"sk-[A-Za-z0-9]{32,}",
+        rb"sk-(?:proj|svcacct|admin|None|or-v1)-[A-Za-z0-9_-]{20}",
+        rb"sk-[A-Za-z0-9]{32}",
+    ),
+    _token(
+        "aws-access-key",
+        _START_B64 + r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}" + _END_B64,
+        rb"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}",
+    ),
+    _token(
+        "github-token",
+        _START + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+        rb"gh[pousr]_[A-Za-z0-9]{36}",
+        rb"github_pat_[A-Za-z0-9_]{22}",
+    ),
+    _token(
+        "gitlab-token",
+        _START + r"gl(?:pat|dt|rt|ptt|cbt|ft|imt|oas|soat|agent)-[A-Za-z0-9_-]{20,}",
+        rb"gl(?:pat|dt|rt|ptt|cbt|ft|imt|oas|soat|agent)-[A-Za-z0-9_-]{20}",
+    ),
+    _token(
+        "slack-token",
+        _START + r"(?:xox[abeoprs](?:\.xox[abeoprs])?-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})",
+        rb"xox[abeoprs](?:\.xox[abeoprs])?-[A-Za-z0-9-]{10}",
+        rb"xapp-\d-[A-Za-z0-9-]{10}",
+    ),
+    _token(
+        "slack-webhook",
+        r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9_/+-]{8,})",
+        rb"hooks\.slack\.com",
+    ),
+    _token(
+        "discord-webhook",
+        r"discord(?:app)?\.com/api/webhooks/(?P<secret>\d+/[A-Za-z0-9_-]{20,})",
+        rb"discord(?:app)?\.com/api/webhooks",
+    ),
+    _token(
+        "stripe-key",
+        _START + r"(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9+/=]{24,})",
+        rb"k_(?:live|test)_[A-Za-z0-9]{16}",
+        rb"whsec_[A-Za-z0-9+/=]{24}",
+    ),
+    _token(
+        "google-api-key",
+        _START_B64 + r"AIza[0-9A-Za-z_-]{35}" + _END_B64,
+        rb"AIza[0-9A-Za-z_-]{35}",
+    ),
+    _token(
+        "google-oauth",
+        _START + r"(?:GOCSPX-[A-Za-z0-9_-]{20,}|ya29\.[0-9A-Za-z_-]{20,})",
+        rb"GOCSPX-[A-Za-z0-9_-]{20}",
+        rb"ya29\.[0-9A-Za-z_-]{20}",
+    ),
+    _token("npm-token", _START + r"npm_[A-Za-z0-9]{36,}", rb"npm_[A-Za-z0-9]{36}"),
+    _token("pypi-token", _START + r"pypi-Ag[A-Za-z0-9_-]{50,}", rb"pypi-Ag[A-Za-z0-9_-]{50}"),
+    _token("huggingface-token", _START + r"hf_[A-Za-z0-9]{30,}", rb"hf_[A-Za-z0-9]{30}"),
+    _token(
+        "sendgrid-key",
+        _START + r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}",
+        rb"SG\.[A-Za-z0-9_-]{16}",
+    ),
+    _token(
+        "twilio-key",
+        _START_B64 + r"SK[0-9a-fA-F]{32}" + _END_B64,
+        rb"SK[0-9a-fA-F]{32}",
+    ),
+    _token(
+        "digitalocean-token",
+        _START + r"do[opr]_v1_[a-f0-9]{64}",
+        rb"do[opr]_v1_[a-f0-9]{64}",
+    ),
+    _token(
+        "doppler-token",
+        _START + r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}",
+        rb"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40}",
+    ),
+    _token(
+        "shopify-token",
+        _START + r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
+        rb"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
+    ),
+    _token(
+        "vault-token",
+        _START + r"hv[sb]\.[A-Za-z0-9_-]{24,}",
+        rb"hv[sb]\.[A-Za-z0-9_-]{24}",
+    ),
+    _token(
+        "age-secret-key",
+        r"AGE-SECRET-KEY-1[0-9A-Z]{58}",
+        rb"AGE-SECRET-KEY-1[0-9A-Z]{58}",
+    ),
+    _token(
+        "api-token",
+        _START + r"(?:"
+        r"dckr_pat_[A-Za-z0-9_-]{20,}"  # Docker Hub
+        r"|lin_(?:api|oauth)_[A-Za-z0-9]{32,}"  # Linear
+        r"|PMAK-[a-f0-9]{24}-[a-f0-9]{34}"  # Postman
+        r"|tskey-[a-z]+-[A-Za-z0-9-]{16,}"  # Tailscale
+        r"|gl(?:sa|c)_[A-Za-z0-9+/=_]{32,}"  # Grafana
+        r"|sntr[ysu]s?_[A-Za-z0-9+/=_-]{30,}"  # Sentry
+        r"|gsk_[A-Za-z0-9]{40,}"  # Groq
+        r"|pcsk_[A-Za-z0-9_]{40,}"  # Pinecone
+        r"|lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}"  # LangSmith
+        r"|r8_[A-Za-z0-9]{37}"  # Replicate
+        r"|xai-[A-Za-z0-9]{60,}"  # xAI
+        r"|pplx-[A-Za-z0-9]{40,}"  # Perplexity
+        r"|ops_eyJ[A-Za-z0-9+/=_-]{20,}"  # 1Password service accounts
+        r"|ATATT3[A-Za-z0-9_=-]{30,}"  # Atlassian
+        r"|sbp_[a-f0-9]{40}"  # Supabase
+        r"|sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}"  # Square
+        r"|pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32,}"  # PlanetScale
+        r"|dapi[a-f0-9]{32}(?:-\d)?"  # Databricks
+        r"|figd_[A-Za-z0-9_-]{40,}"  # Figma
+        r"|FlyV1 fm\d_[A-Za-z0-9+/=_-]{20,}"  # Fly.io
+        r")",
+        rb"dckr_pat_[A-Za-z0-9_-]{20}",
+        rb"lin_(?:api|oauth)_[A-Za-z0-9]{32}",
+        rb"PMAK-[a-f0-9]{24}",
+        rb"tskey-[a-z]+-[A-Za-z0-9-]{16}",
+        rb"gl(?:sa|c)_[A-Za-z0-9+/=_]{32}",
+        rb"sntr[ysu]s?_[A-Za-z0-9+/=_-]{30}",
+        rb"gsk_[A-Za-z0-9]{40}",
+        rb"pcsk_[A-Za-z0-9_]{40}",
+        rb"lsv2_(?:pt|sk)_[a-f0-9]{32}",
+        rb"r8_[A-Za-z0-9]{37}",
+        rb"xai-[A-Za-z0-9]{60}",
+        rb"pplx-[A-Za-z0-9]{40}",
+        rb"ops_eyJ[A-Za-z0-9+/=_-]{20}",
+        rb"ATATT3[A-Za-z0-9_=-]{30}",
+        rb"sbp_[a-f0-9]{40}",
+        rb"sq0(?:atp|csp)-[A-Za-z0-9_-]{22}",
+        rb"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.-]{32}",
+        rb"dapi[a-f0-9]{32}",
+        rb"figd_[A-Za-z0-9_-]{40}",
+        rb"FlyV1 fm\d_",
+    ),
+    _token(
+        "telegram-bot-token",
+        r"(?<![0-9])\d{8,10}:AA[A-Za-z0-9_-]{33}",
+        rb"\d{8}:AA[A-Za-z0-9_-]{33}",
+    ),
+    _token(
+        "jwt",
+        _START + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+        rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ",
+    ),
+)
+
+
+# ---- contextual secrets: what surrounds them says they are secrets
+
+_NOT_A_VALUE = frozenset(
+    [
+        "none",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "undefined",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "empty",
+        "required",
+        "optional",
+        "str",
+        "string",
+        "bytes",
+        "int",
+        "integer",
+        "number",
+        "float",
+        "bool",
+        "boolean",
+        "any",
+        "unknown",
+        "object",
+        "secretstr",
+        "redacted",
+        "changeme",
+    ]
+)
+_CODE_VALUE = re.compile(
+    r"(?:self|this|cls|os|process|config|conf|settings|args|opts|options|params|req|request"
+    r"|ctx|env|environ|secrets|vars|inputs|props|data|getenv)\b",
+    re.ASCII,
+)
+_TEMPLATE_VALUE = re.compile(
+    r"""\$|<[^>]*>$|\{\{.*\}\}$|\{[^{}]*\}$|%s$|%\([A-Za-z_]+\)s$|\.\.\.|(.)\1*$""",
+    re.ASCII | re.DOTALL,
+)
+
+
+def not_a_secret(value: str) -> bool:
+    """Values that cannot be a secret: references, templates, keywords, placeholders.
+
+    Leaving these alone keeps commands and code readable in the shared transcript
+    (`API_KEY=$API_KEY`, `password: <your password>`) and keeps redaction idempotent
+    (`[REDACTED:...]` is never redacted again).
+    """
+    if not value or PLACEHOLDER_PREFIX in value:
+        return True
+    if value.lower() in _NOT_A_VALUE:
+        return True
+    return _TEMPLATE_VALUE.match(value) is not None
+
+
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", re.ASCII)
+_PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase", "pass", "pwd"})
+_KEY_QUALIFIERS_PUBLIC = frozenset(
+    [
+        "primary",
+        "foreign",
+        "sort",
+        "partition",
+        "public",
+        "cache",
+        "hot",
+        "row",
+        "range",
+        "hash",
+        "unique",
+        "composite",
+        "lookup",
+        "map",
+        "dict",
+        "index",
+        "idempotency",
+        "object",
+        "routing",
+        "shard",
+        "dedup",
+        "dedupe",
+        "group",
+        "order",
+        "label",
+        "meta",
+        "metadata",
+        "name",
+        "file",
+        "path",
+    ]
+)
+_SECRET_SUFFIXES = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "apikey",
+    "secretkey",
+    "accesskey",
+    "privatekey",
+    "masterkey",
+    "signingkey",
+    "encryptionkey",
+    "credentials",
+    "credential",
+)
+
+
+def secret_name_kind(name: str) -> str | None:
+    """The kind of secret a variable, key or header name announces, if any.
+
+    `OPENAI_API_KEY`, `apiKey`, `client-secret`, `DB_PASSWORD`, `authToken` announce a
+    secret; `MAX_TOKENS`, `PRIMARY_KEY`, `public_key`, `key`, `PWD` do not. Names are split
+    on `_`, `-`, `.` and camelCase; the last word decides.
+    """
+    words = [w.lower() for w in _NAME_WORDS.findall(name)]
+    if not words:
+        return None
+    last = words[-1]
+    if last in _PASSWORD_WORDS:
+        # A lone `PWD` is the shell's working directory.
+        return None if last == "pwd" and len(words) == 1 else "password"
+    if last.endswith(("password", "passwd", "passphrase")):
+        return "password"
+    if last == "key":
+        if len(words) == 1 or words[-2] in _KEY_QUALIFIERS_PUBLIC:
+            return None
+        return "secret"
+    if last.endswith(_SECRET_SUFFIXES):
+        return "secret"
+    return None
+
+
+_ASSIGNMENT = re.compile(
+    r"""
+    (?<![A-Za-z0-9_.])
+    (?P<name>[A-Za-z_][A-Za-z0-9_.-]*)
+    (?P<quote>\*\*|\\?["'`])?
+    (?P<op>[ \t]*(?::=|=>|=(?![=~>])|:(?![:/=]))[ \t]*)
+    (?P<value>
+        \\"(?P<esc>[^"\\\n]*)\\"
+      | "(?P<dq>(?:[^"\\\n]|\\[^\n])*)"
+      | '(?P<sq>[^'\n]*)'
+      | `(?P<bq>[^`\n]*)`
+      | (?P<bare>[^\s"'`,;&|)}\]\\]+)
+    )
+    """,
+    re.VERBOSE | re.ASCII,
+)
+_NAME_ENDINGS = r"(?:key|token|secret|passw(?:or)?d|passphrase|pass|pwd|credentials?)"
+_ASSIGNMENT_GATE = re.compile(
+    _NAME_ENDINGS + r"(?:\*\*|\\?[\"'`])?[ \t]*[=:]",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def _classify_assignment(match: re.Match[str]) -> Hit | None:
+    kind = secret_name_kind(match["name"])
+    if kind is None:
+        return None
+    group = next(g for g in ("esc", "dq", "sq", "bq", "bare") if match[g] is not None)
+    value = match[group]
+    if not_a_secret(value):
+        return None
+    if group == "bare":
+        op = match["op"].strip(" \t")
+        if op in (":=", "=>"):
+            return None  # Go and PHP code: only quoted literals are values there
+        if value.lower() == match["name"].lower():
+            return None  # `password=password`: a keyword argument passed through
+        spaced = op != match["op"] or op == ":"
+        if spaced and ("(" in value or _CODE_VALUE.match(value) is not None):
+            return None  # `token = get_token()`, `password: req.body.password`
+    start, end = match.span(group)
+    return Hit(start, end, kind)
+
+
+ASSIGNMENT = Rule(
+    ("password", "secret"),
+    _ASSIGNMENT,
+    (
+        _rx(
+            _NAME_ENDINGS.encode() + _RAW_QUOTE + rb"(?:[ \t\r]|\\t)*[=:]",
+            caseless=True,
+        ),
+    ),
+    classify=_classify_assignment,
+    gate=_ASSIGNMENT_GATE,
+)
+"""`NAME=value`, `export NAME="value"`, `name: value`, `"name": "value"` where the name
+announces a secret. The value is replaced, the name kept. The same anchor covers JSON
+object keys, which the engine checks for the same names."""
+
+
+def _classify_flag(match: re.Match[str]) -> Hit | None:
+    value = match["value"]
+    if value.startswith("-") or not_a_secret(value):
+        return None
+    kind = "password" if match["flag"].lower().startswith("pass") else "secret"
+    return Hit(*match.span("value"), kind)
+
+
+CLI_FLAG = Rule(
+    ("password", "secret"),
+    re.compile(
+        r"(?<![\w-])--(?P<flag>password|passwd|pass|token|secret|api-key|apikey|auth-token"
+        r"|access-token|client-secret)[ \t]+\\?[\"']?(?P<value>[^\s\"'`;|&)\\]+)",
+        re.ASCII | re.IGNORECASE,
+    ),
+    (
+        _rx(
+            rb"--(?:password|passwd|pass|token|secret|api-key|apikey|auth-token|access-token"
+            rb"|client-secret)(?:[ \t]|\\t)",
+            caseless=True,
+        ),
+    ),
+    classify=_classify_flag,
+)
+"""`--password hunter2`, `--token abc` (the `--flag=value` form is an assignment)."""
+
+
+AWS_SECRET = Rule(
+    ("aws-secret-key", "aws-session-token"),
+    re.compile(
+        r"(?<![A-Za-z0-9])(?P<name>(?:aws_?)?(?:secret_?access_?key|session_?token"
+        r"|security_?token))\\?[\"']?[ \t]*(?:=|:|=>)[ \t]*\\?[\"']?"
+        r"(?P<secret>[A-Za-z0-9/+=]{16,})",
+        re.ASCII | re.IGNORECASE,
+    ),
+    (
+        _rx(
+            rb"(?:secret_?access_?key|session_?token|security_?token)"
+            + _RAW_QUOTE
+            + rb"(?:[ \t]|\\t)*[:=]",
+            caseless=True,
+        ),
+    ),
+    classify=lambda m: Hit(
+        *m.span("secret"),
+        "aws-secret-key" if "access" in m["name"].lower() else "aws-session-token",
+    ),
+)
+"""AWS secrets have no prefix of their own; they are recognised by the name beside them,
+including the spaced `aws_secret_access_key = ...` of `~/.aws/credentials`."""
+
+
+_TOKEN68 = r"[A-Za-z0-9._~+/-]{16,}=*"
+
+BEARER = Rule(
+    ("bearer-token",),
+    re.compile(r"(?<![A-Za-z0-9])bearer[ \t]+(?P<secret>" + _TOKEN68 + ")", re.I | re.ASCII),
+    (_rx(rb"bearer(?:[ \t]|\\t)+[A-Za-z0-9._~+/-]{16}", caseless=True),),
+)
+
+
+_B64_RUN = r"(?:[A-Za-z0-9+/]{4}){2,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+"""Padded base64 of at least 6 bytes: `user:pw` and longer."""
+
+
+def _classify_basic(match: re.Match[str]) -> Hit | None:
+    token = match["secret"]
+    try:
+        decoded = base64.b64decode(token, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if b":" not in decoded:
+        return None
+    return Hit(*match.span("secret"), "basic-auth")
+
+
+BASIC = Rule(
+    ("basic-auth",),
+    re.compile(
+        r"(?<![A-Za-z0-9])basic[ \t]+(?P<secret>" + _B64_RUN + r")(?![A-Za-z0-9+/=])",
+        re.I | re.ASCII,
+    ),
+    (
+        _rx(
+            rb"basic(?:[ \t]|\\t)+" + _B64_RUN.encode() + rb"(?:[^A-Za-z0-9+/=\n]|$)",
+            caseless=True,
+        ),
+    ),
+    classify=_classify_basic,
+)
+"""Only tokens that really are base64 of `user:password`: "basic configuration" stays."""
+
+
+def _classify_header(match: re.Match[str]) -> Hit | None:
+    value = match["secret"]
+    if not_a_secret(value) or value.lower() in ("bearer", "basic", "token"):
+        return None
+    return Hit(*match.span("secret"), "auth-header")
+
+
+AUTH_HEADER = Rule(
+    ("auth-header",),
+    re.compile(
+        r"(?<![A-Za-z0-9-])(?:proxy-)?(?:authorization|x-api-key|api-key|x-auth-token"
+        r"|private-token|x-access-token)\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?"
+        r"(?:(?:token|bot|bearer|basic|digest|apikey)[ \t]+)?(?P<secret>[A-Za-z0-9._~+/=:-]{8,})",
+        re.I | re.ASCII,
+    ),
+    (
+        _rx(
+            rb"(?:authorization|api-key|auth-token|private-token|access-token)"
+            + _RAW_QUOTE
+            + rb"(?:[ \t]|\\t)*[:=]",
+            caseless=True,
+        ),
+    ),
+    classify=_classify_header,
+)
+
+
+def _classify_curl_user(match: re.Match[str]) -> Hit | None:
+    if not_a_secret(match["secret"]):
+        return None
+    return Hit(*match.span("secret"), "password")
+
+
+CURL_USER = Rule(
+    ("password",),
+    re.compile(
+        r"(?<![\w-])(?:-u|--user)[ \t]+\\?[\"']?(?P<user>[^\s:\"'\\\x00-\x1f]+)"
+        r":(?P<secret>[^\s\"'\\\x00-\x1f]+)",
+        re.ASCII,
+    ),
+    (_rx(rb"(?:-u|--user)(?:[ \t]|\\t)+\S*:"),),
+    classify=_classify_curl_user,
+)
+"""`curl -u user:password`: the user stays, the password goes."""
+
+
+def _classify_url(match: re.Match[str]) -> Hit | None:
+    if not_a_secret(match["secret"]):
+        return None
+    return Hit(*match.span("secret"), "url-password")
+
+
+URL_PASSWORD = Rule(
+    ("url-password",),
+    re.compile(
+        r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://(?P<user>[^\s/?#@:\"'\\\x00-\x1f]*)"
+        r":(?P<secret>[^\s/?#\"'<>`\\\x00-\x1f]+)@",
+    ),
+    (_rx(rb"://(?:[^\s/?#@:\"\\]|\\u[0-9a-fA-F]{4})*:(?:[^\s/?#\"\\]|\\u[0-9a-fA-F]{4})*@"),),
+    classify=_classify_url,
+    gate=re.compile("://"),
+)
+"""`scheme://user:password@host`: user and host stay readable."""
+
+
+BUILTIN_RULES: tuple[Rule, ...] = (
+    *_TOKENS,
+    AWS_SECRET,
+    BEARER,
+    BASIC,
+    AUTH_HEADER,
+    URL_PASSWORD,
+    CURL_USER,
+    CLI_FLAG,
+    ASSIGNMENT,
+)
+"""In priority order: where matches overlap they are merged and the earliest rule names
+the placeholder, so a provider key assigned to a variable reads `[REDACTED:openai-key]`."""
+
+BUILTIN_KINDS: tuple[str, ...] = tuple(
+    dict.fromkeys(kind for rule in BUILTIN_RULES for kind in rule.kinds)
+)
