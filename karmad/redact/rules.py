@@ -78,15 +78,23 @@ class Rule:
         classify = self.classify
         kind = self.kinds[0]
         has_secret = "secret" in self.pattern.groupindex
-        for match in self.pattern.finditer(text):
-            if classify is not None:
-                hit = classify(match)
-                if hit is not None and hit.end > hit.start:
-                    yield hit
-                continue
-            start, end = match.span("secret") if has_secret else match.span()
-            if end > start:
-                yield Hit(start, end, kind)
+        if classify is None:
+            for match in self.pattern.finditer(text):
+                start, end = match.span("secret") if has_secret else match.span()
+                if end > start:
+                    yield Hit(start, end, kind)
+            return
+        search = self.pattern.search
+        pos = 0
+        while (match := search(text, pos)) is not None:
+            hit = classify(match)
+            if hit is not None and hit.end > hit.start:
+                yield hit
+                pos = max(match.end(), match.start() + 1)
+            else:
+                # A rejected candidate must not swallow the start of a real one:
+                # in `deploy: apiKey: x`, `apiKey: x` begins inside the first match.
+                pos = match.start() + 1
 
 
 # ---- raw-byte building blocks for anchors
@@ -428,7 +436,8 @@ def secret_name_kind(name: str) -> str | None:
 _ASSIGNMENT = re.compile(
     r"""
     (?<![A-Za-z0-9_.])
-    (?P<name>[A-Za-z_][A-Za-z0-9_.-]*)
+    (?P<name>(?:[A-Za-z_][A-Za-z0-9_.-]*?)?
+        (?i:key|token|secret|passw(?:or)?d|passphrase|pass|pwd|credentials?))
     (?P<quote>\*\*|\\?["'`])?
     (?P<op>[ \t]*(?::=|=>|=(?![=~>])|:(?![:/=]))[ \t]*)
     (?P<value>
