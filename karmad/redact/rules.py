@@ -79,8 +79,8 @@ class Rule:
         kind = self.kinds[0]
         has_secret = "secret" in self.pattern.groupindex
         if classify is None:
-            for match in self.pattern.finditer(text):
-                start, end = match.span("secret") if has_secret else match.span()
+            for found in self.pattern.finditer(text):
+                start, end = found.span("secret") if has_secret else found.span()
                 if end > start:
                     yield Hit(start, end, kind)
             return
