@@ -189,6 +189,24 @@ class Redactor:
     def _redact_string(
         self, text: str, rules: Sequence[Rule], key_kind: str | None
     ) -> _StringResult | None:
+        """Replace until nothing matches, so that redacting the output changes nothing.
+
+        One pass is almost always enough. A second finds what a replacement uncovered:
+        a rule that needs a word boundary before its match sees one once the word in
+        front has become a placeholder. Every pass turns text into placeholders and no
+        match may touch a placeholder, so the loop ends.
+        """
+        result = self._redact_once(text, rules, key_kind)
+        if result is None:
+            return None
+        while (again := self._redact_once(result.text, rules, None)) is not None:
+            result.text = again.text
+            result.counts.update(again.counts)
+        return result
+
+    def _redact_once(
+        self, text: str, rules: Sequence[Rule], key_kind: str | None
+    ) -> _StringResult | None:
         found: list[tuple[int, int, int, str]] = []
         if key_kind is not None and not not_a_secret(text):
             found.append((0, len(text), self._priority[id(ASSIGNMENT)], key_kind))
@@ -248,6 +266,8 @@ class Redactor:
             if result is None:
                 return root, counts, paths
             return result.text, result.counts, ["$"]
+        if not isinstance(root, (dict, list)):
+            return root, counts, paths
         key_names = self._key_names
         stack: list[tuple[Any, _Path | None]] = [(root, None)]
         while stack:

@@ -135,7 +135,7 @@ _TOKENS: tuple[Rule, ...] = (
     _token(
         "private-key",
         r"Private-Lines:[ \t]*\d+[ \t]*(?:\r?\n|\\r?\\n)"
-        r"(?P<secret>(?:[A-Za-z0-9+/=]+[ \t]*(?:\r?\n|\\r?\\n)?)+)",
+        r"(?P<secret>(?:[A-Za-z0-9+/=]+[ \t]*(?:\r?\n|\\r?\\n|$))+)",
         rb"Private-Lines:",
     ),
     _token(
@@ -445,7 +445,7 @@ _ASSIGNMENT = re.compile(
       | "(?P<dq>(?:[^"\\\n]|\\[^\n])*)"
       | '(?P<sq>[^'\n]*)'
       | `(?P<bq>[^`\n]*)`
-      | (?P<bare>[^\s"'`,;&|)}\]\\]+)
+      | (?P<bare>[^\s"'`,;&|)}\]\\<][^\s"'`,;&|)}\]\\]*)
     )
     """,
     re.VERBOSE | re.ASCII,

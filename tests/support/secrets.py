@@ -143,6 +143,13 @@ class SecretFactory:
             hook,
             where="command",
         )
+        discord = c(string.digits, 18) + "/" + c(B64URL, 68)
+        add(
+            "discord-webhook",
+            f"DISCORD_WEBHOOK_URL=https://discord.com/api/webhooks/{discord}",
+            discord,
+            where="file",
+        )
         stripe = "sk_" + "live_" + c(ALNUM, 99)
         add("stripe-key", f"stripe.api_key = '{stripe}'", stripe, where="file")
         rk = "rk_" + "test_" + c(ALNUM, 99)
