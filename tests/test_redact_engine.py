@@ -171,7 +171,8 @@ def test_counts_per_line_and_tally_per_session() -> None:
         b"not json API_KEY=abcdef\n",
         line({"c": "plain again"}),
     ]
-    result = R.redact_chunk(b"".join(lines))
+    assert [r.line for r in R.redact_chunk(b"".join(lines)).reports] == [None] * 3
+    result = R.redact_chunk(b"".join(lines), line_numbers=True)
     assert [(r.line, r.counts, r.json) for r in result.reports] == [
         (1, {"anthropic-key": 2}, True),
         (2, {"password": 2}, True),

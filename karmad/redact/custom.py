@@ -169,7 +169,7 @@ def _pattern_rule(pattern: UserPattern, kinds: Sequence[str]) -> Rule:
     has_secret = "secret" in compiled.groupindex
     kind = pattern.name
 
-    def classify(match: re.Match[str]) -> Hit | None:
+    def classify(match: re.Match[str], _text: str) -> Hit | None:
         start, end = match.span("secret") if has_secret else match.span()
         return Hit(start, end, kind)
 

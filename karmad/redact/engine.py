@@ -48,8 +48,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class LineReport:
     """What was redacted in one line: never the secret, only where and what kind."""
 
-    line: int
-    """0-based line number within the chunk or stream."""
+    line: int | None
+    """0-based line number within the chunk or stream; None unless asked for (counting
+    newlines costs as much as the prefilter itself)."""
     offset: int
     """Byte offset of the line in the input chunk or stream."""
     counts: dict[str, int]
@@ -76,9 +77,12 @@ class Tally:
         return sum(self.counts.values())
 
     def add(self, result: Redaction) -> None:
-        self.bytes_in += result.bytes_in
-        self.bytes_out += len(result.data)
-        for report in result.reports:
+        self._add(result.bytes_in, len(result.data), result.reports)
+
+    def _add(self, bytes_in: int, bytes_out: int, reports: Iterable[LineReport]) -> None:
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+        for report in reports:
             self.lines_redacted += 1
             self.text_lines += not report.json
             self.counts.update(report.counts)
@@ -291,7 +295,7 @@ class Redactor:
         return root, counts, paths
 
     def _inspect(
-        self, line: bytes, mask: int, number: int, offset: int
+        self, line: bytes, mask: int, number: int | None, offset: int
     ) -> tuple[bytes, LineReport | None]:
         if line.endswith(b"\n"):
             body, end = (line[:-2], b"\r\n") if line.endswith(b"\r\n") else (line[:-1], b"\n")
@@ -343,35 +347,44 @@ class Redactor:
 
     # ---- chunks and streams
 
-    def redact_chunk(self, data: bytes) -> Redaction:
+    def _region(
+        self, buf: bytes, start: int, end: int
+    ) -> tuple[list[bytes | memoryview], list[LineReport]]:
+        """Redact the whole lines of `buf[start:end]` without copying the clean parts.
+
+        Returns the output as pieces (views into `buf` between redacted lines) and the
+        reports, offsets relative to `start`. No reports: the region is unchanged.
+        """
+        parts: list[bytes | memoryview] = []
+        reports: list[LineReport] = []
+        pos = start
+        view = memoryview(buf)
+        for candidate in self._prefilter.candidates(buf, start, end):
+            line = buf[candidate.start : candidate.end]
+            out, report = self._inspect(line, candidate.rules, None, candidate.start - start)
+            if report is None:
+                continue
+            parts.append(view[pos : candidate.start])
+            parts.append(out)
+            reports.append(report)
+            pos = candidate.end
+        if reports:
+            parts.append(view[pos:end])
+        return parts, reports
+
+    def redact_chunk(self, data: bytes, *, line_numbers: bool = False) -> Redaction:
         """Redact a run of lines (normally complete lines, each ending in a newline).
 
         When nothing is found the returned `data` is the input object itself.
         """
-        candidates = self._prefilter.candidates(data)
-        if not candidates:
-            return Redaction(data, len(data), [])
-        parts: list[bytes] = []
-        reports: list[LineReport] = []
-        pos = 0
-        number = 0
-        counted_to = 0
-        for candidate in candidates:
-            line = data[candidate.start : candidate.end]
-            out, report = self._inspect(line, candidate.rules, 0, candidate.start)
-            if report is None:
-                continue
-            # Counting newlines costs as much as the prefilter: only up to redacted lines.
-            number += data.count(b"\n", counted_to, candidate.start)
-            counted_to = candidate.start
-            report = LineReport(number, report.offset, report.counts, report.paths, report.json)
-            parts.append(data[pos : candidate.start])
-            parts.append(out)
-            reports.append(report)
-            pos = candidate.end
+        parts, reports = self._region(data, 0, len(data))
         if not reports:
             return Redaction(data, len(data), [])
-        parts.append(data[pos:])
+        if line_numbers:
+            reports = [
+                LineReport(n, r.offset, r.counts, r.paths, r.json)
+                for n, r in _numbered(data, 0, reports, 0)
+            ]
         return Redaction(b"".join(parts), len(data), reports)
 
     def redact_stream(
@@ -382,50 +395,81 @@ class Redactor:
         chunk_size: int = CHUNK_SIZE,
         on_report: Callable[[LineReport], None] | None = None,
     ) -> Tally:
-        """Copy `src` to `dst` redacted, a chunk of whole lines at a time.
+        """Copy `src` to `dst` redacted, reading `chunk_size` bytes at a time.
 
-        Memory stays around `chunk_size` plus the longest line. A last line without a
-        newline is redacted and written like the others; callers that must not pass a
-        half-written line (the packager) give only complete lines. `on_report` sees each
-        redacted line's report, numbered from the start of `src`.
+        Memory stays around `chunk_size` plus the longest line. Clean stretches are
+        written straight from the read buffer. A last line without a newline is redacted
+        and written like the others; callers that must not pass a half-written line (the
+        packager) give only complete lines. `on_report` sees each redacted line's report,
+        numbered and placed from the start of `src`.
         """
-        tally = Tally()
-        lines = [0]
-        pending: list[bytes] = []
-        while True:
-            block = src.read(chunk_size)
-            if not block:
-                break
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:
-                pending.append(block)
+        stream = _Stream(self, dst, on_report)
+        carry: list[bytes] = []
+        while block := src.read(chunk_size):
+            first = block.find(b"\n")
+            if first < 0:
+                carry.append(block)
                 continue
-            if pending:
-                pending.append(block[:cut])
-                chunk = b"".join(pending)
-                pending = []
-            else:
-                chunk = block if cut == len(block) else block[:cut]
-            if cut < len(block):
-                pending.append(block[cut:])
-            self._write(chunk, dst, tally, on_report, lines)
-        if pending:
-            self._write(b"".join(pending), dst, tally, on_report, lines)
-        return tally
+            begin = 0
+            if carry:
+                # The line that straddles two reads: the only bytes copied on the way.
+                carry.append(block[: first + 1])
+                joined = b"".join(carry)
+                stream.write(joined, 0, len(joined))
+                carry = []
+                begin = first + 1
+            last = block.rfind(b"\n") + 1
+            stream.write(block, begin, last)
+            if last < len(block):
+                carry.append(block[last:])
+        if carry:
+            joined = b"".join(carry)
+            stream.write(joined, 0, len(joined))
+        return stream.tally
 
-    def _write(
+
+def _numbered(
+    buf: bytes, start: int, reports: list[LineReport], first_line: int
+) -> Iterator[tuple[int, LineReport]]:
+    """Each report with its line number, counting newlines only as far as needed."""
+    line, counted = first_line, start
+    for r in reports:
+        line += buf.count(b"\n", counted, start + r.offset)
+        counted = start + r.offset
+        yield line, r
+
+
+class _Stream:
+    """The writing side of `redact_stream`: output, counts, and positions so far."""
+
+    def __init__(
         self,
-        chunk: bytes,
+        redactor: Redactor,
         dst: IO[bytes],
-        tally: Tally,
         on_report: Callable[[LineReport], None] | None,
-        lines: list[int],
     ) -> None:
-        result = self.redact_chunk(chunk)
-        dst.write(result.data)
-        if on_report is not None:
-            for r in result.reports:
-                line, offset = r.line + lines[0], r.offset + tally.bytes_in
-                on_report(LineReport(line, offset, r.counts, r.paths, r.json))
-            lines[0] += chunk.count(b"\n")
-        tally.add(result)
+        self.redactor = redactor
+        self.dst = dst
+        self.on_report = on_report
+        self.tally = Tally()
+        self.lines = 0
+
+    def write(self, buf: bytes, start: int, end: int) -> None:
+        if end <= start:
+            return
+        parts, reports = self.redactor._region(buf, start, end)
+        if not reports:
+            with memoryview(buf) as view:
+                self.dst.write(view[start:end])
+            out = end - start
+        else:
+            out = 0
+            for part in parts:
+                self.dst.write(part)
+                out += len(part)
+        if self.on_report is not None:
+            offset = self.tally.bytes_in
+            for n, r in _numbered(buf, start, reports, self.lines):
+                self.on_report(LineReport(n, r.offset + offset, r.counts, r.paths, r.json))
+            self.lines += buf.count(b"\n", start, end)
+        self.tally._add(end - start, out, reports)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import hyperscan
 
@@ -82,34 +83,44 @@ class Prefilter:
             self._local.scratch = scratch
         return scratch
 
-    def candidates(self, data: bytes) -> list[Candidate]:
-        """The lines of `data` that need inspection, in order, each listed once."""
-        if not data:
+    def candidates(self, data: bytes, start: int = 0, end: int | None = None) -> list[Candidate]:
+        """The lines of `data[start:end]` that need inspection, in order, each once.
+
+        Offsets are into `data`; `start` must be at a line start. Scanning a range of a
+        larger buffer saves copying it.
+        """
+        stop = len(data) if end is None else end
+        if stop <= start:
             return []
         hits: dict[int, int] = {}
         masks = self._masks
 
-        def on_match(ident: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
-            hits[end] = hits.get(end, 0) | masks[ident]
+        def on_match(ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+            hits[to] = hits.get(to, 0) | masks[ident]
 
+        view = memoryview(data)[start:stop]
         try:
-            self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
+            # The extension scans any buffer; its stub only admits str and bytes.
+            self._db.scan(cast(bytes, view), match_event_handler=on_match, scratch=self._scratch())
         except hyperscan.error as exc:
             raise PrefilterError(f"prefilter scan failed: {exc}") from None
+        finally:
+            view.release()
         if not hits:
             return []
         found: list[Candidate] = []
         line_start, line_end, mask = -1, -1, 0
-        for end in sorted(hits):
-            # A match never contains a newline, so its last byte (end - 1) is in its line.
-            if end - 1 >= line_end:
+        for to in sorted(hits):
+            # A match never contains a newline, so its last byte is in its line.
+            last = start + to - 1
+            if last >= line_end:
                 if mask:
                     found.append(Candidate(line_start, line_end, mask))
-                line_start = data.rfind(b"\n", 0, end - 1) + 1
-                newline = data.find(b"\n", end - 1)
-                line_end = len(data) if newline < 0 else newline + 1
+                line_start = data.rfind(b"\n", start, last) + 1 or start
+                newline = data.find(b"\n", last, stop)
+                line_end = stop if newline < 0 else newline + 1
                 mask = 0
-            mask |= hits[end]
+            mask |= hits[to]
         found.append(Candidate(line_start, line_end, mask))
         return found
 
