@@ -174,7 +174,8 @@ _TOKENS: tuple[Rule, ...] = (
     _token(
         "private-key",
         r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
-        r"(?:[\s\S]*?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
+        # bounded, so a string full of BEGIN lines without an END stays linear
+        r"(?:[\s\S]{0,65536}?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
         r"|(?:[A-Za-z0-9+/=:,. \t\r\n-]|\\[rn])*)",
         rb"PRIVATE KEY",
     ),
@@ -503,16 +504,16 @@ for in lowercased text (4x faster than a case-insensitive search). Finding this 
 and reading the name backwards is fast; a regex that starts with the name would be
 tried at every word of every string."""
 _ASSIGNMENT_OP_ANY_CASE = re.compile(_ASSIGNMENT_OP_TEXT, re.VERBOSE | re.ASCII | re.IGNORECASE)
-_VALUE = re.compile(
+_QUOTED = re.compile(
     r"""
         \\"(?P<esc>[^"\\\n]*)\\"
       | "(?P<dq>(?:[^"\\\n]|\\[^\n])*)"
       | '(?P<sq>[^'\n]*)'
       | `(?P<bq>[^`\n]*)`
-      | (?P<bare>[^\s"'`,;&|)}\]\\<][^\s"'`,;&|)}\]\\]*)
     """,
     re.VERBOSE | re.ASCII,
 )
+_BARE = re.compile(r"""[^\s"'`,;&|)}\]\\<][^\s"'`,;&|)}\]\\]*""", re.ASCII)
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
 _NAME_START = frozenset(string.ascii_letters + "_")
 
@@ -523,9 +524,12 @@ def _assignment_hits(text: str) -> Iterator[Hit]:
         if text.isascii()  # see Rule.any_case
         else _ASSIGNMENT_OP_ANY_CASE.finditer(text)
     )
+    consumed = 0
     for match in found_ops:
         name_end = match.end("ending")
         start = match.start("ending")
+        if start < consumed:
+            continue
         while start > 0 and text[start - 1] in _NAME_CHARS:
             start -= 1
         while start < name_end and text[start] not in _NAME_START:
@@ -534,14 +538,24 @@ def _assignment_hits(text: str) -> Iterator[Hit]:
         kind = secret_name_kind(name)
         if kind is None:
             continue
-        found = _VALUE.match(text, match.end())
-        if found is None:
-            continue
-        group = next(g for g in ("esc", "dq", "sq", "bq", "bare") if found[g] is not None)
-        value = found[group]
+        pos = match.end()
+        quoted = _QUOTED.match(text, pos)
+        if quoted is not None:
+            group = next(g for g in ("esc", "dq", "sq", "bq") if quoted[g] is not None)
+            value_start, value_end = quoted.span(group)
+        else:
+            bare = _BARE.match(text, pos)
+            if bare is None:
+                continue
+            value_start, value_end = bare.span()
+            # Whatever is decided, an assignment inside this bare value (`a=$b=...`) is
+            # not looked at again: reading the rest of the run once per `=` would make
+            # long runs quadratic.
+            consumed = value_end
+        value = text[value_start:value_end]
         if not_a_secret(value):
             continue
-        if group == "bare":
+        if quoted is None:
             raw_op = text[match.start("op") : match.end("op")]
             op = raw_op.strip(" \t")
             if op in (":=", "=>"):
@@ -551,7 +565,8 @@ def _assignment_hits(text: str) -> Iterator[Hit]:
             spaced = op != raw_op or op == ":"
             if spaced and ("(" in value or _CODE_VALUE.match(value) is not None):
                 continue  # `token = get_token()`, `password: req.body.password`
-        yield Hit(*found.span(group), kind)
+        consumed = value_end
+        yield Hit(value_start, value_end, kind)
 
 
 ASSIGNMENT = Rule(
