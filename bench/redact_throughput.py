@@ -114,7 +114,8 @@ def main() -> None:
         def report(name: str, runs: list[float]) -> float:
             median = statistics.median(runs)
             listed = " ".join(f"{r:.3f}" for r in runs)
-            print(f"{name:<34} median {median:.3f} s  {size_mb / median:7.0f} MB/s   runs: {listed}")
+            speed = size_mb / median
+            print(f"{name:<34} median {median:.3f} s  {speed:7.0f} MB/s   runs: {listed}")
             return median
 
         copy_median = report("copy (shutil.copyfile)", copies)
