@@ -192,6 +192,10 @@ def test_counts_per_line_and_tally_per_session() -> None:
     assert tally.replacements == 10
     assert tally.as_dict()["counts"] == {"anthropic-key": 4, "password": 4, "secret": 2}
     assert ANT not in json.dumps(tally.as_dict())
+    restored = Tally.from_dict(json.loads(json.dumps(tally.as_dict())))
+    assert restored == tally
+    restored.merge(tally)
+    assert restored.counts["secret"] == 4
 
 
 def test_redaction_is_idempotent_and_deterministic() -> None:

@@ -40,6 +40,8 @@ from karmad.redact.rules import (
 )
 
 CHUNK_SIZE = 1 << 20
+MIN_MATCH = 3
+"""No rule matches fewer characters (user literals and anchors have at least 3)."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -93,6 +95,17 @@ class Tally:
         self.bytes_in += other.bytes_in
         self.bytes_out += other.bytes_out
         self.counts.update(other.counts)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tally:
+        """The inverse of `as_dict`, to go on counting from a stored manifest."""
+        return cls(
+            lines_redacted=int(data.get("lines_redacted", 0)),
+            text_lines=int(data.get("text_lines", 0)),
+            bytes_in=int(data.get("bytes_in", 0)),
+            bytes_out=int(data.get("bytes_out", 0)),
+            counts=Counter({str(k): int(v) for k, v in dict(data.get("counts", {})).items()}),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -214,9 +227,12 @@ class Redactor:
         found: list[tuple[int, int, int, str]] = []
         if key_kind is not None and not not_a_secret(text):
             found.append((0, len(text), self._priority[id(ASSIGNMENT)], key_kind))
-        for rule in rules:
-            priority = self._priority[id(rule)]
-            found.extend((h.start, h.end, priority, h.kind) for h in rule.hits(text))
+        if len(text) >= MIN_MATCH:
+            for rule in rules:
+                hits = rule.hits(text)
+                if hits:
+                    priority = self._priority[id(rule)]
+                    found.extend((h.start, h.end, priority, h.kind) for h in hits)
         if not found:
             return None
         disabled = self._disabled
