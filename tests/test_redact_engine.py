@@ -317,3 +317,21 @@ def test_unusable_user_rules_are_refused(kwargs: dict[str, Any], message: str) -
 def test_placeholder_format() -> None:
     assert placeholder("aws-access-key") == "[REDACTED:aws-access-key]"
     assert R.rules_version >= 1
+
+
+def test_secrets_hidden_behind_json_escapes_are_found() -> None:
+    """`\\u0073k-ant-...` and `https:\\/\\/` are valid JSON no canonical encoder writes."""
+    escaped_key = "\\u0073" + ANT[1:]
+    raw = (
+        '{"a":"' + escaped_key + '","b":"https:\\/\\/bob:hunter22@git.example.com",'
+        '"c":"DB_P\\u0041SSWORD=hunter22"}\n'
+    ).encode()
+    assert ANT.encode() not in raw
+    out, report = R.redact_line(raw)
+    assert json.loads(out) == {
+        "a": "[REDACTED:anthropic-key]",
+        "b": "https://bob:[REDACTED:url-password]@git.example.com",
+        "c": "DB_PASSWORD=[REDACTED:password]",
+    }
+    assert report is not None
+    assert R.redact_chunk(raw * 3).data == out * 3

@@ -125,10 +125,6 @@ _RAW_QUOTE = rb"(?:\*\*|\\{0,3}[\"'`])?"
 """An optional quote closing a key name, possibly escaped once or twice."""
 
 
-def _literal(text: str, *, caseless: bool = False) -> Anchor:
-    return Anchor(re.escape(text).encode(), caseless)
-
-
 def _rx(pattern: bytes, *, caseless: bool = False) -> Anchor:
     return Anchor(pattern, caseless)
 
