@@ -122,6 +122,20 @@ def test_clean_lines_pass_byte_for_byte_even_when_inspected() -> None:
     assert R.redact_line(raw, prefilter=False) == (raw, None)
 
 
+def test_everything_but_the_redacted_strings_stays_byte_for_byte() -> None:
+    raw = (
+        b'{ "n" : 1.50, "big": 123456789012345678901234567890, "dup": 1, "dup": 2,\t'
+        b'"arrow": "\\u2192 \xe2\x86\x92", "cmd" : "export DB_PASSWORD=hunter22",'
+        b' "list": [ "a\\/b", "PASSWORD=x1" ] }\n'
+    )
+    out, report = R.redact_line(raw)
+    assert out == raw.replace(b"hunter22", b"[REDACTED:password]").replace(
+        b"PASSWORD=x1", b"PASSWORD=[REDACTED:password]"
+    )
+    assert report is not None
+    assert report.paths == ("$.cmd", "$.list[1]")
+
+
 def test_clean_chunk_is_returned_as_is() -> None:
     data = b"".join(line({"n": i, "text": "nothing to see"}) for i in range(100))
     result = R.redact_chunk(data)
@@ -134,7 +148,7 @@ def test_line_endings_are_kept() -> None:
     raw = json.dumps({"c": "DB_PASSWORD=hunter22"}).encode()
     for ending in (b"\n", b"\r\n", b""):
         out, _ = R.redact_line(raw + ending)
-        assert out == b'{"c":"DB_PASSWORD=[REDACTED:password]"}' + ending
+        assert out == b'{"c": "DB_PASSWORD=[REDACTED:password]"}' + ending
 
 
 def test_text_lines_are_redacted_as_text_and_reported() -> None:
@@ -172,7 +186,7 @@ def test_counts_per_line_and_tally_per_session() -> None:
         line({"c": "plain again"}),
     ]
     assert [r.line for r in R.redact_chunk(b"".join(lines)).reports] == [None] * 3
-    result = R.redact_chunk(b"".join(lines), line_numbers=True)
+    result = R.redact_chunk(b"".join(lines), explain=True)
     assert [(r.line, r.counts, r.json) for r in result.reports] == [
         (1, {"anthropic-key": 2}, True),
         (2, {"password": 2}, True),

@@ -214,7 +214,7 @@ def test_chunks_agree_with_lines(values: list[Any], rnd: random.Random) -> None:
     lines = [rnd.choice(encodings(v, rnd)).replace(b"\n", b" ") + b"\n" for v in values]
     chunk = b"".join(lines)
     expected = b"".join(BUILTIN.redact_line(line, prefilter=False)[0] for line in lines)
-    result = BUILTIN.redact_chunk(chunk, line_numbers=True)
+    result = BUILTIN.redact_chunk(chunk, explain=True)
     assert result.data == expected
     slow_reports = [BUILTIN.redact_line(line, prefilter=False)[1] for line in lines]
     assert [r.line for r in result.reports] == [i for i, r in enumerate(slow_reports) if r]

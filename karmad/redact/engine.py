@@ -17,6 +17,7 @@ and is the reference the fast path is tested against.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,6 +45,52 @@ MIN_MATCH = 3
 """No rule matches fewer characters (user literals and anchors have at least 3)."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STRING_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+"""A JSON string token. Searched from the start of a valid JSON line, it finds exactly
+the line's strings: outside them a JSON text has no quote."""
+_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]')
+_JSON_SPACE = frozenset(b" \t\r\n")
+_COLON = ord(":")
+_STR = codec.Decoder(str)
+
+
+def _json_paths(body: bytes, starts: Sequence[int]) -> tuple[str, ...]:
+    """The JSON paths (`$.message.content[1].input.command`) of the strings at `starts`."""
+    wanted = set(starts)
+    paths: list[str] = []
+    frames: list[list[Any]] = []  # [is_object, key or index]
+    last_string = b'""'
+    for token in _STRUCTURE.finditer(body):
+        first = token.group()[:1]
+        if first == b'"':
+            if token.start() in wanted:
+                paths.append(_format_path(frames))
+                if len(paths) == len(wanted):
+                    break
+            last_string = token.group()
+        elif first == b"{":
+            frames.append([True, ""])
+        elif first == b"[":
+            frames.append([False, 0])
+        elif first in (b"}", b"]"):
+            frames.pop()
+        elif first == b":":
+            frames[-1][1] = _STR.decode(last_string)
+        elif first == b"," and not frames[-1][0]:
+            frames[-1][1] += 1
+    return tuple(paths)
+
+
+def _format_path(frames: list[list[Any]]) -> str:
+    parts = ["$"]
+    for is_object, key in frames:
+        if not is_object:
+            parts.append(f"[{key}]")
+        elif _IDENTIFIER.fullmatch(key):
+            parts.append(f".{key}")
+        else:
+            parts.append(f"[{codec.encode_json(key).decode()}]")
+    return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +105,8 @@ class LineReport:
     counts: dict[str, int]
     """Replacements per kind."""
     paths: tuple[str, ...]
-    """JSON paths of the strings that changed (`$` for a line redacted as text)."""
+    """JSON paths of the strings that changed (`$` for a line redacted as text); empty
+    unless the caller asked for an explanation (previews do)."""
     json: bool
     """False when the line is not JSON and was redacted as text."""
 
@@ -140,30 +188,6 @@ class _StringResult:
     counts: Counter[str]
 
 
-class _Path:
-    """A JSON path built only when a string under it changes."""
-
-    __slots__ = ("key", "parent")
-
-    def __init__(self, parent: _Path | None, key: str | int) -> None:
-        self.parent = parent
-        self.key = key
-
-    def format(self) -> str:
-        parts: list[str] = []
-        node: _Path | None = self
-        while node is not None:
-            key = node.key
-            if isinstance(key, int):
-                parts.append(f"[{key}]")
-            elif _IDENTIFIER.fullmatch(key):
-                parts.append(f".{key}")
-            else:
-                parts.append(f"[{codec.encode_json(key).decode()}]")
-            node = node.parent
-        return "$" + "".join(reversed(parts))
-
-
 class Redactor:
     """A compiled rule set. Thread-safe; build one per configuration and keep it."""
 
@@ -184,6 +208,8 @@ class Redactor:
         self._disabled = disabled
         self._all = (1 << len(rules)) - 1
         self._key_names = ASSIGNMENT in builtin
+        self._assignment_bit = 1 << rules.index(ASSIGNMENT) if self._key_names else 0
+        self._rules_by_mask: dict[int, list[Rule]] = {}
         anchors: list[tuple[Anchor, int]] = [
             (anchor, 1 << i) for i, rule in enumerate(rules) for anchor in rule.anchors
         ]
@@ -276,62 +302,141 @@ class Redactor:
     # ---- lines
 
     def _rules_in(self, mask: int) -> list[Rule]:
-        return [rule for i, rule in enumerate(self._rules) if mask >> i & 1]
+        rules = self._rules_by_mask.get(mask)
+        if rules is None:
+            rules = [rule for i, rule in enumerate(self._rules) if mask >> i & 1]
+            self._rules_by_mask[mask] = rules
+        return rules
 
-    def _walk(self, root: Any, rules: Sequence[Rule]) -> tuple[Any, Counter[str], list[str]]:
-        counts: Counter[str] = Counter()
-        paths: list[str] = []
-        if isinstance(root, str):
-            result = self._redact_string(root, rules, None)
-            if result is None:
-                return root, counts, paths
-            return result.text, result.counts, ["$"]
-        if not isinstance(root, (dict, list)):
-            return root, counts, paths
-        key_names = self._key_names
-        stack: list[tuple[Any, _Path | None]] = [(root, None)]
-        while stack:
-            node, path = stack.pop()
-            items: Iterable[tuple[Any, Any]] = (
-                node.items() if isinstance(node, dict) else enumerate(node)
-            )
-            changes: list[tuple[Any, str]] = []
-            for key, value in items:
-                if isinstance(value, str):
-                    key_kind = secret_name_kind(key) if key_names and isinstance(key, str) else None
-                    result = self._redact_string(value, rules, key_kind)
-                    if result is not None:
-                        changes.append((key, result.text))
-                        counts.update(result.counts)
-                        paths.append(_Path(path, key).format())
-                elif isinstance(value, (dict, list)):
-                    stack.append((value, _Path(path, key)))
-            for key, text in changes:
-                node[key] = text
-        return root, counts, paths
+    def _key_kind(self, raw_key: bytes) -> str | None:
+        """The secret kind a raw JSON key token names, if any."""
+        try:
+            key = _STR.decode(raw_key)
+        except codec.InvalidData:
+            return None
+        return secret_name_kind(key)
 
     def _inspect(
-        self, line: bytes, mask: int, number: int | None, offset: int
+        self,
+        line: bytes,
+        mask: int,
+        hits: Sequence[tuple[int, int]] | None,
+        number: int | None,
+        offset: int,
+        *,
+        explain: bool = False,
     ) -> tuple[bytes, LineReport | None]:
+        """Redact one line. `hits` says which bytes the prefilter flagged (None: all).
+
+        The line's JSON string tokens are found in the raw bytes, and only the values
+        that can hold a secret (a flagged byte inside, or a flagged key naming a secret
+        before them) are decoded, redacted and re-encoded in place. Everything else,
+        keys, numbers, spacing and escapes, is left exactly as it was. `explain` fills
+        in the JSON paths of the redacted strings.
+        """
         if line.endswith(b"\n"):
             body, end = (line[:-2], b"\r\n") if line.endswith(b"\r\n") else (line[:-1], b"\n")
         else:
             body, end = line, b""
-        rules = self._rules_in(mask)
         try:
-            value = codec.decode_any(body)
+            codec.decode_any(body)
         except codec.InvalidData:
-            text = body.decode("utf-8", "surrogateescape")
-            result = self._redact_string(text, rules, None)
+            return self._inspect_text(line, body, end, mask, number, offset)
+        spans = [token.span() for token in _STRING_TOKEN.finditer(body)]
+        targets = self._targets(body, spans, mask, hits)
+        parts: list[bytes] = []
+        counts: Counter[str] = Counter()
+        changed: list[int] = []
+        pos = 0
+        for index in sorted(targets):
+            start, stop = spans[index]
+            token_mask, key_index = targets[index]
+            key_kind = None
+            if key_index is not None and self._key_names:
+                key_kind = self._key_kind(body[slice(*spans[key_index])])
+            if not token_mask and key_kind is None:
+                continue
+            result = self._redact_string(
+                _STR.decode(body[start:stop]), self._rules_in(token_mask), key_kind
+            )
             if result is None:
-                return line, None
-            report = LineReport(number, offset, dict(result.counts), ("$",), json=False)
-            return result.text.encode("utf-8", "surrogateescape") + end, report
-        value, counts, paths = self._walk(value, rules)
+                continue
+            parts.append(body[pos:start])
+            parts.append(codec.encode_json(result.text))
+            pos = stop
+            counts.update(result.counts)
+            changed.append(start)
         if not counts:
             return line, None
-        report = LineReport(number, offset, dict(counts), tuple(paths), json=True)
-        return codec.encode_json(value) + end, report
+        parts.append(body[pos:])
+        parts.append(end)
+        paths = _json_paths(body, changed) if explain else ()
+        return b"".join(parts), LineReport(number, offset, dict(counts), paths, json=True)
+
+    def _targets(
+        self,
+        body: bytes,
+        spans: list[tuple[int, int]],
+        mask: int,
+        hits: Sequence[tuple[int, int]] | None,
+    ) -> dict[int, list[Any]]:
+        """The value tokens to inspect: index -> [rule mask, index of its key or None].
+
+        A key token (followed by `:`) is never a target, but a flagged key, or a flag on
+        the `:` after it (where an anchor such as `apiKey":` ends), makes its string
+        value one, to be checked against the key's name.
+        """
+        size = len(body)
+
+        def skip_space(at: int) -> int:
+            while at < size and body[at] in _JSON_SPACE:
+                at += 1
+            return at
+
+        def is_key(index: int) -> bool:
+            after = skip_space(spans[index][1])
+            return after < size and body[after] == _COLON
+
+        def value_after(key: int) -> int | None:
+            """The string value of key token `key`, if its value is a string."""
+            after = skip_space(skip_space(spans[key][1]) + 1)  # past the colon
+            if key + 1 < len(spans) and spans[key + 1][0] == after:
+                return key + 1
+            return None
+
+        targets: dict[int, list[Any]] = {}
+        if hits is None:
+            for index in range(len(spans)):
+                if is_key(index):
+                    value = value_after(index)
+                    if value is not None:
+                        targets.setdefault(value, [mask, None])[1] = index
+                else:
+                    targets.setdefault(index, [mask, None])
+            return targets
+        starts = [start for start, _ in spans]
+        for where, bits in hits:
+            index = bisect.bisect_right(starts, where) - 1
+            if index < 0:
+                continue
+            inside = where < spans[index][1]
+            if is_key(index):
+                value = value_after(index)
+                if value is not None:
+                    targets.setdefault(value, [0, None])[1] = index
+            elif inside:
+                targets.setdefault(index, [0, None])[0] |= bits
+        return targets
+
+    def _inspect_text(
+        self, line: bytes, body: bytes, end: bytes, mask: int, number: int | None, offset: int
+    ) -> tuple[bytes, LineReport | None]:
+        text = body.decode("utf-8", "surrogateescape")
+        result = self._redact_string(text, self._rules_in(mask), None)
+        if result is None:
+            return line, None
+        report = LineReport(number, offset, dict(result.counts), ("$",), json=False)
+        return result.text.encode("utf-8", "surrogateescape") + end, report
 
     def redact_line(
         self, line: bytes, *, prefilter: bool = True
@@ -342,14 +447,18 @@ class Redactor:
         obviously complete path that the fast path must always agree with.
         """
         if not prefilter:
-            return self._inspect(line, self._all, 0, 0)
+            return self._inspect(line, self._all, None, 0, 0, explain=True)
         candidates = self._prefilter.candidates(line)
         if not candidates:
             return line, None
+        if len(candidates) == 1:
+            candidate = candidates[0]
+            return self._inspect(line, candidate.rules, candidate.hits, 0, 0, explain=True)
+        # not one line after all: inspect all of it with every rule flagged anywhere
         mask = 0
         for candidate in candidates:
             mask |= candidate.rules
-        return self._inspect(line, mask, 0, 0)
+        return self._inspect(line, mask, None, 0, 0, explain=True)
 
     def redact_lines(self, lines: Iterable[bytes]) -> Iterator[tuple[bytes, LineReport | None]]:
         """Line by line, for previews; `redact_chunk` is the fast way through many lines."""
@@ -364,7 +473,7 @@ class Redactor:
     # ---- chunks and streams
 
     def _region(
-        self, buf: bytes, start: int, end: int
+        self, buf: bytes, start: int, end: int, *, explain: bool = False
     ) -> tuple[list[bytes | memoryview], list[LineReport]]:
         """Redact the whole lines of `buf[start:end]` without copying the clean parts.
 
@@ -377,7 +486,14 @@ class Redactor:
         view = memoryview(buf)
         for candidate in self._prefilter.candidates(buf, start, end):
             line = buf[candidate.start : candidate.end]
-            out, report = self._inspect(line, candidate.rules, None, candidate.start - start)
+            out, report = self._inspect(
+                line,
+                candidate.rules,
+                candidate.hits,
+                None,
+                candidate.start - start,
+                explain=explain,
+            )
             if report is None:
                 continue
             parts.append(view[pos : candidate.start])
@@ -388,15 +504,17 @@ class Redactor:
             parts.append(view[pos:end])
         return parts, reports
 
-    def redact_chunk(self, data: bytes, *, line_numbers: bool = False) -> Redaction:
+    def redact_chunk(self, data: bytes, *, explain: bool = False) -> Redaction:
         """Redact a run of lines (normally complete lines, each ending in a newline).
 
-        When nothing is found the returned `data` is the input object itself.
+        When nothing is found the returned `data` is the input object itself. `explain`
+        gives the reports line numbers and JSON paths (for previews; it costs a second
+        look at each redacted line and a count of the newlines before it).
         """
-        parts, reports = self._region(data, 0, len(data))
+        parts, reports = self._region(data, 0, len(data), explain=explain)
         if not reports:
             return Redaction(data, len(data), [])
-        if line_numbers:
+        if explain:
             reports = [
                 LineReport(n, r.offset, r.counts, r.paths, r.json)
                 for n, r in _numbered(data, 0, reports, 0)
@@ -473,7 +591,8 @@ class _Stream:
     def write(self, buf: bytes, start: int, end: int) -> None:
         if end <= start:
             return
-        parts, reports = self.redactor._region(buf, start, end)
+        explain = self.on_report is not None
+        parts, reports = self.redactor._region(buf, start, end, explain=explain)
         if not reports:
             with memoryview(buf) as view:
                 self.dst.write(view[start:end])

@@ -45,6 +45,9 @@ class Candidate:
     end: int
     rules: int
     """Bit i set: rule i may match somewhere in the line."""
+    hits: tuple[tuple[int, int], ...]
+    """Where: (offset in the line of the last byte of a match, its rule mask), in order.
+    A rule can only match in a JSON string whose raw bytes hold one of its hits."""
 
 
 class Prefilter:
@@ -110,18 +113,21 @@ class Prefilter:
             return []
         found: list[Candidate] = []
         line_start, line_end, mask = -1, -1, 0
+        where: list[tuple[int, int]] = []
         for to in sorted(hits):
             # A match never contains a newline, so its last byte is in its line.
             last = start + to - 1
             if last >= line_end:
                 if mask:
-                    found.append(Candidate(line_start, line_end, mask))
+                    found.append(Candidate(line_start, line_end, mask, tuple(where)))
                 line_start = data.rfind(b"\n", start, last) + 1 or start
                 newline = data.find(b"\n", last, stop)
                 line_end = stop if newline < 0 else newline + 1
                 mask = 0
+                where = []
             mask |= hits[to]
-        found.append(Candidate(line_start, line_end, mask))
+            where.append((last - line_start, hits[to]))
+        found.append(Candidate(line_start, line_end, mask, tuple(where)))
         return found
 
     @property
