@@ -2,17 +2,18 @@
 
 Every string value inside a line's JSON goes through the rules; the line stays valid
 JSON with the same structure, only the redacted strings differ, each secret replaced by
-`[REDACTED:<kind>]`. Object keys are never changed (in transcripts they are field names
-and file paths, and rewriting one could merge two entries), but a key that names a
-secret (`"password"`, `"apiKey"`) makes its string value one.
+`[REDACTED:<kind>]`, and every other byte of the line stays as it was. Object keys are
+never changed (in transcripts they are field names and file paths, and rewriting one
+could merge two entries), but a key that names a secret (`"password"`, `"apiKey"`)
+makes its string value one.
 
 A line that is not valid JSON is redacted as text, with the same rules, and reported as
-such; it stays as invalid as it was. A line in which nothing is found is passed through
-byte for byte, so clean lines are never re-encoded.
+such; it stays as invalid as it was.
 
-Fast path: the prefilter flags the few lines (and rules) worth a look; everything else
-is copied without being decoded. `redact_line(..., prefilter=False)` skips the prefilter
-and is the reference the fast path is tested against.
+Fast path: the prefilter flags the few lines worth a look, and in them the strings and
+rules worth running; everything else is copied without being decoded.
+`redact_line(..., prefilter=False)` looks at every string with every rule: the
+reference the fast path is tested against.
 """
 
 from __future__ import annotations
