@@ -360,8 +360,12 @@ def plant_records(
     ]
 
 
-def _dump(record: Any) -> bytes:
-    """Like JSON.stringify: compact, non-ASCII as is."""
+def dump_line(record: Any) -> bytes:
+    """A JSONL line as Claude Code writes it (JSON.stringify: compact, non-ASCII as is).
+
+    With `plant_records`, what a test appends to a live session to watch a secret
+    travel: `b"".join(dump_line(r) for r in plant_records(lines, secret, rng))`.
+    """
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
@@ -395,7 +399,7 @@ def plant_corpus(dst: Path, *, src: Path = CORPUS, seed: int = 0) -> PlantedCorp
         marked: set[int] = set()
         for secret in mine:
             position = rng.randrange(len(out) + 1)
-            new = [_dump(r) for r in plant_records(real, secret, rng)]
+            new = [dump_line(r) for r in plant_records(real, secret, rng)]
             out[position:position] = new
             marked = {m + len(new) if m >= position else m for m in marked}
             marked.update(position + i for i, line in enumerate(new) if find_leaks(line, [secret]))
@@ -409,7 +413,7 @@ def plant_corpus(dst: Path, *, src: Path = CORPUS, seed: int = 0) -> PlantedCorp
             secret = mine[0] if mine else secrets[0]
             message["content"] += f"\n\nAlso, for the deploy: {secret.text}"
             target = _find_line(out, raw_lines[index])
-            out[target] = _dump(record)
+            out[target] = dump_line(record)
             marked.add(target)
             break
         path.write_bytes(b"".join(out))
