@@ -181,11 +181,10 @@ def agree(redactor: Redactor, line: bytes) -> None:
         assert again == out
 
 
+SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 EXAMPLES = int(os.environ.get("KARMAD_REDACT_EXAMPLES", "400"))
 """Raise it for a soak: `KARMAD_REDACT_EXAMPLES=20000 pytest tests/test_redact_prefilter.py`."""
-COMMON = settings(
-    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+COMMON = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=SLOW_IS_FINE)
 
 
 @COMMON
@@ -206,9 +205,7 @@ def test_fast_path_agrees_on_lines_that_are_not_json(text: str, cut: int) -> Non
     agree(BUILTIN, truncated.replace(b"\n", b" "))
 
 
-@settings(
-    max_examples=max(EXAMPLES // 4, 1), deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=max(EXAMPLES // 4, 1), deadline=None, suppress_health_check=SLOW_IS_FINE)
 @given(st.lists(VALUES, min_size=1, max_size=6), st.randoms(use_true_random=False))
 def test_chunks_agree_with_lines(values: list[Any], rnd: random.Random) -> None:
     lines = [rnd.choice(encodings(v, rnd)).replace(b"\n", b" ") + b"\n" for v in values]
