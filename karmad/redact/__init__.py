@@ -1,13 +1,19 @@
 """Redaction: secrets never leave the machine inside a shared transcript.
 
-Use one `Redactor` per configuration::
+Build one `Redactor` per configuration and keep it (compiling the rules takes a few
+milliseconds; it is thread-safe, and the prefilter scan releases the GIL, so it can run
+in `anyio.to_thread.run_sync`)::
 
-    redactor = Redactor(disable=cfg.disable, patterns=..., literals=cfg.literals)
-    result = redactor.redact_chunk(complete_lines)   # bytes in, Redaction out
-    tally.add(result)                                # per-session counts
+    redactor = redactor_from_config(config.redaction)  # validated when the config loaded
+    tally = Tally.from_dict(manifest_counts)            # or Tally() for a new session
+    result = redactor.redact_chunk(new_complete_lines)  # Redaction(data, bytes_in, reports)
+    outbox.write(result.data)                           # the input object itself if clean
+    tally.add(result)                                   # per-session counts
+    manifest["redaction"] = {"rules_version": redactor.rules_version, **tally.as_dict()}
 
-`redactor_from_config` builds one from the `[redaction]` config section. What is
-redacted, and what is not, is documented in `docs/security.md`.
+For previews, `redact_stream(src, sink, on_report=...)` or `redact_lines(lines)` give
+each redacted line's number, kinds and JSON paths, never the secret. What is redacted,
+and what is not, is documented in `docs/security.md`.
 """
 
 from __future__ import annotations
