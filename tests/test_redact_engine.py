@@ -349,3 +349,33 @@ def test_secrets_hidden_behind_json_escapes_are_found() -> None:
     }
     assert report is not None
     assert R.redact_chunk(raw * 3).data == out * 3
+
+
+def test_redact_lines_explains_each_line() -> None:
+    lines = [line({"a": "clean"}), line({"b": {"c": ["x", "PASSWORD=hunter22"]}}), b"DB_PASS=x1\n"]
+    results = list(R.redact_lines(lines))
+    assert results[0][0] == lines[0]
+    reports = [report for _, report in results]
+    assert reports[0] is None
+    assert reports[1] is not None and reports[2] is not None
+    assert (reports[1].line, reports[1].offset, reports[1].paths) == (
+        1,
+        len(lines[0]),
+        ("$.b.c[1]",),
+    )
+    assert (reports[2].line, reports[2].offset, reports[2].json) == (
+        2,
+        len(lines[0]) + len(lines[1]),
+        False,
+    )
+
+
+def test_one_redactor_serves_many_threads() -> None:
+    """The prefilter keeps a Hyperscan scratch per thread; results must not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [b"".join(line({"i": i, "c": s.text}) for s in SECRETS[i::4]) for i in range(4)]
+    expected = [Redactor().redact_chunk(chunk).data for chunk in chunks]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda c: R.redact_chunk(c).data, chunks)) == expected
