@@ -120,6 +120,14 @@ CASES = [
     ("curl -u admin:hunter22 https://x", "curl -u admin:[REDACTED:password] https://x"),
     ("mysql --password hunter22 db", "mysql --password [REDACTED:password] db"),
     ("cli --token abc123def456", "cli --token [REDACTED:secret]"),
+    ("machine h login me password s3cr3tpw", "machine h login me password [REDACTED:password]"),
+    (
+        "machine h\n  login me\n  password s3cr3tpw\n",
+        "machine h\n  login me\n  password [REDACTED:password]\n",
+    ),
+    ("Cookie: session=abcdef123456; theme=dark", "Cookie: [REDACTED:cookie]"),
+    ('{"auth": "dXNlcjpwYXNzd29yZA=="}', '{"auth": "[REDACTED:secret]"}'),
+    ("_auth=dXNlcjpwYXNzd29yZA==", "_auth=[REDACTED:secret]"),
     # URLs
     ("https://user:pa55w0rd@example.com/x", "https://user:[REDACTED:url-password]@example.com/x"),
     ("redis://:pa55w0rd@cache:6379/0", "redis://:[REDACTED:url-password]@cache:6379/0"),
@@ -217,6 +225,13 @@ NEAR_MISSES = [
     "key: value",
     "TOKEN_TYPE=bearer",
     "input_tokens: 12",
+    "the password is nice",
+    "enter your password here",
+    "- password reset is broken",
+    "author: me",
+    "auth: true",
+    "OAUTH=enabled",
+    "cookie: yes",
     # placeholders stay as they are
     "API_KEY=[REDACTED:secret]",
     "https://u:[REDACTED:url-password]@host",

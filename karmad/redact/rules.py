@@ -480,6 +480,8 @@ def secret_name_kind(name: str) -> str | None:
         return None if last == "pwd" and len(words) == 1 else "password"
     if last.endswith(("password", "passwd", "passphrase")):
         return "password"
+    if last == "auth":
+        return "secret"  # `.npmrc` `_auth=`, Docker's `"auth": "<base64 user:pass>"`
     if last == "key":
         if len(words) == 1 or words[-2] in _KEY_QUALIFIERS_PUBLIC:
             return None
@@ -489,7 +491,7 @@ def secret_name_kind(name: str) -> str | None:
     return None
 
 
-_NAME_ENDINGS = r"(?:key|token|secret|passw(?:or)?d|passphrase|pass|pwd|credentials?)"
+_NAME_ENDINGS = r"(?:key|token|secret|passw(?:or)?d|passphrase|pass|pwd|credentials?|auth)"
 _ASSIGNMENT_OP_TEXT = (
     r"""
     (?P<ending>"""
@@ -696,6 +698,46 @@ AUTH_HEADER = _any_case(
 )
 
 
+_NETRC_LOGIN = re.compile(r"(?:^|[ \t])login[ \t]+\S+[ \t]+$", re.ASCII)
+
+
+def _classify_netrc(match: re.Match[str], text: str) -> Hit | None:
+    """Only where `.netrc` has it: first on its line, or after `login <name>`."""
+    start = match.start()
+    head = text[max(0, start - 300) : start]
+    escaped = head.rfind("\\n")  # a line that is not JSON keeps its `\n` escapes
+    head = head[max(head.rfind("\n") + 1, escaped + 2 if escaped >= 0 else 0) :]
+    if head.strip(" \t") and _NETRC_LOGIN.search(head) is None:
+        return None
+    if not_a_secret(_span(match, text, "secret")):
+        return None
+    return Hit(*match.span("secret"), "password")
+
+
+NETRC = Rule(
+    ("password",),
+    re.compile(r"password[ \t]+(?P<secret>[^\s\\]+)", re.ASCII),
+    (_rx(rb"password(?:[ \t]|\\t)+"),),
+    classify=_classify_netrc,
+)
+"""`~/.netrc`: `machine h login u password p`, on one line or on lines of their own."""
+
+
+def _classify_cookie(match: re.Match[str], text: str) -> Hit | None:
+    if not_a_secret(_span(match, text, "secret")):
+        return None
+    return Hit(*match.span("secret"), "cookie")
+
+
+COOKIE = _any_case(
+    ("cookie",),
+    r"cookie\\?[\"']?[ \t]*:[ \t]*(?P<secret>[^\r\n\"'\\]{8,})",
+    (_rx(rb"cookie" + _RAW_QUOTE + rb"(?:[ \t]|\\t)*:", caseless=True),),
+    _classify_cookie,
+)
+"""`Cookie:` and `Set-Cookie:` headers: session cookies are credentials."""
+
+
 def _classify_curl_user(match: re.Match[str], text: str) -> Hit | None:
     if not_a_secret(_span(match, text, "secret")):
         return None
@@ -742,6 +784,8 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     AUTH_HEADER,
     URL_PASSWORD,
     CURL_USER,
+    NETRC,
+    COOKIE,
     CLI_FLAG,
     ASSIGNMENT,
 )

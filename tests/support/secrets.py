@@ -241,6 +241,27 @@ class SecretFactory:
         add("password", f"curl -u admin:{pw6} https://ci.example.com/api", pw6, where="command")
         pw7 = self.password()
         add("password", f'{{"username": "admin", "password": "{pw7}"}}', pw7, where="output")
+        pw8 = self.password()
+        add(
+            "password",
+            f"machine api.heroku.com\n  login dev@example.com\n  password {pw8}\n",
+            pw8,
+            where="output",
+        )
+        docker = base64.b64encode(f"ci:{self.password()}".encode()).decode()
+        add(
+            "secret",
+            json.dumps({"auths": {"ghcr.io": {"auth": docker}}}, indent=2),
+            docker,
+            where="output",
+        )
+        session_cookie = c(ALNUM, 32)
+        add(
+            "cookie",
+            f"curl -H 'Cookie: sessionid={session_cookie}; theme=dark' https://app.example.com",
+            session_cookie,
+            where="command",
+        )
         sec = c(ALNUM, 40)
         add("secret", f'export CLIENT_SECRET="{sec}"', sec, where="command")
         sec2 = c(ALNUM, 32)
