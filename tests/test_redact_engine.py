@@ -379,3 +379,11 @@ def test_one_redactor_serves_many_threads() -> None:
     with ThreadPoolExecutor(4) as pool:
         for _ in range(5):
             assert list(pool.map(lambda c: R.redact_chunk(c).data, chunks)) == expected
+
+
+@pytest.mark.parametrize("key", ["apiKey\u001f", "API_KEY_", "api key", "pässword"])
+def test_only_keys_that_are_names_make_their_values_secret(key: str) -> None:
+    """Found by the fast-vs-slow property test: these have no anchor in the raw line."""
+    raw = json.dumps({key: "hunter22"}).encode() + b"\n"
+    assert R.redact_line(raw) == (raw, None)
+    assert R.redact_line(raw, prefilter=False) == (raw, None)

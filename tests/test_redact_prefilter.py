@@ -90,11 +90,29 @@ PIECES = [
     "tck-",
     "TCK-",
     "Private-Lines: 2\n",
+    "login me ",
+    "password ",
+    "\n  password ",
+    "Cookie: ",
+    "set-cookie:",
+    "_auth=",
     "AgEIcHlwaS5vcmc",
 ]
 TOKEN = st.text(alphabet=string.ascii_letters + string.digits + "+/=_-.", min_size=1, max_size=50)
 NAMES = st.sampled_from(
-    ["API_KEY", "password", "clientSecret", "x-api-key", "DB_PASS", "token", "MAX_TOKENS", "key"]
+    [
+        "API_KEY",
+        "password",
+        "clientSecret",
+        "x-api-key",
+        "DB_PASS",
+        "token",
+        "MAX_TOKENS",
+        "key",
+        "auth",
+        "_auth",
+        "Cookie",
+    ]
 )
 OPS = st.sampled_from(["=", " = ", ": ", ":", '": "', '\\": \\"', " := ", "=>", "**: "])
 ASSIGNMENTS = st.builds(lambda n, o, v: n + o + v, NAMES, OPS, TOKEN)
@@ -107,7 +125,8 @@ FRAGMENT = st.one_of(
 )
 STRINGS = st.lists(FRAGMENT, max_size=6).map("".join)
 KEYS = st.one_of(
-    st.sampled_from(["password", "apiKey", "content", "command", "input", "x"]), STRINGS
+    st.sampled_from(["password", "apiKey", "auth", "content", "command", "input", "x"]),
+    STRINGS,
 )
 VALUES = st.recursive(
     st.one_of(

@@ -409,6 +409,7 @@ def not_a_secret(value: str) -> bool:
     return _TEMPLATE_VALUE.match(value) is not None
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*[A-Za-z]", re.ASCII)
 _NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", re.ASCII)
 _PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase", "pass", "pwd"})
 _KEY_QUALIFIERS_PUBLIC = frozenset(
@@ -471,6 +472,8 @@ def secret_name_kind(name: str) -> str | None:
     secret; `MAX_TOKENS`, `PRIMARY_KEY`, `public_key`, `key`, `PWD` do not. Names are split
     on `_`, `-`, `.` and camelCase; the last word decides.
     """
+    if _NAME.fullmatch(name) is None:
+        return None  # not a name (`"api key?"`), or one not ending in its last word (`KEY_`)
     words = [w.lower() for w in _NAME_WORDS.findall(name)]
     if not words:
         return None
