@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from karmad.redact import BUILTIN_KINDS, Redactor, placeholder
+from karmad.redact.context import secret_name_kind
 from karmad.redact.custom import LITERAL_KIND, literal_prefix
-from karmad.redact.rules import secret_name_kind
 from tests.support.secrets import ALNUM, B64, HEX, FakeSecret, SecretFactory
 
 REDACTOR = Redactor()

@@ -21,9 +21,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from karmad.redact.custom import LITERAL_KIND, RuleError, UserPattern
-from karmad.redact.engine import CHUNK_SIZE, LineReport, Redaction, Redactor, Tally
+from karmad.redact.engine import CHUNK_SIZE, Redactor
 from karmad.redact.prefilter import PrefilterError
-from karmad.redact.rules import BUILTIN_KINDS, RULES_VERSION, placeholder
+from karmad.redact.report import LineReport, Redaction, Tally
+from karmad.redact.rule import placeholder
+from karmad.redact.rules import BUILTIN_KINDS, RULES_VERSION
 
 if TYPE_CHECKING:
     from karmad.config import RedactionConfig

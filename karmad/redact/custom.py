@@ -12,14 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from karmad.redact.rules import (
-    BUILTIN_KINDS,
-    KIND_RE,
-    Anchor,
-    Hit,
-    Rule,
-    placeholder,
-)
+from karmad.redact.rule import KIND_RE, Anchor, Hit, Rule, placeholder
+from karmad.redact.rules import BUILTIN_KINDS
 
 LITERAL_KIND = "literal"
 MIN_ANCHOR = 3

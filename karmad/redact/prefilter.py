@@ -19,7 +19,7 @@ from typing import cast
 
 import hyperscan
 
-from karmad.redact.rules import Anchor
+from karmad.redact.rule import Anchor
 
 _ODD_BACKSLASH = rb"(?:^|[^\\])(?:\\\\)*\\"
 ESCAPED_ASCII = _ODD_BACKSLASH + rb"(?:/|u00[2-7][0-9a-fA-F])"
