@@ -153,6 +153,25 @@ class DoctorConfig(_Section):
     """A check that takes longer is reported as failed (a hung Syncthing, a slow disk)."""
 
 
+class RedactionPattern(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    """The kind in the placeholder: `[REDACTED:<name>]`."""
+    regex: str
+    """Python regex, matched against each string value; a `secret` group, when present,
+    is the part replaced."""
+    anchors: list[str] = msgspec.field(default_factory=list)
+    """Literal strings every match contains; needed only when the regex does not start
+    with at least 3 literal characters."""
+
+
+class RedactionConfig(_Section):
+    disable: list[str] = msgspec.field(default_factory=list)
+    """Built-in kinds not to redact."""
+    literals: list[str] = msgspec.field(default_factory=list)
+    """Exact strings always redacted, as `[REDACTED:literal]`."""
+    patterns: list[RedactionPattern] = msgspec.field(default_factory=list)
+
+
 class Config(_Section):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     rpc: RpcConfig = msgspec.field(default_factory=RpcConfig)
@@ -161,6 +180,7 @@ class Config(_Section):
     index: IndexConfig = msgspec.field(default_factory=IndexConfig)
     prices: PricesConfig = msgspec.field(default_factory=PricesConfig)
     doctor: DoctorConfig = msgspec.field(default_factory=DoctorConfig)
+    redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
 
 
 class ConfigError(Exception):
@@ -218,6 +238,7 @@ def _validate(config: Config, path: Path) -> None:
     for name in ("removal_grace_s", "ack_linger_s", "sweep_interval_s"):
         if not getattr(config.teams, name) > 0:
             raise ConfigError(f"{path}: teams.{name} must be greater than 0")
+    _validate_redaction(config.redaction, path)
 
 
 def _validate_syncthing(st: SyncthingConfig, path: Path) -> None:
@@ -265,3 +286,17 @@ def _validate_prices(prices: PricesConfig, path: Path) -> None:
         pricing.load_table(prices)
     except pricing.PriceTableError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _validate_redaction(section: RedactionConfig, path: Path) -> None:
+    """Compile the user's rules now, so a bad pattern stops start-up, not packaging."""
+    from karmad.redact import custom
+
+    try:
+        custom.check_disable(section.disable)
+        custom.user_rules(
+            [custom.UserPattern(p.name, p.regex, tuple(p.anchors)) for p in section.patterns],
+            section.literals,
+        )
+    except custom.RuleError as exc:
+        raise ConfigError(f"{path}: redaction: {exc}") from None
