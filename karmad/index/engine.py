@@ -86,8 +86,10 @@ class Engine:
         on_sessions: Callable[[list[int]], None],
         should_stop: Callable[[], bool],
         take_changed: Callable[[], set[str]],
+        pool_min_bytes: int = POOL_MIN_BYTES,
     ) -> None:
         self.writer = writer
+        self.pool_min_bytes = pool_min_bytes
         self.config = config
         self.full_text = full_text and writer.fts
         self.limits = Limits(config.chunk_bytes, config.max_line_bytes)
@@ -162,7 +164,7 @@ class Engine:
         """Index what changed at these paths (from the watcher or `notify_changed`)."""
         jobs: list[_Job] = []
         missing: list[int] = []
-        for text in sorted(set(paths)):
+        for text in sorted(set(self._expand(paths))):
             path = Path(text)
             found = self.root_of(path)
             if found is None:
@@ -186,6 +188,23 @@ class Engine:
             jobs.append(_Job(ref, root_id, row, st.st_size))
         self.writer.mark_missing(missing)
         self._run(jobs, None)
+
+    def _expand(self, paths: Iterable[str]) -> Iterator[str]:
+        """Paths as given, and for a directory everything in it.
+
+        A file created right after its directory may be missed by the watcher (it can
+        only watch the directory once it has heard of it), so a new directory under a
+        root is read whole.
+        """
+        for text in paths:
+            if not os.path.isdir(text):
+                yield text
+                continue
+            if self.root_of(Path(text)) is None:
+                continue
+            for folder, _dirs, files in os.walk(text):
+                for name in files:
+                    yield os.path.join(folder, name)
 
     def text_backlog(self) -> None:
         """Build the full-text index for lines the aggregates pass has already read."""
@@ -260,9 +279,13 @@ class Engine:
     def _apply(self, updates: list[FileUpdate]) -> None:
         if not updates:
             return
-        touched = self.writer.apply(updates, self.roots)
+        touched, stale = self.writer.apply(updates, self.roots)
         if touched:
             self._on_sessions(touched)
+        if stale:
+            # Read meanwhile by another job (a change served during a scan): read again
+            # from where that left off.
+            self.process(stale)
 
     def _parse_job(self, job: _Job) -> ParseJob:
         row = job.row
@@ -298,7 +321,7 @@ class Engine:
         """Results batch by batch, parsed in processes when the backlog is large."""
         total = sum(j.new_bytes for b in batches for j in b)
         workers = parser_workers(self.config)
-        if workers <= 1 or total < POOL_MIN_BYTES or len(batches) < 2:
+        if workers <= 1 or total < self.pool_min_bytes or len(batches) < 2:
             for batch in batches:
                 yield [work.parse_file(self._parse_job(j), self.limits) for j in batch]
             return

@@ -20,7 +20,7 @@ from typing import Final
 
 import anyio
 from anyio.abc import TaskStatus
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from karmad import codec, logs, protocol
 from karmad.bus import Bus, Clock, utc_now
@@ -319,6 +319,9 @@ class Indexer:
                     files=report.files,
                     bytes=report.bytes,
                 )
+                # Idle before `index.done`, so a client that asks on seeing it is not told
+                # about a scan that has finished.
+                self._report("idle", "", counts=writer.counts())
                 self._event(
                     "index.done",
                     {
@@ -459,8 +462,12 @@ class Indexer:
                 watch_filter=None,
             ):
                 noted = False
-                for _change, path in changes:
-                    if path.endswith(".jsonl") or "/tool-results" in path:
+                for change, path in changes:
+                    if (
+                        path.endswith(".jsonl")
+                        or "/tool-results" in path
+                        or (change == Change.added and await anyio.Path(path).is_dir())
+                    ):
                         self._note(path)
                         noted = True
                 if noted:

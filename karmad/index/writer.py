@@ -293,14 +293,47 @@ class IndexWriter:
 
     # ------------------------------------------------------------------ applying reads
 
-    def apply(self, updates: list[FileUpdate], roots: dict[int, Root]) -> list[int]:
-        """Apply a batch of reads in one transaction; returns the sessions touched."""
+    def apply(
+        self, updates: list[FileUpdate], roots: dict[int, Root]
+    ) -> tuple[list[int], list[str]]:
+        """Apply a batch of reads in one transaction.
+
+        Returns the sessions touched, and the files whose read was planned from a state
+        that has changed since (another read of them was applied first): those were
+        left alone and must be read again.
+        """
         try:
             with self.store.transaction():
-                return self._apply(updates, roots)
+                current, stale = self._current(updates)
+                touched = self._apply(current, roots) if current else []
+                return touched, stale
         except BaseException:
             self._forget_ids()
             raise
+
+    def _current(self, updates: list[FileUpdate]) -> tuple[list[FileUpdate], list[str]]:
+        stored: dict[str, tuple[int, int, int]] = {}
+        for part in _chunks([up.ref.path for up in updates]):
+            for r in self.store.query(
+                "SELECT id, path, usage_offset, text_offset FROM files "
+                "WHERE path IN (SELECT value FROM json_each(?))",
+                (_json_list(part),),
+            ):
+                stored[r["path"]] = (r["id"], r["usage_offset"], r["text_offset"])
+        fresh: list[FileUpdate] = []
+        stale: list[str] = []
+        seen: set[str] = set()
+        for up in updates:
+            path = up.ref.path
+            planned = (
+                (up.row.id, up.row.usage_offset, up.row.text_offset) if up.row is not None else None
+            )
+            if path in seen or stored.get(path) != planned:
+                stale.append(path)
+                continue
+            seen.add(path)
+            fresh.append(up)
+        return fresh, stale
 
     def _sessions(
         self, updates: list[FileUpdate], roots: dict[int, Root]
