@@ -460,8 +460,8 @@ def test_a_large_backlog_is_parsed_by_processes_with_the_same_result(
             ],
         )
     results = []
-    for workers in (1, 2):
-        config = IndexConfig(parse_workers=workers, batch_bytes=64 << 10, chunk_bytes=16 << 10)
+    for workers in (0, 2):
+        config = IndexConfig(parse_processes=workers, batch_bytes=64 << 10, chunk_bytes=16 << 10)
         idx = LocalIndex(
             tmp_path / f"index{workers}.db", [Root(root)], config=config, pool_min_bytes=0
         )

@@ -69,10 +69,12 @@ class _Job:
         return max(self.size - (self.row.usage_offset if self.row is not None else 0), 0)
 
 
-def parser_workers(config: IndexConfig) -> int:
-    if config.parse_workers:
-        return config.parse_workers
-    return max(1, min(4, os.cpu_count() or 1))
+def parser_processes(config: IndexConfig) -> int:
+    """Parser processes for a large backlog: by default one per CPU but the one the
+    worker thread needs to write, at most 4; none on a single CPU."""
+    if config.parse_processes >= 0:
+        return config.parse_processes
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 class Engine:
@@ -320,8 +322,8 @@ class Engine:
     def _parsed(self, batches: list[list[_Job]]) -> Iterator[list[ParseResult]]:
         """Results batch by batch, parsed in processes when the backlog is large."""
         total = sum(j.new_bytes for b in batches for j in b)
-        workers = parser_workers(self.config)
-        if workers <= 1 or total < self.pool_min_bytes or len(batches) < 2:
+        workers = parser_processes(self.config)
+        if workers < 1 or total < self.pool_min_bytes or len(batches) < 2:
             for batch in batches:
                 yield [work.parse_file(self._parse_job(j), self.limits) for j in batch]
             return

@@ -96,6 +96,7 @@ class Indexer:
         self._watch_restart = anyio.Event()
         self._snapshot = _Snapshot()
         self._last_progress = 0.0
+        self._counted_at = 0.0
         self.watching = False
         self._engine: Engine | None = None
         health.add_summary("index", self.summary)
@@ -412,10 +413,16 @@ class Indexer:
                 "count": len(rows),
                 "sessions": [{"id": r["session_id"], "origin": r["origin_key"]} for r in rows],
             }
-        counts = engine.writer.counts()
+        # Totals for `index.status` cost a pass over the files table: at most once a second
+        # while changes stream in (the idle report after each job refreshes them anyway).
+        counts = None
+        if time.monotonic() - self._counted_at >= 1.0:
+            counts = engine.writer.counts()
+            self._counted_at = time.monotonic()
 
         def apply() -> None:
-            self._snapshot.counts = counts
+            if counts is not None:
+                self._snapshot.counts = counts
             self._bus.publish("index.sessions", data, remember=False)
 
         anyio.from_thread.run_sync(apply)

@@ -24,6 +24,8 @@ from karmad.index.work import ParseResult
 from karmad.store import Row, Store
 
 BUCKET_MS: Final = 15 * 60 * 1000
+WRITE_CACHE_KIB: Final = 32 * 1024
+_EMPTY_FACTS: Final = Facts()
 _FACTS = codec.Decoder(Facts)
 _TOKENS: Final = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
@@ -213,6 +215,10 @@ class IndexWriter:
         self._session_ids = _Ids(store, "sessions")
         self._file_ids = _Ids(store, "files")
         self._entry_ids = _Ids(store, "entries")
+        # Request keys are random, so their index is written all over: a page cache that
+        # holds it avoids re-reading pages for every batch (SQLite's default is 2 MiB).
+        store.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
+        store.execute("PRAGMA temp_store = MEMORY")
         store.execute("CREATE TEMP TABLE IF NOT EXISTS pending_keys (key INTEGER PRIMARY KEY)")
         self.fts = store.scalar("SELECT value FROM meta WHERE key = 'fts'") == "1"
 
@@ -458,7 +464,10 @@ class IndexWriter:
                 old_size = row.size if row is not None and row.session_pk is not None else 0
                 session.bytes += result.size - old_size
                 session.bad_lines += usage.bad_lines
-                session.facts.merge(usage.facts)
+                if session.fresh and session.facts == _EMPTY_FACTS:
+                    session.facts = usage.facts  # nothing to merge into
+                else:
+                    session.facts.merge(usage.facts)
                 rows = session.rows
                 for key, urow in usage.usage.items():
                     held = rows.get(key)

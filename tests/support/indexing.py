@@ -33,7 +33,7 @@ class LocalIndex:
         self.progress: list[Progress] = []
         self.engine = Engine(
             self.writer,
-            config or IndexConfig(parse_workers=1),
+            config or IndexConfig(parse_processes=0),
             full_text=full_text,
             on_progress=self.progress.append,
             on_sessions=lambda pks: None,
