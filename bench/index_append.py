@@ -116,10 +116,9 @@ def main() -> None:
                 if status["state"] == "idle" and status["indexed_bytes"] == status["bytes"]:
                     break
                 time.sleep(0.05)
-            say(
-                f"initial index: {big.stat().st_size / 1e6:.1f} MB + {small.stat().st_size / 1e3:.1f} kB "
-                f"in {time.perf_counter() - start:.2f} s (includes the full-text pass)"
-            )
+            sizes = f"{big.stat().st_size / 1e6:.1f} MB + {small.stat().st_size / 1e3:.1f} kB"
+            took = time.perf_counter() - start
+            say(f"initial index: {sizes} in {took:.2f} s (includes the full-text pass)")
             conn = Connection(daemon.socket)
             times: dict[str, list[float]] = {"100 MB session": [], "small session": []}
             for n in range(args.trials):
@@ -132,9 +131,8 @@ def main() -> None:
                 if n == 0:
                     for values in times.values():
                         values.clear()  # the first trial warms caches up
-            say(
-                f"watch step: {IndexConfig().watch_step_ms} ms (index.watch_step_ms); backend {args.backend}"
-            )
+            step = IndexConfig().watch_step_ms
+            say(f"watch step: {step} ms (index.watch_step_ms); backend {args.backend}")
             say(f"{'append -> visible in session.get':34} {'median':>9} {'min':>9} {'max':>9}")
             medians = {}
             for name, values in times.items():

@@ -113,7 +113,8 @@ def main() -> None:
                 idle = statistics.median(samples)
                 say(f"\nwatch step {step} ms ({args.backend}): indexed in {took:.1f} s")
                 say(
-                    f"  RSS {memory['VmRSS'] / 2**20:.1f} MiB (peak {memory['VmHWM'] / 2**20:.1f} MiB); "
+                    f"  RSS {memory['VmRSS'] / 2**20:.1f} MiB "
+                    f"(peak {memory['VmHWM'] / 2**20:.1f} MiB); "
                     f"goal <= 150 MB: {'met' if memory['VmRSS'] <= 150e6 else 'NOT met'}"
                 )
                 say(

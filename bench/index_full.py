@@ -155,7 +155,8 @@ def main() -> None:
         ccusage = have_ccusage()
         if not ccusage:
             say(
-                "ccusage not installed (./dev test installs it when npm exists): its column is skipped"
+                "ccusage not installed (./dev test installs it when npm exists): "
+                "its column is skipped"
             )
         results: dict[str, list[float]] = {
             "karmad index (in-process)": [],
