@@ -6,11 +6,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import statistics
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,14 +74,5 @@ def run_ccusage(claude_dir: Path, home: Path) -> float:
     return time.perf_counter() - start
 
 
-def median_of(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
-    values = [fn() for _ in range(runs)]
-    return statistics.median(values), values
-
-
 def say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def python() -> str:
-    return sys.executable

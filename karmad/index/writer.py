@@ -24,6 +24,20 @@ from karmad.index.work import ParseResult
 from karmad.store import Row, Store
 
 BUCKET_MS: Final = 15 * 60 * 1000
+_ADD_SUMS: Final = ", ".join(
+    f"{c} = {c} + excluded.{c}"
+    for c in (
+        "requests",
+        "input",
+        "output",
+        "cache_write_5m",
+        "cache_write_1h",
+        "cache_read",
+        "cost",
+        "unpriced",
+    )
+)
+"""Upsert of usage sums (per-model and per-slot rows): add the new figures."""
 WRITE_CACHE_KIB: Final = 32 * 1024
 _EMPTY_FACTS: Final = Facts()
 _FACTS = codec.Decoder(Facts)
@@ -138,16 +152,6 @@ class _SessionWork:
         model.add(row, cost, priced, sign, requests)
         if sign < 0:
             self.negative = True
-
-
-@dataclass(slots=True)
-class _Candidate:
-    session: _SessionWork
-    row: UsageRow
-    file_id: int
-    cost: float
-    priced: int
-    canonical: int = 0
 
 
 _SESSION_COLUMNS: Final = (
@@ -808,15 +812,7 @@ class IndexWriter:
             FROM usage
             WHERE session_pk IN (SELECT value FROM json_each(?)) AND canonical = 1
             GROUP BY session_pk, ts / {BUCKET_MS}, model
-            ON CONFLICT (session_pk, bucket, model) DO UPDATE SET
-                requests = requests + excluded.requests,
-                input = input + excluded.input,
-                output = output + excluded.output,
-                cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                cache_read = cache_read + excluded.cache_read,
-                cost = cost + excluded.cost,
-                unpriced = unpriced + excluded.unpriced
+            ON CONFLICT (session_pk, bucket, model) DO UPDATE SET {_ADD_SUMS}
             """,  # noqa: S608 - constants only
             (pks,),
         )
@@ -845,20 +841,12 @@ class IndexWriter:
                 emptied.append((s.pk,))
         if rows:
             self.store.executemany(
-                """
+                f"""
                 INSERT INTO session_models (session_pk, model, requests, input, output,
                     cache_write_5m, cache_write_1h, cache_read, cost, unpriced)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (session_pk, model) DO UPDATE SET
-                    requests = requests + excluded.requests,
-                    input = input + excluded.input,
-                    output = output + excluded.output,
-                    cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                    cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                    cache_read = cache_read + excluded.cache_read,
-                    cost = cost + excluded.cost,
-                    unpriced = unpriced + excluded.unpriced
-                """,
+                ON CONFLICT (session_pk, model) DO UPDATE SET {_ADD_SUMS}
+                """,  # noqa: S608 - constants only
                 rows,
             )
         if emptied:
@@ -868,20 +856,12 @@ class IndexWriter:
 
     def _add_buckets(self, rows: list[tuple[Any, ...]]) -> None:
         self.store.executemany(
-            """
+            f"""
             INSERT INTO usage_buckets (session_pk, bucket, model, requests, input, output,
                 cache_write_5m, cache_write_1h, cache_read, cost, unpriced)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (session_pk, bucket, model) DO UPDATE SET
-                requests = requests + excluded.requests,
-                input = input + excluded.input,
-                output = output + excluded.output,
-                cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                cache_read = cache_read + excluded.cache_read,
-                cost = cost + excluded.cost,
-                unpriced = unpriced + excluded.unpriced
-            """,
+            ON CONFLICT (session_pk, bucket, model) DO UPDATE SET {_ADD_SUMS}
+            """,  # noqa: S608 - constants only
             rows,
         )
 
@@ -926,15 +906,7 @@ class IndexWriter:
                 FROM usage
                 WHERE key IN (SELECT key FROM pending_keys) AND canonical = {code}
                 GROUP BY session_pk, ts / {BUCKET_MS}, model
-                ON CONFLICT (session_pk, bucket, model) DO UPDATE SET
-                    requests = requests + excluded.requests,
-                    input = input + excluded.input,
-                    output = output + excluded.output,
-                    cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                    cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                    cache_read = cache_read + excluded.cache_read,
-                    cost = cost + excluded.cost,
-                    unpriced = unpriced + excluded.unpriced
+                ON CONFLICT (session_pk, bucket, model) DO UPDATE SET {_ADD_SUMS}
                 """  # noqa: S608 - constants only
             )
         shared = store.query(
