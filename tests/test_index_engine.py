@@ -332,6 +332,19 @@ def test_deleted_transcripts_stay_in_the_index(index: LocalIndex, root: Path) ->
     assert index.session(SID)["requests"] == 1
 
 
+def test_tool_results_are_counted_on_the_first_scan(index: LocalIndex, root: Path) -> None:
+    write(session_file(root), [user("hi", session=SID)])
+    folder = root / "-tmp-project" / SID / "tool-results"
+    folder.mkdir(parents=True)
+    for n in range(3):
+        (folder / f"toolu_{n}.txt").write_text("y" * 10)
+    index.scan()
+    assert (index.session(SID)["tool_result_files"], index.session(SID)["tool_result_bytes"]) == (
+        3,
+        30,
+    )
+
+
 def test_process_handles_exactly_the_paths_given(index: LocalIndex, root: Path) -> None:
     a, b = session_file(root, SID), session_file(root, OTHER)
     write(a, [assistant("m1", "r1", session=SID, output=1, stop="end_turn")])

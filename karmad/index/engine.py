@@ -147,12 +147,13 @@ class Engine:
                 jobs.append(_Job(ref, root_id, row, st.st_size))
             gone = [row.id for path, row in known.items() if path not in seen and not row.missing]
             self.writer.mark_missing(gone)
-            self._tool_results(root_id, root)
         progress = Progress(
             "scan", files_total=len(jobs), bytes_total=sum(j.new_bytes for j in jobs)
         )
         self._on_progress(progress)
         self._run(jobs, progress)
+        for root_id, root in self.roots.items():  # once the sessions exist
+            self._tool_results(root_id, root)
         if self.full_text:
             self.text_backlog()
         return ScanReport(
@@ -175,7 +176,7 @@ class Engine:
             located = discovery.tool_results_session(root.path, path)
             if located is not None:
                 files, size = discovery.tool_results(root.path, *located)
-                self.writer.set_tool_results(root_id, *located, files, size)
+                self.writer.set_tool_results(root_id, [(*located, files, size)])
                 continue
             ref = discovery.classify(root.path, path)
             if ref is None:
@@ -263,6 +264,7 @@ class Engine:
             raise Stopped
 
     def _tool_results(self, root_id: int, root: Root) -> None:
+        found: list[tuple[str, str, int, int]] = []
         for project in discovery.list_dir(str(root.path)):
             if not project.is_dir(follow_symlinks=False):
                 continue
@@ -271,7 +273,8 @@ class Engine:
                     os.path.join(entry.path, discovery.TOOL_RESULTS)
                 ):
                     files, size = discovery.tool_results(root.path, project.name, entry.name)
-                    self.writer.set_tool_results(root_id, project.name, entry.name, files, size)
+                    found.append((project.name, entry.name, files, size))
+        self.writer.set_tool_results(root_id, found)
 
     def _serve_changed(self) -> None:
         changed = self._take_changed()

@@ -291,14 +291,15 @@ class IndexWriter:
                 """
             )
 
-    def set_tool_results(
-        self, root_id: int, project_dir: str, session_id: str, files: int, size: int
-    ) -> None:
+    def set_tool_results(self, root_id: int, found: list[tuple[str, str, int, int]]) -> None:
+        """(project dir, session, files, bytes) of sessions' tool-results folders."""
+        if not found:
+            return
         with self.store.transaction():
-            self.store.execute(
+            self.store.executemany(
                 "UPDATE sessions SET tool_result_files = ?, tool_result_bytes = ? "
                 "WHERE root_id = ? AND project_dir = ? AND session_id = ?",
-                (files, size, root_id, project_dir, session_id),
+                [(files, size, root_id, folder, session) for folder, session, files, size in found],
             )
 
     # ------------------------------------------------------------------ applying reads
