@@ -24,7 +24,9 @@ from tests.support.transcripts import (
     write,
 )
 
-pytestmark = pytest.mark.skipif(not (CORPUS / "projects").is_dir(), reason=f"no corpus at {CORPUS}")
+pytestmark = pytest.mark.skipif(
+    not (CORPUS / "projects").is_dir(), reason=f"no corpus at {CORPUS} (KARMAD_TEST_CORPUS)"
+)
 needs_ccusage = pytest.mark.skipif(ccusage_path() is None, reason=SKIP_CCUSAGE)
 
 TOKENS = ("input", "output", "cache_write", "cache_read")

@@ -15,7 +15,9 @@ import pytest
 from tests.support.daemon import KarmadProcess, RpcFailure, karmactl_command
 from tests.support.transcripts import CORPUS, assistant, copy_corpus, line, user, write
 
-pytestmark = pytest.mark.skipif(not (CORPUS / "projects").is_dir(), reason=f"no corpus at {CORPUS}")
+needs_corpus = pytest.mark.skipif(
+    not (CORPUS / "projects").is_dir(), reason=f"no corpus at {CORPUS} (KARMAD_TEST_CORPUS)"
+)
 
 SID = "44444444-4444-4444-4444-444444444444"
 
@@ -63,6 +65,7 @@ def karmactl(daemon: KarmadProcess, *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+@needs_corpus
 def test_sessions_through_rpc(
     karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
 ) -> None:
@@ -209,6 +212,7 @@ def test_changes_are_followed(
     assert idle(daemon)["lag_s"] == 0
 
 
+@needs_corpus
 def test_progress_is_reported_during_a_long_index(
     karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
 ) -> None:
@@ -240,6 +244,7 @@ def test_progress_is_reported_during_a_long_index(
     assert status["last_scan"]["files"] == 19 * 12
 
 
+@needs_corpus
 def test_progress_events_reach_subscribers(
     karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
 ) -> None:
@@ -274,6 +279,7 @@ def test_progress_events_reach_subscribers(
         assert "index.progress" in topics and percents[-1] == 100.0
 
 
+@needs_corpus
 def test_karmactl_views(karmad_factory: Callable[..., KarmadProcess], anyio_backend: str) -> None:
     daemon = with_corpus(karmad_factory, anyio_backend)
     out = karmactl(daemon, "sessions", "ls")
