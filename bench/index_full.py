@@ -81,7 +81,9 @@ def bare_decode(files: list[str], typed: bool) -> float:
     return time.perf_counter() - start
 
 
-def karmad_index(projects: Path, db: Path, *, text: bool) -> tuple[float, float, int]:
+def karmad_index(
+    projects: Path, db: Path, *, text: bool, processes: int = -1
+) -> tuple[float, float, int]:
     """(seconds for the aggregates pass, seconds for the text pass, sessions)."""
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
@@ -90,7 +92,7 @@ def karmad_index(projects: Path, db: Path, *, text: bool) -> tuple[float, float,
         writer = IndexWriter(store, load_table(), lambda: int(time.time() * 1000))
         engine = Engine(
             writer,
-            IndexConfig(),
+            IndexConfig(parse_processes=processes),
             full_text=False,
             on_progress=lambda p: None,
             on_sessions=lambda s: None,
@@ -112,13 +114,22 @@ def karmad_index(projects: Path, db: Path, *, text: bool) -> tuple[float, float,
         store.close()
 
 
-def karmad_process(projects: Path, db: Path) -> float:
+def karmad_process(projects: Path, db: Path, processes: int) -> float:
     """Wall time of a fresh interpreter that builds the index and exits."""
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "bench.index_full", "--only-index", str(projects), str(db)],
+        [
+            sys.executable,
+            "-m",
+            "bench.index_full",
+            "--parse-processes",
+            str(processes),
+            "--only-index",
+            str(projects),
+            str(db),
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -130,10 +141,21 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=205)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
+    parser.add_argument(
+        "--parse-processes",
+        type=int,
+        default=-1,
+        help="karmad's index.parse_processes (-1: automatic, 0: in the worker thread)",
+    )
     parser.add_argument("--only-index", nargs=2, metavar=("PROJECTS", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only_index:
-        karmad_index(Path(args.only_index[0]), Path(args.only_index[1]), text=False)
+        karmad_index(
+            Path(args.only_index[0]),
+            Path(args.only_index[1]),
+            text=False,
+            processes=args.parse_processes,
+        )
         return
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="karmad-bench-"))
@@ -147,9 +169,10 @@ def main() -> None:
             size = sum(os.path.getsize(p) for p in files_of(projects))
         mb = size / 1e6
         paths = files_of(projects)
+        processes = parser_processes(IndexConfig(parse_processes=args.parse_processes))
         say(
             f"history: {files} files, {mb:.1f} MB; {os.cpu_count()} CPUs; "
-            f"karmad parser processes: {parser_processes(IndexConfig())}"
+            f"karmad parser processes: {processes}"
         )
         db = base / "index.db"
         ccusage = have_ccusage()
@@ -176,7 +199,9 @@ def main() -> None:
             results["karmad index (in-process)"].append(aggregates)
             if text_seconds:
                 text_runs.append(text_seconds)
-            results["karmad index (new process)"].append(karmad_process(projects, db))
+            results["karmad index (new process)"].append(
+                karmad_process(projects, db, args.parse_processes)
+            )
             if ccusage:
                 results["ccusage session --json --offline"].append(
                     run_ccusage(projects.parent, base / "home")
