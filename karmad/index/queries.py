@@ -23,7 +23,7 @@ from karmad.errors import KarmadError, invalid_argument, not_found
 from karmad.index.facts import Facts
 from karmad.index.parse import decode_repaired
 from karmad.index.pricing import SYNTHETIC_MODEL
-from karmad.index.writer import BUCKET_MS
+from karmad.index.writer import BUCKET_MS, SUM_COLUMNS
 from karmad.protocol import ErrorCode
 from karmad.store import Row, Store
 
@@ -582,16 +582,7 @@ class IndexQueries:
         return {r["path"]: (int(r["sessions"]), int(r["files"])) for r in rows}
 
 
-_SUMS: Final = (
-    "requests",
-    "input",
-    "output",
-    "cache_write_5m",
-    "cache_write_1h",
-    "cache_read",
-    "cost",
-    "unpriced",
-)
+_SUMS: Final = SUM_COLUMNS
 
 
 def _time_key(bucket: int, group: str, zone: ZoneInfo | None) -> str:

@@ -38,6 +38,8 @@ log = logs.get("karmad.index")
 PROGRESS_EVERY_S: Final = 0.25
 """Least time between two `index.progress` events."""
 SESSION_EVENT_LIMIT: Final = 200
+WATCH_SETTLE_S: Final = 0.25
+"""Time for a (re)started watcher to be in place before the catch-up scan."""
 """Sessions named in one `index.sessions` event; more are reported as a count."""
 
 
@@ -311,35 +313,39 @@ class Indexer:
                 self._event("index.rebuild", {"job": work.job, "text_only": work.text_only})
             if work.scan or work.rebuild or work.add:
                 started = self._clock()
-                self._event("index.started", {"job": work.job, "roots": len(engine.roots)})
+                announced = work.startup or work.rebuild or bool(work.add)
+                if announced:
+                    self._event("index.started", {"job": work.job, "roots": len(engine.roots)})
                 self._report("scanning", "")
                 report = engine.scan()
-                self._snapshot.last_scan = protocol.IndexScan(
-                    started_at=started,
-                    seconds=round(report.seconds, 3),
-                    files=report.files,
-                    bytes=report.bytes,
-                )
                 # Idle before `index.done`, so a client that asks on seeing it is not told
                 # about a scan that has finished.
                 self._report("idle", "", counts=writer.counts())
-                self._event(
-                    "index.done",
-                    {
-                        "job": work.job,
-                        "seconds": round(report.seconds, 3),
-                        "files": report.files,
-                        "bytes": report.bytes,
-                        "sessions": report.sessions,
-                    },
-                )
-                log.info(
-                    "scan_done",
-                    seconds=round(report.seconds, 3),
-                    files=report.files,
-                    bytes=report.bytes,
-                    sessions=report.sessions,
-                )
+                # A catch-up scan that found nothing new is not worth a record or events.
+                if announced or report.files:
+                    self._snapshot.last_scan = protocol.IndexScan(
+                        started_at=started,
+                        seconds=round(report.seconds, 3),
+                        files=report.files,
+                        bytes=report.bytes,
+                    )
+                    self._event(
+                        "index.done",
+                        {
+                            "job": work.job,
+                            "seconds": round(report.seconds, 3),
+                            "files": report.files,
+                            "bytes": report.bytes,
+                            "sessions": report.sessions,
+                        },
+                    )
+                    log.info(
+                        "scan_done",
+                        seconds=round(report.seconds, 3),
+                        files=report.files,
+                        bytes=report.bytes,
+                        sessions=report.sessions,
+                    )
             while True:
                 changed = self._take_changed()
                 if not changed:
@@ -381,6 +387,8 @@ class Indexer:
 
     def _progress(self, progress: Progress) -> None:
         """On the event loop: a batch is done."""
+        if not progress.files_total and not progress.bytes_total:
+            return  # nothing to do: nothing to report
         snap = self._snapshot
         snap.progress = progress
         state = "scanning" if progress.phase == "scan" else "indexing text"
@@ -451,10 +459,19 @@ class Indexer:
                     tg.start_soon(self._await_directory, path)
                 if present:
                     tg.start_soon(self._follow, present)
+                    tg.start_soon(self._rescan_once_watching)
                 else:
                     self.watching = False
                 await self._watch_restart.wait()
                 tg.cancel_scope.cancel()
+
+    async def _rescan_once_watching(self) -> None:
+        """Look again once the watcher runs: what changed between the last scan and the
+        moment it started watching (a root that just appeared, start-up) has no event."""
+        await anyio.sleep(WATCH_SETTLE_S)
+        with self._lock:
+            self._work.scan = True
+        self._kick()
 
     async def _follow(self, paths: list[Path]) -> None:
         stop = anyio.Event()

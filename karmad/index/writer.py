@@ -24,20 +24,19 @@ from karmad.index.work import ParseResult
 from karmad.store import Row, Store
 
 BUCKET_MS: Final = 15 * 60 * 1000
-_ADD_SUMS: Final = ", ".join(
-    f"{c} = {c} + excluded.{c}"
-    for c in (
-        "requests",
-        "input",
-        "output",
-        "cache_write_5m",
-        "cache_write_1h",
-        "cache_read",
-        "cost",
-        "unpriced",
-    )
+SUM_COLUMNS: Final = (
+    "requests",
+    "input",
+    "output",
+    "cache_write_5m",
+    "cache_write_1h",
+    "cache_read",
+    "cost",
+    "unpriced",
 )
-"""Upsert of usage sums (per-model and per-slot rows): add the new figures."""
+"""The figures summed per model (`session_models`) and per slot (`usage_buckets`)."""
+_ADD_SUMS: Final = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS)
+"""Upsert of usage sums: add the new figures to what is stored."""
 WRITE_CACHE_KIB: Final = 32 * 1024
 _EMPTY_FACTS: Final = Facts()
 _FACTS = codec.Decoder(Facts)
@@ -681,28 +680,7 @@ class IndexWriter:
                 old = stored.get(key) if stored else None
                 if old is None:
                     index = len(inserts)
-                    inserts.append(
-                        [
-                            pk,
-                            key,
-                            file_id,
-                            row.model,
-                            row.ts,
-                            row.input,
-                            row.output,
-                            row.cache_write_5m,
-                            row.cache_write_1h,
-                            row.cache_read,
-                            int(row.complete),
-                            row.speed,
-                            row.web_search,
-                            row.web_fetch,
-                            cost,
-                            int(priced),
-                            1,
-                            row,
-                        ]
-                    )
+                    inserts.append([pk, key, *_stored(row, file_id, cost, priced), 1, row])
                     held = first.setdefault(key, index)
                     if held != index:
                         clashes.setdefault(key, [held]).append(index)
@@ -712,26 +690,7 @@ class IndexWriter:
                 previous = _row_of(key, old)
                 if not better(row, previous):
                     continue
-                updates.append(
-                    (
-                        file_id,
-                        row.model,
-                        row.ts,
-                        row.input,
-                        row.output,
-                        row.cache_write_5m,
-                        row.cache_write_1h,
-                        row.cache_read,
-                        int(row.complete),
-                        row.speed,
-                        row.web_search,
-                        row.web_fetch,
-                        cost,
-                        int(priced),
-                        pk,
-                        key,
-                    )
-                )
+                updates.append((*_stored(row, file_id, cost, priced), pk, key))
                 session.count(row, cost, priced, 1, 0)
                 session.count(previous, old["cost"], old["priced"], -1, 0)
                 if old["canonical"] == 1:
@@ -1246,6 +1205,26 @@ def _session_values(s: _SessionWork, version: str, now: int) -> tuple[Any, ...]:
 
 def _session_delta(s: _SessionWork, version: str, now: int) -> tuple[Any, ...]:
     return (*_session_common(s), version, now, s.pk)
+
+
+def _stored(row: UsageRow, file_id: int, cost: float, priced: int) -> tuple[Any, ...]:
+    """A usage row's stored values, `file_id` through `priced`, in the table's order."""
+    return (
+        file_id,
+        row.model,
+        row.ts,
+        row.input,
+        row.output,
+        row.cache_write_5m,
+        row.cache_write_1h,
+        row.cache_read,
+        int(row.complete),
+        row.speed,
+        row.web_search,
+        row.web_fetch,
+        cost,
+        int(priced),
+    )
 
 
 def _bucket(
