@@ -513,19 +513,27 @@ class Indexer:
         each change there, moving down as the missing directories appear.
         """
         while not await anyio.Path(path).is_dir():
-            ancestor = path.parent
-            while not await anyio.Path(ancestor).is_dir() and ancestor != ancestor.parent:
-                ancestor = ancestor.parent
+            ancestor = await _closest_existing(path)
             stop = anyio.Event()
+
+            async def look_again(ancestor: Path = ancestor, stop: anyio.Event = stop) -> None:
+                # What appeared before the watcher was in place has no event.
+                await anyio.sleep(WATCH_SETTLE_S)
+                if await _closest_existing(path) != ancestor:
+                    stop.set()
+
             try:
-                async for _ in awatch(
-                    ancestor,
-                    stop_event=stop,
-                    recursive=False,
-                    step=max(self.config.watch_step_ms, 200),
-                    debounce=self.config.watch_debounce_ms,
-                ):
-                    break
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(look_again)
+                    async for _ in awatch(
+                        ancestor,
+                        stop_event=stop,
+                        recursive=False,
+                        step=max(self.config.watch_step_ms, 200),
+                        debounce=self.config.watch_debounce_ms,
+                    ):
+                        break
+                    tg.cancel_scope.cancel()
             except Exception as exc:  # the ancestor went away meanwhile
                 log.warning("watch_failed", path=str(ancestor), error=str(exc))
                 await anyio.sleep(5.0)
@@ -536,6 +544,14 @@ class Indexer:
             self._work.scan = True
         self._kick()
         self._watch_restart.set()
+
+
+async def _closest_existing(path: Path) -> Path:
+    """`path` if it is a directory, else its closest ancestor that is one."""
+    current = path
+    while not await anyio.Path(current).is_dir() and current != current.parent:
+        current = current.parent
+    return current
 
 
 def _progress(progress: Progress) -> protocol.IndexProgress:
