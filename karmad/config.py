@@ -114,9 +114,9 @@ class IndexConfig(_Section):
     """Read size; bounds the memory one file costs however large it is."""
     max_line_bytes: int = 256 << 20
     """Longer lines are recorded as malformed and skipped without being held in memory."""
-    parse_workers: int = 0
-    """Processes that parse a large backlog in parallel; 0 picks one per CPU (at most 4),
-    1 parses in the daemon's own worker thread."""
+    parse_processes: int = -1
+    """Processes that parse a large backlog while the worker thread writes what they
+    parsed; -1 picks one per CPU but one (at most 4), 0 parses in the worker thread."""
 
 
 class PriceRates(_Section):
@@ -231,8 +231,8 @@ def _validate(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: index.max_line_bytes must be at least index.chunk_bytes")
     if index.batch_bytes < index.chunk_bytes:
         raise ConfigError(f"{path}: index.batch_bytes must be at least index.chunk_bytes")
-    if index.parse_workers < 0:
-        raise ConfigError(f"{path}: index.parse_workers must not be negative")
+    if index.parse_processes < -1:
+        raise ConfigError(f"{path}: index.parse_processes must be -1 (automatic) or more")
     _validate_prices(config.prices, path)
     _validate_syncthing(config.syncthing, path)
     for name in ("removal_grace_s", "ack_linger_s", "sweep_interval_s"):

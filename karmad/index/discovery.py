@@ -105,7 +105,10 @@ def list_dir(path: str) -> list[os.DirEntry[str]]:
 
 
 def walk(root: Path) -> Iterator[tuple[FileRef, os.stat_result]]:
-    """Every transcript under `root` with its stat, without following symlinks."""
+    """Every transcript under `root` with its stat, without following symlinks.
+
+    Builds the same references as `classify`, from the layout it walks.
+    """
     for project in list_dir(str(root)):
         if project.name.startswith(".") or not project.is_dir(follow_symlinks=False):
             continue
@@ -113,16 +116,29 @@ def walk(root: Path) -> Iterator[tuple[FileRef, os.stat_result]]:
             name = entry.name
             if name.startswith("."):
                 continue
-            if name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
-                ref = classify(root, Path(entry.path))
-                if ref is not None:
+            if name.endswith(SUFFIX) and len(name) > len(SUFFIX):
+                if entry.is_file(follow_symlinks=False):
+                    stem = name[: -len(SUFFIX)]
+                    if stem.startswith(AGENT_PREFIX):
+                        ref = FileRef(
+                            entry.path, project.name, "", "agent", stem[len(AGENT_PREFIX) :]
+                        )
+                    else:
+                        ref = FileRef(entry.path, project.name, stem, "main")
                     yield ref, entry.stat(follow_symlinks=False)
             elif entry.is_dir(follow_symlinks=False):
                 for agent in list_dir(os.path.join(entry.path, SUBAGENTS)):
-                    if agent.name.endswith(SUFFIX) and agent.is_file(follow_symlinks=False):
-                        ref = classify(root, Path(agent.path))
-                        if ref is not None:
-                            yield ref, agent.stat(follow_symlinks=False)
+                    stem = agent.name[: -len(SUFFIX)]
+                    if (
+                        agent.name.endswith(SUFFIX)
+                        and stem.startswith(AGENT_PREFIX)
+                        and not stem.startswith(".")
+                        and agent.is_file(follow_symlinks=False)
+                    ):
+                        ref = FileRef(
+                            agent.path, project.name, name, "subagent", stem[len(AGENT_PREFIX) :]
+                        )
+                        yield ref, agent.stat(follow_symlinks=False)
 
 
 def tool_results(root: Path, project_dir: str, session_id: str) -> tuple[int, int]:

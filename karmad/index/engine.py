@@ -69,10 +69,12 @@ class _Job:
         return max(self.size - (self.row.usage_offset if self.row is not None else 0), 0)
 
 
-def parser_workers(config: IndexConfig) -> int:
-    if config.parse_workers:
-        return config.parse_workers
-    return max(1, min(4, os.cpu_count() or 1))
+def parser_processes(config: IndexConfig) -> int:
+    """Parser processes for a large backlog: by default one per CPU but the one the
+    worker thread needs to write, at most 4; none on a single CPU."""
+    if config.parse_processes >= 0:
+        return config.parse_processes
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 class Engine:
@@ -86,8 +88,10 @@ class Engine:
         on_sessions: Callable[[list[int]], None],
         should_stop: Callable[[], bool],
         take_changed: Callable[[], set[str]],
+        pool_min_bytes: int = POOL_MIN_BYTES,
     ) -> None:
         self.writer = writer
+        self.pool_min_bytes = pool_min_bytes
         self.config = config
         self.full_text = full_text and writer.fts
         self.limits = Limits(config.chunk_bytes, config.max_line_bytes)
@@ -143,12 +147,13 @@ class Engine:
                 jobs.append(_Job(ref, root_id, row, st.st_size))
             gone = [row.id for path, row in known.items() if path not in seen and not row.missing]
             self.writer.mark_missing(gone)
-            self._tool_results(root_id, root)
         progress = Progress(
             "scan", files_total=len(jobs), bytes_total=sum(j.new_bytes for j in jobs)
         )
         self._on_progress(progress)
         self._run(jobs, progress)
+        for root_id, root in self.roots.items():  # once the sessions exist
+            self._tool_results(root_id, root)
         if self.full_text:
             self.text_backlog()
         return ScanReport(
@@ -162,7 +167,7 @@ class Engine:
         """Index what changed at these paths (from the watcher or `notify_changed`)."""
         jobs: list[_Job] = []
         missing: list[int] = []
-        for text in sorted(set(paths)):
+        for text in sorted(set(self._expand(paths))):
             path = Path(text)
             found = self.root_of(path)
             if found is None:
@@ -171,7 +176,7 @@ class Engine:
             located = discovery.tool_results_session(root.path, path)
             if located is not None:
                 files, size = discovery.tool_results(root.path, *located)
-                self.writer.set_tool_results(root_id, *located, files, size)
+                self.writer.set_tool_results(root_id, [(*located, files, size)])
                 continue
             ref = discovery.classify(root.path, path)
             if ref is None:
@@ -186,6 +191,23 @@ class Engine:
             jobs.append(_Job(ref, root_id, row, st.st_size))
         self.writer.mark_missing(missing)
         self._run(jobs, None)
+
+    def _expand(self, paths: Iterable[str]) -> Iterator[str]:
+        """Paths as given, and for a directory everything in it.
+
+        A file created right after its directory may be missed by the watcher (it can
+        only watch the directory once it has heard of it), so a new directory under a
+        root is read whole.
+        """
+        for text in paths:
+            if not os.path.isdir(text):
+                yield text
+                continue
+            if self.root_of(Path(text)) is None:
+                continue
+            for folder, _dirs, files in os.walk(text):
+                for name in files:
+                    yield os.path.join(folder, name)
 
     def text_backlog(self) -> None:
         """Build the full-text index for lines the aggregates pass has already read."""
@@ -242,6 +264,7 @@ class Engine:
             raise Stopped
 
     def _tool_results(self, root_id: int, root: Root) -> None:
+        found: list[tuple[str, str, int, int]] = []
         for project in discovery.list_dir(str(root.path)):
             if not project.is_dir(follow_symlinks=False):
                 continue
@@ -250,7 +273,8 @@ class Engine:
                     os.path.join(entry.path, discovery.TOOL_RESULTS)
                 ):
                     files, size = discovery.tool_results(root.path, project.name, entry.name)
-                    self.writer.set_tool_results(root_id, project.name, entry.name, files, size)
+                    found.append((project.name, entry.name, files, size))
+        self.writer.set_tool_results(root_id, found)
 
     def _serve_changed(self) -> None:
         changed = self._take_changed()
@@ -260,9 +284,13 @@ class Engine:
     def _apply(self, updates: list[FileUpdate]) -> None:
         if not updates:
             return
-        touched = self.writer.apply(updates, self.roots)
+        touched, stale = self.writer.apply(updates, self.roots)
         if touched:
             self._on_sessions(touched)
+        if stale:
+            # Read meanwhile by another job (a change served during a scan): read again
+            # from where that left off.
+            self.process(stale)
 
     def _parse_job(self, job: _Job) -> ParseJob:
         row = job.row
@@ -297,8 +325,8 @@ class Engine:
     def _parsed(self, batches: list[list[_Job]]) -> Iterator[list[ParseResult]]:
         """Results batch by batch, parsed in processes when the backlog is large."""
         total = sum(j.new_bytes for b in batches for j in b)
-        workers = parser_workers(self.config)
-        if workers <= 1 or total < POOL_MIN_BYTES or len(batches) < 2:
+        workers = parser_processes(self.config)
+        if workers < 1 or total < self.pool_min_bytes or len(batches) < 2:
             for batch in batches:
                 yield [work.parse_file(self._parse_job(j), self.limits) for j in batch]
             return

@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from karmad import codec
-from karmad.index.facts import PROMPT_CHARS, Facts
+from karmad.index.facts import MAX_VALUES, PROMPT_CHARS, Facts
 from karmad.index.reader import Chunk, Overlong
 from karmad.index.records import KNOWN_TYPES, NON_PROMPT_PREFIXES, Record
 from karmad.index.usage import UsageRow, better, line_key, request_key, split_cache_writes
@@ -285,17 +285,22 @@ class UsageParser:
 
     # ------------------------------------------------------------------ aggregation
 
-    def _clue(self, name: str, value: str, target: list[str]) -> None:
-        if self._seen.get(name) != value:
-            self._seen[name] = value
-            if value not in target and len(target) < 32:
-                target.append(value)
+    @staticmethod
+    def _clue(name: str, value: str, target: list[str]) -> None:
+        if value not in target and len(target) < MAX_VALUES:
+            target.append(value)
 
     def _consume(self, records: list[Record]) -> None:
         f = self.facts
         types = f.types
         tools = f.tools
         seen = self._seen
+        seen_cwd = seen.get("cwd")
+        seen_branch = seen.get("branch")
+        seen_version = seen.get("version")
+        seen_entry = seen.get("entrypoint")
+        seen_session = seen.get("session")
+        seen_agent = seen.get("agent")
         first = f.first_ts
         last = f.last_ts
         for r in records:
@@ -309,7 +314,8 @@ class UsageParser:
                 if ts:
                     if not first or ts < first:
                         first = ts
-                    last = max(last, ts)
+                    if ts > last:  # noqa: PLR1730 - a comparison is cheaper than max()
+                        last = ts
             if t == "assistant":
                 m = r.message
                 if m is not None:
@@ -352,26 +358,42 @@ class UsageParser:
                 f.sidechain_lines += 1
                 if self.main and r.parent_uuid is None and t == "user":
                     f.inline_sidechains += 1
-            value = r.cwd
-            if value and seen.get("cwd") != value:
-                self._clue("cwd", value, f.cwds)
-            value = r.git_branch
-            if value and seen.get("branch") != value:
-                self._clue("branch", value, f.branches)
-            value = r.version
-            if value and seen.get("version") != value:
-                self._clue("version", value, f.versions)
-            value = r.entrypoint
-            if value and seen.get("entrypoint") != value:
-                self._clue("entrypoint", value, f.entrypoints)
+            # Identity clues change rarely; they are on every conversation line.
+            if t in ("user", "assistant"):
+                value = r.cwd
+                if value and value != seen_cwd:
+                    seen_cwd = value
+                    self._clue("cwd", value, f.cwds)
+                value = r.git_branch
+                if value and value != seen_branch:
+                    seen_branch = value
+                    self._clue("branch", value, f.branches)
+                value = r.version
+                if value and value != seen_version:
+                    seen_version = value
+                    self._clue("version", value, f.versions)
+                value = r.entrypoint
+                if value and value != seen_entry:
+                    seen_entry = value
+                    self._clue("entrypoint", value, f.entrypoints)
             value = r.session_id
-            if value and seen.get("session") != value:
+            if value and value != seen_session:
+                seen_session = value
                 self._clue("session", value, f.session_ids)
             value = r.agent_id
-            if value and seen.get("agent") != value:
+            if value and value != seen_agent:
+                seen_agent = value
                 self._clue("agent", value, f.agents)
         f.first_ts = first
         f.last_ts = last
+        seen.update(
+            cwd=seen_cwd or "",
+            branch=seen_branch or "",
+            version=seen_version or "",
+            entrypoint=seen_entry or "",
+            session=seen_session or "",
+            agent=seen_agent or "",
+        )
 
     def _usage(
         self,
@@ -393,7 +415,7 @@ class UsageParser:
         else:
             key = line_key(self.file_key, r.uuid or f"#{self.records}")
         cc = u.cache_creation
-        if cc is not None:
+        if cc is not None and cc.ephemeral_1h_input_tokens:
             cw5, cw1h = split_cache_writes(
                 u.cache_creation_input_tokens or 0,
                 cc.ephemeral_5m_input_tokens or 0,
@@ -401,7 +423,10 @@ class UsageParser:
                 True,
             )
         else:
-            cw5, cw1h = u.cache_creation_input_tokens or 0, 0
+            cw5 = u.cache_creation_input_tokens or 0
+            if not cw5 and cc is not None:
+                cw5 = cc.ephemeral_5m_input_tokens or 0
+            cw1h = 0
         stu = u.server_tool_use
         row = UsageRow(
             key,

@@ -23,7 +23,7 @@ from karmad.errors import KarmadError, invalid_argument, not_found
 from karmad.index.facts import Facts
 from karmad.index.parse import decode_repaired
 from karmad.index.pricing import SYNTHETIC_MODEL
-from karmad.index.writer import BUCKET_MS
+from karmad.index.writer import BUCKET_MS, SUM_COLUMNS
 from karmad.protocol import ErrorCode
 from karmad.store import Row, Store
 
@@ -183,10 +183,12 @@ _SORTS: Final = {
 }
 
 _PRIMARY: Final = (
-    "s.id = (SELECT s2.id FROM sessions s2 WHERE s2.session_id = s.session_id "
+    "s.id = (SELECT s2.id FROM sessions s2 JOIN roots r2 ON r2.id = s2.root_id "
+    "WHERE s2.session_id = s.session_id{among} "
     "ORDER BY s2.origin_key = 'local' DESC, s2.bytes DESC, s2.id LIMIT 1)"
 )
-"""One row per session id: the local copy, else the most complete received one."""
+"""One row per session id: the local copy, else the most complete received one (among
+the copies the other filters admit)."""
 
 
 # ---------------------------------------------------------------------------- queries
@@ -254,7 +256,12 @@ class IndexQueries:
         if p.until is not None:
             f.add("s.first_ts < :until", until=_ms(p.until))
         if p.distinct and p.origin != "local":
-            f.add(_PRIMARY)
+            among = " AND s2.origin_key != 'local'" if p.origin == "remote" else ""
+            if p.member:
+                among += " AND r2.member_tag = :member"
+            if p.user:
+                among += " AND r2.user_id = :user"
+            f.add(_PRIMARY.format(among=among))
         base = f"FROM sessions s JOIN roots r ON r.id = s.root_id WHERE 1{f.sql()}"
         total = int(self.store.scalar(f"SELECT COUNT(*) {base}", f.params))
         key = _SORTS[p.sort]
@@ -575,16 +582,7 @@ class IndexQueries:
         return {r["path"]: (int(r["sessions"]), int(r["files"])) for r in rows}
 
 
-_SUMS: Final = (
-    "requests",
-    "input",
-    "output",
-    "cache_write_5m",
-    "cache_write_1h",
-    "cache_read",
-    "cost",
-    "unpriced",
-)
+_SUMS: Final = SUM_COLUMNS
 
 
 def _time_key(bucket: int, group: str, zone: ZoneInfo | None) -> str:

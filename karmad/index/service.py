@@ -20,7 +20,7 @@ from typing import Final
 
 import anyio
 from anyio.abc import TaskStatus
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from karmad import codec, logs, protocol
 from karmad.bus import Bus, Clock, utc_now
@@ -38,6 +38,8 @@ log = logs.get("karmad.index")
 PROGRESS_EVERY_S: Final = 0.25
 """Least time between two `index.progress` events."""
 SESSION_EVENT_LIMIT: Final = 200
+WATCH_SETTLE_S: Final = 0.25
+"""Time for a (re)started watcher to be in place before the catch-up scan."""
 """Sessions named in one `index.sessions` event; more are reported as a count."""
 
 
@@ -96,6 +98,7 @@ class Indexer:
         self._watch_restart = anyio.Event()
         self._snapshot = _Snapshot()
         self._last_progress = 0.0
+        self._counted_at = 0.0
         self.watching = False
         self._engine: Engine | None = None
         health.add_summary("index", self.summary)
@@ -310,32 +313,39 @@ class Indexer:
                 self._event("index.rebuild", {"job": work.job, "text_only": work.text_only})
             if work.scan or work.rebuild or work.add:
                 started = self._clock()
-                self._event("index.started", {"job": work.job, "roots": len(engine.roots)})
+                announced = work.startup or work.rebuild or bool(work.add)
+                if announced:
+                    self._event("index.started", {"job": work.job, "roots": len(engine.roots)})
                 self._report("scanning", "")
                 report = engine.scan()
-                self._snapshot.last_scan = protocol.IndexScan(
-                    started_at=started,
-                    seconds=round(report.seconds, 3),
-                    files=report.files,
-                    bytes=report.bytes,
-                )
-                self._event(
-                    "index.done",
-                    {
-                        "job": work.job,
-                        "seconds": round(report.seconds, 3),
-                        "files": report.files,
-                        "bytes": report.bytes,
-                        "sessions": report.sessions,
-                    },
-                )
-                log.info(
-                    "scan_done",
-                    seconds=round(report.seconds, 3),
-                    files=report.files,
-                    bytes=report.bytes,
-                    sessions=report.sessions,
-                )
+                # Idle before `index.done`, so a client that asks on seeing it is not told
+                # about a scan that has finished.
+                self._report("idle", "", counts=writer.counts())
+                # A catch-up scan that found nothing new is not worth a record or events.
+                if announced or report.files:
+                    self._snapshot.last_scan = protocol.IndexScan(
+                        started_at=started,
+                        seconds=round(report.seconds, 3),
+                        files=report.files,
+                        bytes=report.bytes,
+                    )
+                    self._event(
+                        "index.done",
+                        {
+                            "job": work.job,
+                            "seconds": round(report.seconds, 3),
+                            "files": report.files,
+                            "bytes": report.bytes,
+                            "sessions": report.sessions,
+                        },
+                    )
+                    log.info(
+                        "scan_done",
+                        seconds=round(report.seconds, 3),
+                        files=report.files,
+                        bytes=report.bytes,
+                        sessions=report.sessions,
+                    )
             while True:
                 changed = self._take_changed()
                 if not changed:
@@ -377,6 +387,8 @@ class Indexer:
 
     def _progress(self, progress: Progress) -> None:
         """On the event loop: a batch is done."""
+        if not progress.files_total and not progress.bytes_total:
+            return  # nothing to do: nothing to report
         snap = self._snapshot
         snap.progress = progress
         state = "scanning" if progress.phase == "scan" else "indexing text"
@@ -409,10 +421,16 @@ class Indexer:
                 "count": len(rows),
                 "sessions": [{"id": r["session_id"], "origin": r["origin_key"]} for r in rows],
             }
-        counts = engine.writer.counts()
+        # Totals for `index.status` cost a pass over the files table: at most once a second
+        # while changes stream in (the idle report after each job refreshes them anyway).
+        counts = None
+        if time.monotonic() - self._counted_at >= 1.0:
+            counts = engine.writer.counts()
+            self._counted_at = time.monotonic()
 
         def apply() -> None:
-            self._snapshot.counts = counts
+            if counts is not None:
+                self._snapshot.counts = counts
             self._bus.publish("index.sessions", data, remember=False)
 
         anyio.from_thread.run_sync(apply)
@@ -441,10 +459,19 @@ class Indexer:
                     tg.start_soon(self._await_directory, path)
                 if present:
                     tg.start_soon(self._follow, present)
+                    tg.start_soon(self._rescan_once_watching)
                 else:
                     self.watching = False
                 await self._watch_restart.wait()
                 tg.cancel_scope.cancel()
+
+    async def _rescan_once_watching(self) -> None:
+        """Look again once the watcher runs: what changed between the last scan and the
+        moment it started watching (a root that just appeared, start-up) has no event."""
+        await anyio.sleep(WATCH_SETTLE_S)
+        with self._lock:
+            self._work.scan = True
+        self._kick()
 
     async def _follow(self, paths: list[Path]) -> None:
         stop = anyio.Event()
@@ -459,8 +486,12 @@ class Indexer:
                 watch_filter=None,
             ):
                 noted = False
-                for _change, path in changes:
-                    if path.endswith(".jsonl") or "/tool-results" in path:
+                for change, path in changes:
+                    if (
+                        path.endswith(".jsonl")
+                        or "/tool-results" in path
+                        or (change == Change.added and await anyio.Path(path).is_dir())
+                    ):
                         self._note(path)
                         noted = True
                 if noted:
@@ -482,19 +513,27 @@ class Indexer:
         each change there, moving down as the missing directories appear.
         """
         while not await anyio.Path(path).is_dir():
-            ancestor = path.parent
-            while not await anyio.Path(ancestor).is_dir() and ancestor != ancestor.parent:
-                ancestor = ancestor.parent
+            ancestor = await _closest_existing(path)
             stop = anyio.Event()
+
+            async def look_again(ancestor: Path = ancestor, stop: anyio.Event = stop) -> None:
+                # What appeared before the watcher was in place has no event.
+                await anyio.sleep(WATCH_SETTLE_S)
+                if await _closest_existing(path) != ancestor:
+                    stop.set()
+
             try:
-                async for _ in awatch(
-                    ancestor,
-                    stop_event=stop,
-                    recursive=False,
-                    step=max(self.config.watch_step_ms, 200),
-                    debounce=self.config.watch_debounce_ms,
-                ):
-                    break
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(look_again)
+                    async for _ in awatch(
+                        ancestor,
+                        stop_event=stop,
+                        recursive=False,
+                        step=max(self.config.watch_step_ms, 200),
+                        debounce=self.config.watch_debounce_ms,
+                    ):
+                        break
+                    tg.cancel_scope.cancel()
             except Exception as exc:  # the ancestor went away meanwhile
                 log.warning("watch_failed", path=str(ancestor), error=str(exc))
                 await anyio.sleep(5.0)
@@ -505,6 +544,14 @@ class Indexer:
             self._work.scan = True
         self._kick()
         self._watch_restart.set()
+
+
+async def _closest_existing(path: Path) -> Path:
+    """`path` if it is a directory, else its closest ancestor that is one."""
+    current = path
+    while not await anyio.Path(current).is_dir() and current != current.parent:
+        current = current.parent
+    return current
 
 
 def _progress(progress: Progress) -> protocol.IndexProgress:

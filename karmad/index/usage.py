@@ -11,7 +11,7 @@ counts; see docs/index.md for how that compares with other tools.
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 
 import msgspec
 
@@ -51,20 +51,23 @@ def better(new: UsageRow, old: UsageRow) -> bool:
     return (new.output, new.input_side) > (old.output, old.input_side)
 
 
+def _key(first: str, second: str) -> int:
+    # Two CRC-32s side by side: a stable 64-bit key (unlike hash(), the same in every
+    # process and run) that costs far less than a cryptographic digest per line. Ids are
+    # random, so collisions are as unlikely as for any 64-bit hash.
+    high = zlib.crc32(first.encode())
+    low = zlib.crc32(second.encode(), high)
+    return ((high << 32) | low) - (1 << 63)
+
+
 def request_key(message_id: str, request_id: str) -> int:
-    """A stable 64-bit key for (message.id, requestId); None-safe spelling by caller."""
-    digest = hashlib.blake2b(
-        f"{message_id}\x00{request_id}".encode(), digest_size=8, person=b"karmad.req"
-    ).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    """The stable 64-bit key of (message.id, requestId)."""
+    return _key(message_id, request_id)
 
 
 def line_key(file_key: str, ident: str) -> int:
     """Key of a usage line without a message id: never merged with any other line."""
-    digest = hashlib.blake2b(
-        f"{file_key}\x00{ident}".encode(), digest_size=8, person=b"karmad.line"
-    ).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return _key("\x00line\x00" + file_key, ident)
 
 
 def split_cache_writes(

@@ -24,6 +24,21 @@ from karmad.index.work import ParseResult
 from karmad.store import Row, Store
 
 BUCKET_MS: Final = 15 * 60 * 1000
+SUM_COLUMNS: Final = (
+    "requests",
+    "input",
+    "output",
+    "cache_write_5m",
+    "cache_write_1h",
+    "cache_read",
+    "cost",
+    "unpriced",
+)
+"""The figures summed per model (`session_models`) and per slot (`usage_buckets`)."""
+_ADD_SUMS: Final = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUM_COLUMNS)
+"""Upsert of usage sums: add the new figures to what is stored."""
+WRITE_CACHE_KIB: Final = 32 * 1024
+_EMPTY_FACTS: Final = Facts()
 _FACTS = codec.Decoder(Facts)
 _TOKENS: Final = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
@@ -138,16 +153,6 @@ class _SessionWork:
             self.negative = True
 
 
-@dataclass(slots=True)
-class _Candidate:
-    session: _SessionWork
-    row: UsageRow
-    file_id: int
-    cost: float
-    priced: int
-    canonical: int = 0
-
-
 _SESSION_COLUMNS: Final = (
     "id, root_id, origin_key, session_id, project_dir, facts, requests, cwd, project, "
     "project_path, project_source, git_remote"
@@ -213,6 +218,10 @@ class IndexWriter:
         self._session_ids = _Ids(store, "sessions")
         self._file_ids = _Ids(store, "files")
         self._entry_ids = _Ids(store, "entries")
+        # Request keys are random, so their index is written all over: a page cache that
+        # holds it avoids re-reading pages for every batch (SQLite's default is 2 MiB).
+        store.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
+        store.execute("PRAGMA temp_store = MEMORY")
         store.execute("CREATE TEMP TABLE IF NOT EXISTS pending_keys (key INTEGER PRIMARY KEY)")
         self.fts = store.scalar("SELECT value FROM meta WHERE key = 'fts'") == "1"
 
@@ -281,26 +290,60 @@ class IndexWriter:
                 """
             )
 
-    def set_tool_results(
-        self, root_id: int, project_dir: str, session_id: str, files: int, size: int
-    ) -> None:
+    def set_tool_results(self, root_id: int, found: list[tuple[str, str, int, int]]) -> None:
+        """(project dir, session, files, bytes) of sessions' tool-results folders."""
+        if not found:
+            return
         with self.store.transaction():
-            self.store.execute(
+            self.store.executemany(
                 "UPDATE sessions SET tool_result_files = ?, tool_result_bytes = ? "
                 "WHERE root_id = ? AND project_dir = ? AND session_id = ?",
-                (files, size, root_id, project_dir, session_id),
+                [(files, size, root_id, folder, session) for folder, session, files, size in found],
             )
 
     # ------------------------------------------------------------------ applying reads
 
-    def apply(self, updates: list[FileUpdate], roots: dict[int, Root]) -> list[int]:
-        """Apply a batch of reads in one transaction; returns the sessions touched."""
+    def apply(
+        self, updates: list[FileUpdate], roots: dict[int, Root]
+    ) -> tuple[list[int], list[str]]:
+        """Apply a batch of reads in one transaction.
+
+        Returns the sessions touched, and the files whose read was planned from a state
+        that has changed since (another read of them was applied first): those were
+        left alone and must be read again.
+        """
         try:
             with self.store.transaction():
-                return self._apply(updates, roots)
+                current, stale = self._current(updates)
+                touched = self._apply(current, roots) if current else []
+                return touched, stale
         except BaseException:
             self._forget_ids()
             raise
+
+    def _current(self, updates: list[FileUpdate]) -> tuple[list[FileUpdate], list[str]]:
+        stored: dict[str, tuple[int, int, int]] = {}
+        for part in _chunks([up.ref.path for up in updates]):
+            for r in self.store.query(
+                "SELECT id, path, usage_offset, text_offset FROM files "
+                "WHERE path IN (SELECT value FROM json_each(?))",
+                (_json_list(part),),
+            ):
+                stored[r["path"]] = (r["id"], r["usage_offset"], r["text_offset"])
+        fresh: list[FileUpdate] = []
+        stale: list[str] = []
+        seen: set[str] = set()
+        for up in updates:
+            path = up.ref.path
+            planned = (
+                (up.row.id, up.row.usage_offset, up.row.text_offset) if up.row is not None else None
+            )
+            if path in seen or stored.get(path) != planned:
+                stale.append(path)
+                continue
+            seen.add(path)
+            fresh.append(up)
+        return fresh, stale
 
     def _sessions(
         self, updates: list[FileUpdate], roots: dict[int, Root]
@@ -425,7 +468,10 @@ class IndexWriter:
                 old_size = row.size if row is not None and row.session_pk is not None else 0
                 session.bytes += result.size - old_size
                 session.bad_lines += usage.bad_lines
-                session.facts.merge(usage.facts)
+                if session.fresh and session.facts == _EMPTY_FACTS:
+                    session.facts = usage.facts  # nothing to merge into
+                else:
+                    session.facts.merge(usage.facts)
                 rows = session.rows
                 for key, urow in usage.usage.items():
                     held = rows.get(key)
@@ -634,28 +680,7 @@ class IndexWriter:
                 old = stored.get(key) if stored else None
                 if old is None:
                     index = len(inserts)
-                    inserts.append(
-                        [
-                            pk,
-                            key,
-                            file_id,
-                            row.model,
-                            row.ts,
-                            row.input,
-                            row.output,
-                            row.cache_write_5m,
-                            row.cache_write_1h,
-                            row.cache_read,
-                            int(row.complete),
-                            row.speed,
-                            row.web_search,
-                            row.web_fetch,
-                            cost,
-                            int(priced),
-                            1,
-                            row,
-                        ]
-                    )
+                    inserts.append([pk, key, *_stored(row, file_id, cost, priced), 1, row])
                     held = first.setdefault(key, index)
                     if held != index:
                         clashes.setdefault(key, [held]).append(index)
@@ -665,26 +690,7 @@ class IndexWriter:
                 previous = _row_of(key, old)
                 if not better(row, previous):
                     continue
-                updates.append(
-                    (
-                        file_id,
-                        row.model,
-                        row.ts,
-                        row.input,
-                        row.output,
-                        row.cache_write_5m,
-                        row.cache_write_1h,
-                        row.cache_read,
-                        int(row.complete),
-                        row.speed,
-                        row.web_search,
-                        row.web_fetch,
-                        cost,
-                        int(priced),
-                        pk,
-                        key,
-                    )
-                )
+                updates.append((*_stored(row, file_id, cost, priced), pk, key))
                 session.count(row, cost, priced, 1, 0)
                 session.count(previous, old["cost"], old["priced"], -1, 0)
                 if old["canonical"] == 1:
@@ -766,15 +772,7 @@ class IndexWriter:
             FROM usage
             WHERE session_pk IN (SELECT value FROM json_each(?)) AND canonical = 1
             GROUP BY session_pk, ts / {BUCKET_MS}, model
-            ON CONFLICT (session_pk, bucket, model) DO UPDATE SET
-                requests = requests + excluded.requests,
-                input = input + excluded.input,
-                output = output + excluded.output,
-                cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                cache_read = cache_read + excluded.cache_read,
-                cost = cost + excluded.cost,
-                unpriced = unpriced + excluded.unpriced
+            ON CONFLICT (session_pk, bucket, model) DO UPDATE SET {_ADD_SUMS}
             """,  # noqa: S608 - constants only
             (pks,),
         )
@@ -803,20 +801,12 @@ class IndexWriter:
                 emptied.append((s.pk,))
         if rows:
             self.store.executemany(
-                """
+                f"""
                 INSERT INTO session_models (session_pk, model, requests, input, output,
                     cache_write_5m, cache_write_1h, cache_read, cost, unpriced)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (session_pk, model) DO UPDATE SET
-                    requests = requests + excluded.requests,
-                    input = input + excluded.input,
-                    output = output + excluded.output,
-                    cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                    cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                    cache_read = cache_read + excluded.cache_read,
-                    cost = cost + excluded.cost,
-                    unpriced = unpriced + excluded.unpriced
-                """,
+                ON CONFLICT (session_pk, model) DO UPDATE SET {_ADD_SUMS}
+                """,  # noqa: S608 - constants only
                 rows,
             )
         if emptied:
@@ -826,20 +816,12 @@ class IndexWriter:
 
     def _add_buckets(self, rows: list[tuple[Any, ...]]) -> None:
         self.store.executemany(
-            """
+            f"""
             INSERT INTO usage_buckets (session_pk, bucket, model, requests, input, output,
                 cache_write_5m, cache_write_1h, cache_read, cost, unpriced)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (session_pk, bucket, model) DO UPDATE SET
-                requests = requests + excluded.requests,
-                input = input + excluded.input,
-                output = output + excluded.output,
-                cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                cache_read = cache_read + excluded.cache_read,
-                cost = cost + excluded.cost,
-                unpriced = unpriced + excluded.unpriced
-            """,
+            ON CONFLICT (session_pk, bucket, model) DO UPDATE SET {_ADD_SUMS}
+            """,  # noqa: S608 - constants only
             rows,
         )
 
@@ -884,15 +866,7 @@ class IndexWriter:
                 FROM usage
                 WHERE key IN (SELECT key FROM pending_keys) AND canonical = {code}
                 GROUP BY session_pk, ts / {BUCKET_MS}, model
-                ON CONFLICT (session_pk, bucket, model) DO UPDATE SET
-                    requests = requests + excluded.requests,
-                    input = input + excluded.input,
-                    output = output + excluded.output,
-                    cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                    cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                    cache_read = cache_read + excluded.cache_read,
-                    cost = cost + excluded.cost,
-                    unpriced = unpriced + excluded.unpriced
+                ON CONFLICT (session_pk, bucket, model) DO UPDATE SET {_ADD_SUMS}
                 """  # noqa: S608 - constants only
             )
         shared = store.query(
@@ -1231,6 +1205,26 @@ def _session_values(s: _SessionWork, version: str, now: int) -> tuple[Any, ...]:
 
 def _session_delta(s: _SessionWork, version: str, now: int) -> tuple[Any, ...]:
     return (*_session_common(s), version, now, s.pk)
+
+
+def _stored(row: UsageRow, file_id: int, cost: float, priced: int) -> tuple[Any, ...]:
+    """A usage row's stored values, `file_id` through `priced`, in the table's order."""
+    return (
+        file_id,
+        row.model,
+        row.ts,
+        row.input,
+        row.output,
+        row.cache_write_5m,
+        row.cache_write_1h,
+        row.cache_read,
+        int(row.complete),
+        row.speed,
+        row.web_search,
+        row.web_fetch,
+        cost,
+        int(priced),
+    )
 
 
 def _bucket(

@@ -13,6 +13,7 @@ from karmad.index.pricing import load_table
 from karmad.index.queries import IndexQueries
 from karmad.index.schema import INDEX_SCHEMA
 from karmad.index.writer import IndexWriter
+from karmad.protocol import SessionDetail, SessionGetParams
 from karmad.store import Row, Store
 
 
@@ -25,18 +26,20 @@ class LocalIndex:
         config: IndexConfig | None = None,
         prices: PricesConfig | None = None,
         full_text: bool = True,
+        pool_min_bytes: int | None = None,
     ) -> None:
         self.store = Store.open(db, INDEX_SCHEMA, check_same_thread=False)
         self.writer = IndexWriter(self.store, load_table(prices), lambda: int(time.time() * 1000))
         self.progress: list[Progress] = []
         self.engine = Engine(
             self.writer,
-            config or IndexConfig(parse_workers=1),
+            config or IndexConfig(parse_processes=0),
             full_text=full_text,
             on_progress=self.progress.append,
             on_sessions=lambda pks: None,
             should_stop=lambda: False,
             take_changed=set,
+            **({"pool_min_bytes": pool_min_bytes} if pool_min_bytes is not None else {}),
         )
         for root in roots:
             self.engine.add_root(root)
@@ -54,6 +57,13 @@ class LocalIndex:
         )
         assert row is not None, f"no session {session_id} ({origin})"
         return row
+
+    def scan_progress(self) -> Progress:
+        """The last progress report of the aggregates pass."""
+        return [p for p in self.progress if p.phase == "scan"][-1]
+
+    def detail(self, session_id: str) -> SessionDetail:
+        return self.reader.get_session(SessionGetParams(id=session_id))
 
     def tokens(self, session_id: str, origin: str = "local") -> dict[str, Any]:
         row = self.session(session_id, origin)

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,6 @@ def copy_corpus(dest: Path) -> Path:
             os.chmod(os.path.join(root, name), 0o700 if name in dirs else 0o600)
     os.chmod(dest, 0o700)
     return dest
-
-
-def corpus_files() -> Iterator[Path]:
-    yield from sorted((CORPUS / "projects").rglob("*.jsonl"))
 
 
 def assistant(
