@@ -34,6 +34,8 @@ from karmad.checks import store as store_checks
 from karmad.checks import syncthing as syncthing_checks
 from karmad.config import Config
 from karmad.doctor import Doctor
+from karmad.flow.packager import Packager
+from karmad.flow.receiver import Receiver
 from karmad.health import Health
 from karmad.index import pricing
 from karmad.index.discovery import Root
@@ -41,12 +43,14 @@ from karmad.index.queries import IndexQueries
 from karmad.index.service import Indexer, open_index
 from karmad.lock import InstanceLock
 from karmad.paths import Paths, ensure_private_dir
+from karmad.redact import redactor_from_config
 from karmad.rpc.dispatch import Dispatcher
 from karmad.rpc.router import Router
 from karmad.rpc.server import RpcServer
 from karmad.services import Services
 from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Store
+from karmad.sync import teamstore
 from karmad.sync.reconciler import Reconciler
 from karmad.syncthing.port import ServicePort
 from karmad.syncthing.service import SyncthingService
@@ -133,6 +137,33 @@ def assemble(
         policy=config.teams.policy(),
         sweep_interval=config.teams.sweep_interval_s,
     )
+    redactor = redactor_from_config(config.redaction)
+
+    def member_tag() -> str | None:
+        identity = teamstore.get_identity(store)
+        return None if identity is None else identity.member_tag
+
+    packager = Packager(
+        state_path=paths.store,
+        index_path=paths.index,
+        claude_dir=paths.claude_dir,
+        folders_dir=paths.folders_dir,
+        outboxes=reconciler.outboxes,
+        member_tag=member_tag,
+        scan=syncthing.stream.request_scan,
+        redactor=redactor,
+        bus=bus,
+        health=health,
+        clock=utc_now,
+    )
+    receiver = Receiver(
+        indexer=indexer,
+        inboxes=reconciler.inboxes,
+        folders_dir=paths.folders_dir,
+        store=store,
+        bus=bus,
+        clock=utc_now,
+    )
     services = Services(
         paths=paths,
         config=config,
@@ -147,6 +178,9 @@ def assemble(
         index=IndexQueries(index_store),
         indexer=indexer,
         doctor=doctor,
+        packager=packager,
+        receiver=receiver,
+        redactor=redactor,
     )
     for checks in (store_checks, claude_checks, disk_checks, syncthing_checks):
         checks.register(doctor, services)
@@ -208,6 +242,8 @@ class Daemon:
             # Ready once Syncthing answers, or is known absent or failing: never later.
             await tg.start(syncthing.run)
             await tg.start(reconciler.run)
+            await tg.start(services.receiver.run)
+            await tg.start(services.packager.run)
             await tg.start(doctor.serve)
             # Every subsystem is started with `await tg.start(...)` above this line, so
             # READY=1 means all of them said they are up (or know they cannot be).

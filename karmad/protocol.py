@@ -1057,6 +1057,15 @@ class IndexScan(Result):
     bytes: int
 
 
+class IndexRejected(Result):
+    """A file received from a teammate that failed validation and is not indexed."""
+
+    path: str
+    reason: str
+    member: str = ""
+    at: datetime | None = None
+
+
 class IndexStatus(Result):
     state: str
     """`starting`, `scanning`, `indexing text`, `idle`, `disabled` or `error`."""
@@ -1079,6 +1088,8 @@ class IndexStatus(Result):
     price_version: str = ""
     roots: list[IndexRoot] = msgspec.field(default_factory=list)
     error: str = ""
+    rejected: list[IndexRejected] = msgspec.field(default_factory=list)
+    """Received files refused (at most 100, newest first); each is skipped until it changes."""
 
 
 class IndexRebuildParams(Params):

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING
 from karmad.bus import Bus, Clock, utc_now
 from karmad.config import Config
 from karmad.doctor import Doctor
+from karmad.flow.packager import Packager
+from karmad.flow.receiver import Receiver
 from karmad.health import Health
 from karmad.index.queries import IndexQueries
 from karmad.index.service import Indexer
 from karmad.paths import Paths
+from karmad.redact import Redactor
 from karmad.store import Store
 from karmad.syncthing.service import SyncthingService
 
@@ -42,6 +45,11 @@ class Services:
     """The subsystem that keeps the index current; roots, changes, rebuilds, status."""
     teams: TeamService
     """Identity, teams, projects, subscriptions, pending offers."""
+    packager: Packager
+    """Local sessions of shared projects into outboxes."""
+    receiver: Receiver
+    """Teammates' inboxes into the index."""
+    redactor: Redactor
     clock: Clock = field(default=utc_now)
     doctor: Doctor = field(default_factory=Doctor)
     """Where subsystems register their `karmactl doctor` checks (see karmad.checks)."""

@@ -86,5 +86,29 @@ STATE_SCHEMA = Schema(
             CREATE INDEX sync_events_team ON sync_events(team_id, id);
             """,
         ),
+        Migration(
+            3,
+            """
+            -- What the packager has copied into each outbox: enough to continue where it
+            -- stopped (crash included) and to write the session manifests.
+            CREATE TABLE packaged_files (
+                folder_id   TEXT NOT NULL,
+                rel         TEXT NOT NULL,
+                project_key TEXT NOT NULL,
+                session_id  TEXT NOT NULL,
+                src         TEXT NOT NULL,
+                src_inode   INTEGER NOT NULL,
+                src_offset  INTEGER NOT NULL,
+                dest_size   INTEGER NOT NULL,
+                lines       INTEGER NOT NULL,
+                dropped     INTEGER NOT NULL DEFAULT 0,
+                sha256      TEXT NOT NULL,
+                redactions  TEXT NOT NULL DEFAULT '{}',
+                updated_at  TEXT NOT NULL,
+                PRIMARY KEY (folder_id, rel)
+            ) STRICT;
+            CREATE INDEX packaged_by_session ON packaged_files(folder_id, project_key, session_id);
+            """,
+        ),
     ),
 )

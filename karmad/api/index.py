@@ -13,7 +13,9 @@ from karmad.services import Services
 def register(router: Router, svc: Services) -> None:
     @router.method("index.status")
     def status(params: protocol.NoParams, call: Call) -> protocol.IndexStatus:
-        return svc.indexer.status(svc.index.root_counts())
+        status = svc.indexer.status(svc.index.root_counts())
+        status.rejected = svc.index.rejected()
+        return status
 
     @router.method("index.rebuild")
     def rebuild(params: protocol.IndexRebuildParams, call: Call) -> protocol.IndexRebuild:

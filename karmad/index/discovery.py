@@ -44,6 +44,8 @@ class Root:
     project: str = ""
     """A project identity already known for every session here (a received project
     folder); empty means "resolve from each session's working directory"."""
+    confine_to: str = ""
+    """Remote roots: the inbox folder every file must resolve inside (see `remote`)."""
 
     @property
     def origin_key(self) -> str:

@@ -21,7 +21,7 @@ from typing import Final
 
 from karmad import logs
 from karmad.config import IndexConfig
-from karmad.index import discovery, work
+from karmad.index import discovery, remote, work
 from karmad.index.discovery import FileRef, Root
 from karmad.index.work import Limits, ParseJob, ParseResult
 from karmad.index.writer import FileRow, FileUpdate, IndexWriter
@@ -89,6 +89,7 @@ class Engine:
         should_stop: Callable[[], bool],
         take_changed: Callable[[], set[str]],
         pool_min_bytes: int = POOL_MIN_BYTES,
+        on_rejected: Callable[[str, str, Root], None] | None = None,
     ) -> None:
         self.writer = writer
         self.pool_min_bytes = pool_min_bytes
@@ -99,6 +100,7 @@ class Engine:
         self._on_sessions = on_sessions
         self._should_stop = should_stop
         self._take_changed = take_changed
+        self._on_rejected = on_rejected
         self.roots: dict[int, Root] = {}
 
     # ------------------------------------------------------------------ roots
@@ -130,8 +132,14 @@ class Engine:
         for root_id, root in self.roots.items():
             known = self.writer.files_of_root(root_id)
             seen: set[str] = set()
+            if root.origin == "remote" and (problem := remote.root_path_problem(root)):
+                self._rejected(root_id, root, str(root.path), (0, 0, 0), problem)
+                continue
+            rejected = self.writer.rejected_stats(root_id) if root.origin == "remote" else {}
             for ref, st in discovery.walk(root.path):
                 seen.add(ref.path)
+                if not self._admissible(root_id, root, ref, st, rejected):
+                    continue
                 row = known.get(ref.path)
                 if (
                     row is not None
@@ -183,11 +191,15 @@ class Engine:
                 continue
             row = self.writer.file(ref.path)
             try:
-                st = os.stat(ref.path)
+                st = os.lstat(ref.path) if root.origin == "remote" else os.stat(ref.path)
             except FileNotFoundError:
                 if row is not None and not row.missing:
                     missing.append(row.id)
                 continue
+            if root.origin == "remote":
+                rejected = self.writer.rejected_stats(root_id)
+                if not self._admissible(root_id, root, ref, st, rejected):
+                    continue
             jobs.append(_Job(ref, root_id, row, st.st_size))
         self.writer.mark_missing(missing)
         self._run(jobs, None)
@@ -358,6 +370,15 @@ class Engine:
             missing: list[int] = []
             rewritten: list[int] = []
             for job, result in zip(batch, results, strict=True):
+                root = self.roots.get(job.root_id)
+                if result.status == "ok" and root is not None and root.origin == "remote":
+                    reason = remote.after_reading(job.ref, result)
+                    if reason is not None:
+                        stat = (result.inode, result.size, result.mtime_ns)
+                        session_pk = self._rejected(job.root_id, root, job.ref.path, stat, reason)
+                        if session_pk is not None:
+                            rewritten.append(session_pk)
+                        continue
                 if result.status == "gone":
                     if job.row is not None:
                         missing.append(job.row.id)
@@ -380,6 +401,39 @@ class Engine:
                 self._on_progress(progress)
                 self._serve_changed()
         self._check_stop()
+
+    def _admissible(
+        self,
+        root_id: int,
+        root: Root,
+        ref: FileRef,
+        st: os.stat_result,
+        rejected: dict[str, tuple[int, int, int]],
+    ) -> bool:
+        """Remote roots: skip files refused before (until they change) or refused now."""
+        if root.origin != "remote":
+            return True
+        stat = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if rejected.get(ref.path) == stat:
+            return False
+        reason = remote.before_reading(root, ref, st)
+        if reason is not None:
+            session_pk = self._rejected(root_id, root, ref.path, stat, reason)
+            if session_pk is not None:
+                self._reread_session(session_pk)
+            return False
+        if ref.path in rejected:
+            self.writer.unreject(ref.path)  # changed since: give it another look
+        return True
+
+    def _rejected(
+        self, root_id: int, root: Root, path: str, stat: tuple[int, int, int], reason: str
+    ) -> int | None:
+        log.warning("file_rejected", path=path, reason=reason, member=root.member_tag)
+        session_pk = self.writer.reject(root_id, path, stat, reason)
+        if self._on_rejected is not None:
+            self._on_rejected(path, reason, root)
+        return session_pk
 
     def _reread_session(self, session_pk: int) -> None:
         """Forget a session whose file was rewritten and read all its files again."""

@@ -574,6 +574,19 @@ class IndexQueries:
 
     # -------------------------------------------------------------- status
 
+    def rejected(self, limit: int = 100) -> list[protocol.IndexRejected]:
+        rows = self.store.query(
+            "SELECT x.path, x.reason, x.at, r.member_tag FROM rejected x "
+            "JOIN roots r ON r.id = x.root_id ORDER BY x.at DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            protocol.IndexRejected(
+                path=r["path"], reason=r["reason"], member=r["member_tag"], at=_time(r["at"])
+            )
+            for r in rows
+        ]
+
     def root_counts(self) -> dict[str, tuple[int, int]]:
         rows = self.store.query(
             "SELECT r.path, (SELECT COUNT(*) FROM sessions s WHERE s.root_id = r.id) AS sessions, "

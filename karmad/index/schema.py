@@ -201,5 +201,21 @@ INDEX_SCHEMA = Schema(
     (
         Migration(1, _TABLES),
         Migration(2, _full_text),
+        Migration(
+            3,
+            """
+            -- Files received from teammates that failed validation (karmad.index.remote):
+            -- skipped until they change (inode, size or mtime).
+            CREATE TABLE rejected (
+                path     TEXT PRIMARY KEY,
+                root_id  INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+                inode    INTEGER NOT NULL,
+                size     INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL,
+                reason   TEXT NOT NULL,
+                at       INTEGER NOT NULL
+            ) STRICT;
+            """,
+        ),
     ),
 )

@@ -246,8 +246,20 @@ class Indexer:
             on_sessions=self._sessions_changed,
             should_stop=self._stopping.is_set,
             take_changed=self._take_changed,
+            on_rejected=self._rejected,
         )
         return store
+
+    def _rejected(self, path: str, reason: str, root: Root) -> None:
+        """In the worker thread: a received file failed validation."""
+        data: dict[str, object] = {
+            "path": path,
+            "reason": reason,
+            "member": root.member_tag,
+            "device": root.device_id,
+            "root": str(root.path),
+        }
+        anyio.from_thread.run_sync(self._bus.publish, "index.rejected", data)
 
     def _kick(self) -> None:
         self._wake.set()

@@ -276,6 +276,35 @@ class IndexWriter:
         )
         return [FileRow.of(r) for r in rows]
 
+    def rejected_stats(self, root_id: int) -> dict[str, tuple[int, int, int]]:
+        """path -> (inode, size, mtime_ns) of the rejected files of a root."""
+        return {
+            r["path"]: (r["inode"], r["size"], r["mtime_ns"])
+            for r in self.store.query(
+                "SELECT path, inode, size, mtime_ns FROM rejected WHERE root_id = ?", (root_id,)
+            )
+        }
+
+    def reject(
+        self, root_id: int, path: str, stat: tuple[int, int, int], reason: str
+    ) -> int | None:
+        """Record a refused file and forget what was read from it; returns the session to
+        read again (its other files still count), if it had one."""
+        row = self.file(path)
+        with self.store.transaction():
+            self.store.execute(
+                "INSERT OR REPLACE INTO rejected (path, root_id, inode, size, mtime_ns, reason, "
+                "at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (path, root_id, *stat, reason, self._now_ms()),
+            )
+            if row is not None:
+                self.store.execute("DELETE FROM line_errors WHERE file_id = ?", (row.id,))
+                self.store.execute("DELETE FROM files WHERE id = ?", (row.id,))
+        return None if row is None else row.session_pk
+
+    def unreject(self, path: str) -> None:
+        self.store.execute("DELETE FROM rejected WHERE path = ?", (path,))
+
     def mark_missing(self, file_ids: Iterable[int]) -> None:
         ids = list(file_ids)
         if not ids:

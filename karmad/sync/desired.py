@@ -85,7 +85,14 @@ class _Builder:
         )
         return fid
 
-    def inbox(self, team: LocalTeam, owner: str, owner_tag: str, projects: frozenset[str]) -> None:
+    def inbox(
+        self,
+        team: LocalTeam,
+        owner: str,
+        owner_tag: str,
+        projects: frozenset[str],
+        shared: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         fid = folder_id(team.team_id, owner)
         self.folders[fid] = DesiredFolder(
             folder_id=fid,
@@ -96,7 +103,7 @@ class _Builder:
             team_id=team.team_id,
             owner_device=owner,
         )
-        self.inboxes.append(Inbox(team.team_id, fid, owner, owner_tag, projects))
+        self.inboxes.append(Inbox(team.team_id, fid, owner, owner_tag, projects, shared))
 
     def state(self, team: LocalTeam, fid: str, body: statefile.StateFile) -> None:
         digest = statefile.digest(statefile.encode(body))
@@ -181,10 +188,17 @@ def _leader(b: _Builder, team: LocalTeam, now: datetime, policy: Policy) -> None
             projects = receive
         entitled.add(m.device_id)
         b.device(m.device_id, m.member_tag, b.addresses_of(team.team_id, m.device_id, m.addresses))
-        b.inbox(team, m.device_id, m.member_tag, projects)
+        visible = _shared(record) if m.state is not MemberState.REMOVED else ()
+        b.inbox(team, m.device_id, m.member_tag, projects, visible)
     fid = b.own_folder(team, entitled)
     b.state(team, fid, state_body(b.me, team))
     _outbox(b, team, record, fid)
+
+
+def _shared(record: Team) -> tuple[tuple[str, str], ...]:
+    if record.state is not TeamState.ACTIVE:
+        return ()
+    return tuple(sorted((p.key, p.identity) for p in record.shared_projects))
 
 
 def _member(b: _Builder, team: LocalTeam) -> None:
@@ -218,10 +232,10 @@ def _member(b: _Builder, team: LocalTeam) -> None:
             continue
         entitled.add(m.device_id)
         b.device(m.device_id, m.member_tag, b.addresses_of(team.team_id, m.device_id, m.addresses))
-        b.inbox(team, m.device_id, m.member_tag, receive)
+        b.inbox(team, m.device_id, m.member_tag, receive, _shared(record))
     entitled.add(team.leader_device)
     if team.leader_device not in {m.device_id for m in record.active_members}:
-        b.inbox(team, team.leader_device, team.leader_tag, receive)
+        b.inbox(team, team.leader_device, team.leader_tag, receive, _shared(record))
     fid = b.own_folder(team, entitled)
     b.state(team, fid, state_body(b.me, team))
     _outbox(b, team, record, fid)

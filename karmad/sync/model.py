@@ -198,6 +198,10 @@ class Inbox:
     owner_device: str
     owner_tag: str
     project_keys: frozenset[str]
+    """Admitted now (accepted to receive): Syncthing brings new data for these."""
+    shared: tuple[tuple[str, str], ...] = ()
+    """(key, identity) of every project shared with the team: what was received for
+    them stays visible while paused or declined, until the project or member goes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,9 +30,11 @@ from karmad.sync.model import (
     Desired,
     FolderConfig,
     FolderType,
+    Inbox,
     LocalTeam,
     Me,
     Observed,
+    Outbox,
     PeerState,
     Phase,
     Policy,
@@ -43,14 +45,14 @@ from karmad.sync.port import SyncthingPort, SyncthingUnavailable
 log = logs.get("karmad.sync")
 
 WAKE_TOPICS = (
-    "syncthing.config",
+    "syncthing.config.saved",
     "syncthing.pending",
-    "syncthing.device",
-    "syncthing.folder",
-    "syncthing.item",
+    "syncthing.item.finished",
     "syncthing.stream",
+    "syncthing.resynced",
 )
-"""Syncthing events after which our view of peers or offers may have changed."""
+"""Syncthing events after which our view of peers or offers may have changed. Of the
+files that arrive, only `state` files matter here (sessions are the receiver's)."""
 
 
 @dataclass
@@ -128,6 +130,15 @@ class Reconciler:
         self._dismissals.add((device, folder))
         self.wake()
 
+    def outboxes(self) -> tuple[Outbox, ...]:
+        """Where the packager writes now (empty until the first cycle)."""
+        want = self.status.desired
+        return () if want is None else want.outboxes
+
+    def inboxes(self) -> tuple[Inbox, ...]:
+        want = self.status.desired
+        return () if want is None else want.inboxes
+
     def peer_states(self) -> dict[str, PeerState]:
         """Teammates' last validated state files, by folder id (for views)."""
         return self._peers
@@ -153,7 +164,12 @@ class Reconciler:
     async def _forward_events(self, sub: Subscription) -> None:
         while True:
             async with sub.receive:
-                async for _event in sub.receive:
+                async for event in sub.receive:
+                    if (
+                        event.topic == "syncthing.item.finished"
+                        and event.data.get("item") != statefile.STATE_NAME
+                    ):
+                        continue
                     self.wake()
             # Fell behind (overflow): that only means "something changed"; resubscribe.
             self.wake()
@@ -258,8 +274,18 @@ class Reconciler:
                 self._ignores[action.folder_id] = action.patterns
             elif isinstance(action, p.RemoveFolder):
                 self._ignores.pop(action.folder_id, None)
+        previous = self.status.desired
         self.status.desired = want
         self.status.teams = len(teams)
+        if previous is None or (previous.outboxes, previous.inboxes) != (
+            want.outboxes,
+            want.inboxes,
+        ):
+            self._bus.publish(
+                "sync.outboxes",
+                {"outboxes": len(want.outboxes), "inboxes": len(want.inboxes)},
+                remember=False,
+            )
         self.status.next_deadline = ingest_mod.next_deadline(teams, now, self.policy)
         if self._purges:
             await anyio.to_thread.run_sync(self._purge, want)

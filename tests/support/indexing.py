@@ -31,6 +31,7 @@ class LocalIndex:
         self.store = Store.open(db, INDEX_SCHEMA, check_same_thread=False)
         self.writer = IndexWriter(self.store, load_table(prices), lambda: int(time.time() * 1000))
         self.progress: list[Progress] = []
+        self.rejected: list[tuple[str, str]] = []
         self.engine = Engine(
             self.writer,
             config or IndexConfig(parse_processes=0),
@@ -39,8 +40,10 @@ class LocalIndex:
             on_sessions=lambda pks: None,
             should_stop=lambda: False,
             take_changed=set,
-            **({"pool_min_bytes": pool_min_bytes} if pool_min_bytes is not None else {}),
+            on_rejected=lambda path, reason, root: self.rejected.append((path, reason)),
         )
+        if pool_min_bytes is not None:
+            self.engine.pool_min_bytes = pool_min_bytes
         for root in roots:
             self.engine.add_root(root)
         self.reader = IndexQueries(Store.open(db, INDEX_SCHEMA))

@@ -1,0 +1,1 @@
+"""Packaging: local sessions of shared projects into outboxes, redacted and incremental."""

@@ -1,0 +1,234 @@
+"""One source file into one outbox file: incremental, redacted, crash-safe.
+
+Transcripts only ever grow, so normally only the new complete lines are read, redacted
+and appended (cost proportional to what was added, not to the file). A source that
+shrank or was replaced (new inode) is copied again whole. The outbox is never left with
+a partial line or a line twice, whatever happens:
+
+- a new file is written under a temporary name (ignored by Syncthing) and renamed;
+- an append is one `write` of whole lines; the progress (source offset, outbox size)
+  is recorded only afterwards, and an outbox file longer than its recorded size — a
+  crash between the write and the record — is cut back before anything else happens.
+
+Lines that are not a JSON object (a comment, a line cut by a crash of the writer) are
+dropped and counted rather than passed on, so receivers can insist on valid lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from karmad import atomic_file
+from karmad.redact import Redactor, Tally
+from karmad.sync.statefile import TEMP_PREFIX
+
+READ_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    src_inode: int
+    src_offset: int
+    """Bytes of the source consumed (always at a line boundary for transcripts)."""
+    dest_size: int
+    lines: int
+    sha256: str
+    dropped: int = 0
+    redactions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Hashers:
+    """Running sha256 of outbox files, so an append hashes only the appended bytes."""
+
+    by_path: dict[str, tuple[int, hashlib._Hash]] = field(default_factory=dict)
+
+    def for_file(self, path: Path, size: int) -> hashlib._Hash:
+        known = self.by_path.get(str(path))
+        if known is not None and known[0] == size:
+            return known[1]
+        hasher = hashlib.sha256()
+        with path.open("rb") as f:
+            remaining = size
+            while remaining > 0:
+                block = f.read(min(READ_BYTES, remaining))
+                if not block:
+                    break
+                hasher.update(block)
+                remaining -= len(block)
+        return hasher
+
+    def keep(self, path: Path, size: int, hasher: hashlib._Hash) -> None:
+        self.by_path[str(path)] = (size, hasher)
+
+    def forget(self, path: Path) -> None:
+        self.by_path.pop(str(path), None)
+
+
+def _objects_only(data: bytes) -> tuple[bytes, int]:
+    """Complete lines that look like JSON objects, and how many others were dropped.
+
+    A cheap shape test (first byte `{`, last `}`): Claude Code writes one object per
+    line, and what fails this is never a valid transcript record. Receivers decode every
+    line fully anyway.
+    """
+    if not data:
+        return data, 0
+    lines = data.split(b"\n")
+    tail = lines.pop()  # empty: the data ends with a newline
+    assert tail == b""
+    kept = [line for line in lines if line[:1] == b"{" and line.rstrip(b"\r \t")[-1:] == b"}"]
+    dropped = len(lines) - len(kept)
+    if not dropped:
+        return data, 0
+    return b"".join(line + b"\n" for line in kept), dropped
+
+
+def _complete(data: bytes) -> bytes:
+    """Up to and including the last newline: a half-written line waits for its end."""
+    end = data.rfind(b"\n")
+    return data[: end + 1] if end >= 0 else b""
+
+
+def _read_from(path: Path, offset: int) -> tuple[os.stat_result, bytes]:
+    with path.open("rb") as f:
+        st = os.fstat(f.fileno())
+        f.seek(offset)
+        return st, f.read()
+
+
+def _merge(counts: dict[str, int], tally: Tally) -> dict[str, int]:
+    merged = dict(counts)
+    for kind, n in tally.counts.items():
+        merged[kind] = merged.get(kind, 0) + n
+    return merged
+
+
+def _redact(redactor: Redactor, data: bytes) -> tuple[bytes, Tally]:
+    tally = Tally()
+    result = redactor.redact_chunk(data)
+    tally.add(result)
+    return result.data, tally
+
+
+def _rewrite(
+    src: Path, dest: Path, redactor: Redactor, hashers: Hashers, *, transcript: bool
+) -> Progress | None:
+    try:
+        st, raw = _read_from(src, 0)
+    except FileNotFoundError:
+        return None
+    body = _complete(raw) if transcript else raw
+    consumed = len(body)
+    dropped = 0
+    if transcript:
+        body, dropped = _objects_only(body)
+    out, tally = _redact(redactor, body)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_file.write_atomic(dest, out, 0o644, temp_prefix=TEMP_PREFIX)
+    hasher = hashlib.sha256(out)
+    hashers.keep(dest, len(out), hasher)
+    return Progress(
+        src_inode=st.st_ino,
+        src_offset=consumed,
+        dest_size=len(out),
+        lines=out.count(b"\n"),
+        sha256=hasher.hexdigest(),
+        dropped=dropped,
+        redactions=_merge({}, tally),
+    )
+
+
+def _append(
+    src: Path, dest: Path, previous: Progress, redactor: Redactor, hashers: Hashers
+) -> Progress | None:
+    try:
+        st, raw = _read_from(src, previous.src_offset)
+    except FileNotFoundError:
+        return None
+    body = _complete(raw)
+    if not body:
+        return None
+    consumed = len(body)
+    body, dropped = _objects_only(body)
+    out, tally = _redact(redactor, body)
+    hasher = hashers.for_file(dest, previous.dest_size)
+    if out:
+        fd = os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        try:
+            view = memoryview(out)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        hasher.update(out)
+    size = previous.dest_size + len(out)
+    hashers.keep(dest, size, hasher)
+    return replace(
+        previous,
+        src_inode=st.st_ino,
+        src_offset=previous.src_offset + consumed,
+        dest_size=size,
+        lines=previous.lines + out.count(b"\n"),
+        sha256=hasher.hexdigest(),
+        dropped=previous.dropped + dropped,
+        redactions=_merge(previous.redactions, tally),
+    )
+
+
+def recover(dest: Path, previous: Progress | None) -> Progress | None:
+    """Make the outbox file agree with the recorded progress after a crash.
+
+    Returns the progress to continue from: None means "copy again from the start".
+    """
+    try:
+        size = dest.stat().st_size
+    except FileNotFoundError:
+        return None  # never written, or removed by hand: write it again
+    if previous is None:
+        return None
+    if size > previous.dest_size:
+        # Written but not recorded (a crash in between): cut back to what is recorded.
+        with dest.open("r+b") as f:
+            f.truncate(previous.dest_size)
+            os.fsync(f.fileno())
+        return previous
+    if size < previous.dest_size:
+        return None  # shorter than we wrote: someone changed it; start over
+    return previous
+
+
+def sync_file(
+    src: Path,
+    dest: Path,
+    previous: Progress | None,
+    redactor: Redactor,
+    hashers: Hashers,
+    *,
+    transcript: bool = True,
+) -> Progress | None:
+    """Bring `dest` up to date with `src`; returns the new progress, or None if nothing
+    changed (including: the source is gone — outboxes keep what they have)."""
+    try:
+        st = src.stat()
+    except FileNotFoundError:
+        return None
+    current = recover(dest, previous)
+    if current is None:
+        hashers.forget(dest)
+        return _rewrite(src, dest, redactor, hashers, transcript=transcript)
+    if not transcript:
+        # Whole files (tool results): copied again only when they changed.
+        if st.st_ino == current.src_inode and st.st_size == current.src_offset:
+            return current if current is not previous else None
+        return _rewrite(src, dest, redactor, hashers, transcript=False)
+    if st.st_ino != current.src_inode or st.st_size < current.src_offset:
+        hashers.forget(dest)
+        return _rewrite(src, dest, redactor, hashers, transcript=True)
+    if st.st_size == current.src_offset:
+        return current if current is not previous else None
+    return _append(src, dest, current, redactor, hashers)
