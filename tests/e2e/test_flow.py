@@ -84,8 +84,9 @@ def test_a_session_flows_line_by_line(syncthing_cluster: Callable[..., Cluster])
     # Line by line, as Claude Code writes: every line arrives, in order, once.
     for record in records[20:40]:
         written += writer.append(record)
+        want = expected(written)
         wait_until(
-            lambda: inbox_file.read_bytes() == expected(written),
+            lambda want=want: inbox_file.read_bytes() == want,  # type: ignore[misc]
             CONVERGE_S,
             message="an appended line arrives",
         )
