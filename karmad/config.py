@@ -114,6 +114,8 @@ class IndexConfig(_Section):
     """Read size; bounds the memory one file costs however large it is."""
     max_line_bytes: int = 256 << 20
     """Longer lines are recorded as malformed and skipped without being held in memory."""
+    max_received_file_bytes: int = 1 << 30
+    """A file received from a teammate larger than this is refused, not indexed."""
     parse_processes: int = -1
     """Processes that parse a large backlog while the worker thread writes what they
     parsed; -1 picks one per CPU but one (at most 4), 0 parses in the worker thread."""

@@ -910,6 +910,11 @@ class SessionDetail(SessionSummary):
     errors: list[LineProblem] = msgspec.field(default_factory=list)
     unknown_types: dict[str, int] = msgspec.field(default_factory=dict)
     unknown_fields: dict[str, int] = msgspec.field(default_factory=dict)
+    redactions: dict[str, int] = msgspec.field(default_factory=dict)
+    """What redaction replaced when this session was shared, per kind (never the secret):
+    for a local session, in the outbox; for a received one, as its sender's manifest says."""
+    packaged_to: list[str] = msgspec.field(default_factory=list)
+    """Team folders this local session is packaged into."""
 
 
 class SessionMessagesParams(Params):

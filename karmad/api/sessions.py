@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from karmad import protocol
+from karmad.flow import shared
 from karmad.rpc.router import Router
 from karmad.rpc.server import Call
 from karmad.services import Services
@@ -15,7 +18,14 @@ def register(router: Router, svc: Services) -> None:
 
     @router.method("session.get")
     def get(params: protocol.SessionGetParams, call: Call) -> protocol.SessionDetail:
-        return svc.index.get_session(params)
+        detail = svc.index.get_session(params)
+        if detail.origin == "local":
+            detail.redactions, detail.packaged_to = shared.packaged(svc.store, detail.id)
+        else:
+            main = next((f.path for f in detail.files if f.kind == "main"), None)
+            if main is not None:
+                detail.redactions = shared.received_redactions(Path(main), detail.id)
+        return detail
 
     @router.method("session.messages")
     def messages(params: protocol.SessionMessagesParams, call: Call) -> protocol.SessionMessages:

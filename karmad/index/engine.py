@@ -372,7 +372,9 @@ class Engine:
             for job, result in zip(batch, results, strict=True):
                 root = self.roots.get(job.root_id)
                 if result.status == "ok" and root is not None and root.origin == "remote":
-                    reason = remote.after_reading(job.ref, result)
+                    reason = remote.after_reading(
+                        job.ref, result, self.config.max_received_file_bytes
+                    )
                     if reason is not None:
                         stat = (result.inode, result.size, result.mtime_ns)
                         session_pk = self._rejected(job.root_id, root, job.ref.path, stat, reason)
@@ -416,7 +418,7 @@ class Engine:
         stat = (st.st_ino, st.st_size, st.st_mtime_ns)
         if rejected.get(ref.path) == stat:
             return False
-        reason = remote.before_reading(root, ref, st)
+        reason = remote.before_reading(root, ref, st, self.config.max_received_file_bytes)
         if reason is not None:
             session_pk = self._rejected(root_id, root, ref.path, stat, reason)
             if session_pk is not None:

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Final
 
 from karmad.index.discovery import FileRef, Root
 from karmad.index.work import ParseResult
-
-MAX_FILE_BYTES: Final = 1 << 30
-"""A transcript larger than this is not a transcript anyone should have to index."""
 
 
 def confined(root: Root, path: str) -> bool:
@@ -29,19 +25,19 @@ def confined(root: Root, path: str) -> bool:
     return real.startswith(base + os.sep) and not os.path.islink(path)
 
 
-def before_reading(root: Root, ref: FileRef, st: os.stat_result) -> str | None:
+def before_reading(root: Root, ref: FileRef, st: os.stat_result, max_bytes: int) -> str | None:
     """A reason to refuse the file without reading it, or None."""
     if not confined(root, ref.path) or not confined(root, str(root.path)):
         return "a symbolic link leads out of the inbox"
-    if st.st_size > MAX_FILE_BYTES:
-        return f"larger than {MAX_FILE_BYTES} bytes"
+    if st.st_size > max_bytes:
+        return f"larger than {max_bytes} bytes"
     return None
 
 
-def after_reading(ref: FileRef, result: ParseResult) -> str | None:
+def after_reading(ref: FileRef, result: ParseResult, max_bytes: int) -> str | None:
     """A reason to refuse what was read, or None."""
-    if result.size > MAX_FILE_BYTES:
-        return f"larger than {MAX_FILE_BYTES} bytes"
+    if result.size > max_bytes:
+        return f"larger than {max_bytes} bytes"
     usage = result.usage
     if usage is None:
         return None

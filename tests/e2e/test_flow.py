@@ -6,13 +6,14 @@ complete and with the same figures — and only where the subscriptions say so.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from karmad.domain import project_key
 from karmad.redact import Redactor
-from tests.support.sessions import SessionWriter, corpus_records, make_checkout
+from tests.support.sessions import SessionWriter, corpus_records, dump, make_checkout
 from tests.support.syncthing import Cluster, Node, wait_until
 from tests.support.teams import (
     CONVERGE_S,
@@ -102,3 +103,190 @@ def test_a_session_flows_line_by_line(syncthing_cluster: Callable[..., Cluster])
     theirs = session(b, writer.session_id)
     assert theirs["member"] == "alice.n1"
     assert theirs["project"] == IDENTITY
+
+
+def test_secrets_subagents_tool_results_and_a_receive_only_member(
+    syncthing_cluster: Callable[..., Cluster],
+) -> None:
+    import random
+
+    from tests.support.secrets import SecretFactory, find_leaks_in_tree, plant_records
+
+    a, b, team_id, checkout = setup(syncthing_cluster, ("both", "receive"))
+    assert a.karmad is not None and b.karmad is not None
+    records = list(corpus_records(40))
+    secrets = SecretFactory(7).all()
+    rng = random.Random(7)
+    writer = SessionWriter(a.karmad.home.claude, checkout)
+    writer.append(*records[:10])
+    for secret in secrets:
+        writer.append(*plant_records(records, secret, rng))
+    writer.append(*records[10:20])
+    agent = writer.subagent("a1b2c3", *records[20:30])
+    planted_env = next(s for s in secrets if s.kind != "private-key")
+    tool = writer.tool_result("toolu_01.txt", f"output with {planted_env.text}\n".encode())
+
+    # Bob has a session of the same project too, but only receives: it must not leave.
+    bob_checkout = make_checkout(b.karmad.home.root / "src", REMOTE)
+    bob = SessionWriter(b.karmad.home.claude, bob_checkout)
+    bob.append(*records[:5])
+
+    key = project_key(IDENTITY)
+    inbox = folders_dir(b) / own_folder(a, team_id) / "projects" / key
+    rel = writer.path.parent.name
+    wait_until(lambda: writer.session_id in remote_sessions(b), CONVERGE_S)
+    wait_until(
+        lambda: (
+            (inbox / rel / writer.session_id / "subagents" / agent.name).exists()
+            and (inbox / rel / writer.session_id / "tool-results" / tool.name).exists()
+        ),
+        CONVERGE_S,
+        message="subagent and tool results arrive",
+    )
+    # Nothing secret left A: grep everything bob received, in every spelling.
+    leaks = find_leaks_in_tree(folders_dir(b), secrets)
+    assert not leaks, [str(x) for x in leaks[:5]]
+    leaks = find_leaks_in_tree(folders_dir(a), secrets)
+    assert not leaks, [str(x) for x in leaks[:5]]
+    received = (inbox / rel / f"{writer.session_id}.jsonl").read_text()
+    assert "[REDACTED:" in received
+
+    # The manifest says what was sent and what was redacted, never the secrets.
+    manifest = json.loads((inbox / "manifests" / f"{writer.session_id}.json").read_text())
+    assert manifest["session_id"] == writer.session_id
+    assert manifest["redaction"]["replacements"] >= len(secrets)
+    main_entry = manifest["files"][f"{rel}/{writer.session_id}.jsonl"]
+    assert main_entry["size"] == len(received.encode())
+    detail = session(b, writer.session_id)
+    assert detail["redactions"] and sum(detail["redactions"].values()) >= len(secrets)
+    assert session(a, writer.session_id, "local")["redactions"] == detail["redactions"]
+
+    # Receive-only: bob's session never left bob, alice never received anything.
+    assert bob.session_id not in remote_sessions(a)
+    assert not (folders_dir(b) / own_folder(b, team_id) / "projects").exists()
+    assert not (folders_dir(a) / own_folder(b, team_id) / "projects").exists()
+
+
+def test_pause_resume_refused_files_and_a_crash_while_packaging(
+    syncthing_cluster: Callable[..., Cluster],
+) -> None:
+    import os
+    import signal
+    import time
+    import uuid
+
+    from tests.support.syncthing import wait_started
+
+    a, b = syncthing_cluster(
+        2, karmad=True, config="[index]\nmax_received_file_bytes = 2000000\n"
+    ).nodes
+    init(a, "alice")
+    init(b, "bob")
+    team_id = form_team(a, b)
+    assert a.karmad is not None and b.karmad is not None
+    checkout = make_checkout(a.karmad.home.root / "src", REMOTE)
+    key = share_and_accept(a, team_id, IDENTITY, [(a, "both"), (b, "both")])
+    records = list(corpus_records(200))
+    writer = SessionWriter(a.karmad.home.claude, checkout)
+    written = writer.append(*records[:10])
+    rel = writer.path.relative_to(a.karmad.home.claude / "projects")
+    outbox_file = folders_dir(a) / own_folder(a, team_id) / "projects" / key / rel
+    inbox_file = received_file(b, team_id, own_folder(a, team_id), rel)
+    wait_until(
+        lambda: inbox_file.exists() and inbox_file.read_bytes() == expected(written), CONVERGE_S
+    )
+
+    # Bob pauses: nothing more arrives (what arrived stays); resuming catches up.
+    b.call("subscription.pause", {"team": team_id, "project": key})
+    wait_until(
+        lambda: (
+            f"!/projects/{key}"
+            not in str(b.rest.get("/rest/db/ignores", folder=own_folder(a, team_id))["ignore"])
+        ),
+        CONVERGE_S,
+    )
+    written += writer.append(*records[10:20])
+    wait_until(
+        lambda: outbox_file.read_bytes() == expected(written),
+        CONVERGE_S,
+        message="alice still packages",
+    )
+    time.sleep(2)
+    assert inbox_file.read_bytes() == expected(written[:10])
+    b.call("subscription.resume", {"team": team_id, "project": key})
+    wait_until(
+        lambda: inbox_file.read_bytes() == expected(written),
+        CONVERGE_S,
+        message="resume catches up",
+    )
+
+    # Alice pauses: packaging stops at once; resuming catches up too.
+    a.call("subscription.pause", {"team": team_id, "project": key})
+    wait_until(
+        lambda: (
+            not a.call("sync.status")["failures"]
+            and key
+            not in str(a.rest.get("/rest/db/ignores", folder=own_folder(b, team_id))["ignore"])
+        ),
+        CONVERGE_S,
+    )
+    time.sleep(0.5)
+    before = outbox_file.read_bytes()
+    written += writer.append(*records[20:25])
+    time.sleep(2)
+    assert outbox_file.read_bytes() == before
+    a.call("subscription.resume", {"team": team_id, "project": key})
+    wait_until(lambda: inbox_file.read_bytes() == expected(written), CONVERGE_S)
+
+    # Files planted in alice's outbox by hand: refused on bob, recorded, others still flow.
+    project_dir = outbox_file.parent
+    bad = project_dir / f"{uuid.uuid4()}.jsonl"
+    bad.write_bytes(b'{"type":"user"}\nthis is not json\n')
+    big = project_dir / f"{uuid.uuid4()}.jsonl"
+    line = dump({"type": "user", "sessionId": big.stem, "message": {"content": "x" * 1000}})
+    big.write_bytes(line * 2500)  # 2.5 MB, over this test's 2 MB limit
+    a.rest.post("/rest/db/scan", folder=own_folder(a, team_id))
+
+    def refused() -> set[str]:
+        events = b.call("team.activity", {"limit": 200})["events"]
+        return {
+            e["detail"].get("path", "").rsplit("/", 1)[-1]
+            for e in events
+            if e["kind"] == "session.rejected"
+        }
+
+    wait_until(lambda: {bad.name, big.name} <= refused(), CONVERGE_S, message="refused, recorded")
+    status = b.call("index.status")
+    reasons = {Path(r["path"]).name: r["reason"] for r in status["rejected"]}
+    assert "JSON" in reasons[bad.name] and "larger than" in reasons[big.name]
+    assert bad.stem not in remote_sessions(b) and big.stem not in remote_sessions(b)
+    written += writer.append(*records[25:30])
+    wait_until(
+        lambda: inbox_file.read_bytes() == expected(written),
+        CONVERGE_S,
+        message="other sessions keep flowing",
+    )
+
+    # kill -9 alice's karmad while it packages a stream of appends; restart; converge.
+    killed = False
+    for i, record in enumerate(records[30:200]):
+        written += writer.append(record)
+        if i == 60:
+            os.kill(a.karmad.pid, signal.SIGKILL)
+            a.karmad.wait()
+            killed = True
+        time.sleep(0.01)
+    assert killed
+    a.karmad.start(wait=False)
+    wait_started(a)
+    want = expected(written)
+    wait_until(
+        lambda: outbox_file.read_bytes() == want,
+        CONVERGE_S * 2,
+        message="alice's outbox complete after the crash",
+    )
+    data = outbox_file.read_bytes()
+    assert data.endswith(b"\n")
+    lines = data.splitlines()
+    assert len(lines) == len(set(lines)) or lines == want.splitlines()  # no duplicates
+    wait_until(lambda: inbox_file.read_bytes() == want, CONVERGE_S, message="bob converges")

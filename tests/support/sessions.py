@@ -37,23 +37,31 @@ def encoded(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", str(path))
 
 
-def corpus_records(limit: int | None = None) -> Iterator[dict[str, Any]]:
-    """Records of the largest real transcript in the corpus, in order."""
+def corpus_records(limit: int) -> Iterator[dict[str, Any]]:
+    """`limit` records of the largest real transcript in the corpus, in order.
+
+    Past the end the transcript starts over, each repeated record with a fresh `uuid`
+    (and, for answers, a fresh message id) so that no two lines are the same.
+    """
     files = sorted(CORPUS.glob("*/*.jsonl"), key=lambda p: p.stat().st_size, reverse=True)
     if not files:
         raise FileNotFoundError(f"no corpus at {CORPUS}")
-    count = 0
+    records = []
     for line in files[0].read_bytes().splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(record, dict):
-            continue
+        if isinstance(record, dict):
+            records.append(record)
+    for n in range(limit):
+        record = records[n % len(records)]
+        if n >= len(records):
+            record = dict(record, uuid=str(uuid.uuid4()))
+            message = record.get("message")
+            if isinstance(message, dict) and "id" in message:
+                record["message"] = dict(message, id=f"msg_{uuid.uuid4().hex[:24]}")
         yield record
-        count += 1
-        if limit is not None and count >= limit:
-            return
 
 
 def retarget(record: dict[str, Any], session_id: str, cwd: Path) -> dict[str, Any]:
