@@ -43,6 +43,7 @@ COMMAND_INDEX: dict[str, str] = {
     "devices": "cmd_syncthing",
     "folders": "cmd_syncthing",
     "pending": "cmd_syncthing",
+    "share": "cmd_share",
     "service": "cmd_service",
     "doctor": "cmd_doctor",
 }

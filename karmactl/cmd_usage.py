@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from karmactl.cli import Context
 
-GROUPS = ("day", "week", "month", "project", "model", "session", "member")
+GROUPS = ("day", "week", "month", "project", "model", "session", "member", "user")
 
 
 COMMANDS = ("usage",)

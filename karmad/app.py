@@ -23,6 +23,7 @@ from karmad.api import daemon as daemon_api
 from karmad.api import doctor as doctor_api
 from karmad.api import index as index_api
 from karmad.api import sessions as sessions_api
+from karmad.api import share as share_api
 from karmad.api import syncthing as syncthing_api
 from karmad.api import teams as teams_api
 from karmad.api import usage as usage_api
@@ -35,6 +36,7 @@ from karmad.checks import syncthing as syncthing_checks
 from karmad.config import Config
 from karmad.doctor import Doctor
 from karmad.flow.packager import Packager
+from karmad.flow.preview import Previewer
 from karmad.flow.receiver import Receiver
 from karmad.health import Health
 from karmad.index import pricing
@@ -65,6 +67,7 @@ API_MODULES = (
     index_api,
     syncthing_api,
     teams_api,
+    share_api,
 )
 """Every `karmad.api` module; each registers its handlers with `register(router, services)`."""
 
@@ -156,6 +159,13 @@ def assemble(
         health=health,
         clock=utc_now,
     )
+    previewer = Previewer(
+        redactor=redactor,
+        bus=bus,
+        outboxes=reconciler.outboxes,
+        team_names=lambda: {t.team_id: t.name for t in teamstore.teams(store)},
+        claude_dir=paths.claude_dir,
+    )
     receiver = Receiver(
         indexer=indexer,
         inboxes=reconciler.inboxes,
@@ -181,6 +191,7 @@ def assemble(
         packager=packager,
         receiver=receiver,
         redactor=redactor,
+        previewer=previewer,
     )
     for checks in (store_checks, claude_checks, disk_checks, syncthing_checks):
         checks.register(doctor, services)
@@ -244,6 +255,7 @@ class Daemon:
             await tg.start(reconciler.run)
             await tg.start(services.receiver.run)
             await tg.start(services.packager.run)
+            await tg.start(services.previewer.run)
             await tg.start(doctor.serve)
             # Every subsystem is started with `await tg.start(...)` above this line, so
             # READY=1 means all of them said they are up (or know they cannot be).

@@ -758,7 +758,7 @@ _method(
 
 Origin = Literal["local", "remote", "all"]
 SessionSort = Literal["last", "first", "cost", "tokens", "duration", "prompts"]
-UsageGroup = Literal["day", "week", "month", "project", "model", "session", "member"]
+UsageGroup = Literal["day", "week", "month", "project", "model", "session", "member", "user"]
 
 
 class TokenCounts(Result):
@@ -1184,3 +1184,69 @@ _method(
     "`doctor.finished` the end of the run.",
 )
 _method("doctor.report", NoParams, DoctorReport, "The findings of the last finished run.")
+
+
+# ---------------------------------------------------------------- share.preview, sync.projects
+
+
+class SharePreviewParams(Params):
+    session: str | None = None
+    """A local session id (or unambiguous prefix)."""
+    project: str | None = None
+    """A project: remote, checkout path, identity or key (every local session of it)."""
+    max_lines: int = 200
+    """Redacted lines reported in detail per file (the counts are always complete)."""
+
+
+class PreviewStarted(Result):
+    job: int
+    """The result comes from `share.previewResult`; `share.preview.done` announces it."""
+
+
+class PreviewResultParams(Params):
+    job: int
+
+
+class PreviewLine(Result):
+    line: int
+    """1-based line number in the source file."""
+    kinds: dict[str, int]
+    paths: list[str] = msgspec.field(default_factory=list)
+    """JSON paths of the strings that change (`$` for a line redacted as text)."""
+
+
+class PreviewFile(Result):
+    path: str
+    bytes: int
+    lines: int
+    dropped_lines: int = 0
+    """Lines that are not JSON objects and would not be sent."""
+    redactions: dict[str, int] = msgspec.field(default_factory=dict)
+    redacted_lines: list[PreviewLine] = msgspec.field(default_factory=list)
+
+
+class PreviewSession(Result):
+    session_id: str
+    project: str
+    destinations: list[str]
+    """Teams this session would be sent to now; empty when none (see `reason`)."""
+    reason: str = ""
+    files: list[PreviewFile] = msgspec.field(default_factory=list)
+    redactions: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class SharePreview(Result):
+    state: str
+    """`running`, `done` or `error`."""
+    error: str = ""
+    rules_version: int | str = 0
+    sessions: list[PreviewSession] = msgspec.field(default_factory=list)
+
+
+_method(
+    "share.preview",
+    SharePreviewParams,
+    PreviewStarted,
+    "What would be sent of a session or project, and what redaction would replace.",
+)
+_method("share.previewResult", PreviewResultParams, SharePreview, "The result of a preview.")

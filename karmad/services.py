@@ -15,6 +15,7 @@ from karmad.bus import Bus, Clock, utc_now
 from karmad.config import Config
 from karmad.doctor import Doctor
 from karmad.flow.packager import Packager
+from karmad.flow.preview import Previewer
 from karmad.flow.receiver import Receiver
 from karmad.health import Health
 from karmad.index.queries import IndexQueries
@@ -50,6 +51,7 @@ class Services:
     receiver: Receiver
     """Teammates' inboxes into the index."""
     redactor: Redactor
+    previewer: Previewer
     clock: Clock = field(default=utc_now)
     doctor: Doctor = field(default_factory=Doctor)
     """Where subsystems register their `karmactl doctor` checks (see karmad.checks)."""

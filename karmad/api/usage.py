@@ -6,9 +6,44 @@ from karmad import protocol
 from karmad.rpc.router import Router
 from karmad.rpc.server import Call
 from karmad.services import Services
+from karmad.sync import teamstore
 
 
 def register(router: Router, svc: Services) -> None:
     @router.method("usage.summary")
     def summary(params: protocol.UsageSummaryParams, call: Call) -> protocol.UsageSummary:
-        return svc.index.usage(params)
+        result = svc.index.usage(params)
+        if params.group_by in ("member", "user"):
+            # This machine's own sessions carry no attribution in the index (they were
+            # indexed before, or without, an identity): name them after this member.
+            identity = teamstore.get_identity(svc.store)
+            me = (
+                ""
+                if identity is None
+                else (identity.member_tag if params.group_by == "member" else identity.user_id)
+            )
+            merged: dict[str, protocol.UsageRow] = {}
+            for row in result.rows:
+                key = row.key or me or "local"
+                if key in merged:
+                    merged[key] = _add(merged[key], row)
+                else:
+                    row.key = key
+                    merged[key] = row
+            result.rows = list(merged.values())
+        return result
+
+
+def _sum(a: protocol.TokenCounts, b: protocol.TokenCounts) -> protocol.TokenCounts:
+    return protocol.TokenCounts(
+        **{f: getattr(a, f) + getattr(b, f) for f in protocol.TokenCounts.__struct_fields__}
+    )
+
+
+def _add(a: protocol.UsageRow, b: protocol.UsageRow) -> protocol.UsageRow:
+    """Two rows of one key (local sessions without attribution, and those of the same
+    member or user from elsewhere) as one."""
+    models = dict(a.models)
+    for model, counts in b.models.items():
+        models[model] = _sum(models[model], counts) if model in models else counts
+    return protocol.UsageRow(key=a.key, tokens=_sum(a.tokens, b.tokens), models=models)

@@ -68,7 +68,7 @@ class Hashers:
         self.by_path.pop(str(path), None)
 
 
-def _objects_only(data: bytes) -> tuple[bytes, int]:
+def objects_only(data: bytes) -> tuple[bytes, int]:
     """Complete lines that look like JSON objects, and how many others were dropped.
 
     A cheap shape test (first byte `{`, last `}`): Claude Code writes one object per
@@ -125,7 +125,7 @@ def _rewrite(
     consumed = len(body)
     dropped = 0
     if transcript:
-        body, dropped = _objects_only(body)
+        body, dropped = objects_only(body)
     out, tally = _redact(redactor, body)
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_file.write_atomic(dest, out, 0o644, temp_prefix=TEMP_PREFIX)
@@ -153,7 +153,7 @@ def _append(
     if not body:
         return None
     consumed = len(body)
-    body, dropped = _objects_only(body)
+    body, dropped = objects_only(body)
     out, tally = _redact(redactor, body)
     hasher = hashers.for_file(dest, previous.dest_size)
     if out:

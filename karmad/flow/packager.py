@@ -171,6 +171,12 @@ class Packager:
         except (OSError, StoreError) as exc:
             log.error("package_failed", error=str(exc))
             self._health.set("package", "error", str(exc))
+            self._full = True  # look at everything again next time
+            return
+        except Exception as exc:  # a bug here must not take the daemon down
+            log.exception("package_crashed")
+            self._health.set("package", "error", f"{type(exc).__name__}: {exc}")
+            self._full = True
             return
         self.passes += 1
         for folder, paths in report.scans.items():

@@ -23,6 +23,7 @@ from karmad.bus import Bus, Clock
 from karmad.domain import EventKind, SyncEvent, is_folder_id, is_project_key
 from karmad.index.discovery import Root
 from karmad.index.service import Indexer
+from karmad.protocol import Event
 from karmad.store import Store, StoreError
 from karmad.sync import teamstore
 from karmad.sync.model import Inbox
@@ -95,20 +96,26 @@ class Receiver:
         while True:
             async with sub.receive:
                 async for event in sub.receive:
-                    if event.topic == "sync.outboxes":
-                        self.follow_inboxes()
-                    elif event.topic == "syncthing.item.finished":
-                        self._arrived(event.data)
-                    elif event.topic == "syncthing.resynced":
-                        # Events may have been lost: look at every inbox again.
-                        self._indexer.notify_changed(list(self._roots))
-                    elif event.topic == "index.rejected":
-                        self._rejected(event.data, event.time)
-                    elif event.topic == "index.sessions":
-                        self._sessions(event.data, event.time)
+                    try:
+                        self._handle(event)
+                    except Exception:  # one bad event must not stop receiving
+                        log.exception("receive_failed", topic=event.topic)
             # Fell behind: nothing is lost on disk; read every inbox again.
             self._indexer.notify_changed(list(self._roots))
             sub = self._bus.subscribe(TOPICS, buffer=10_000)
+
+    def _handle(self, event: Event) -> None:
+        if event.topic == "sync.outboxes":
+            self.follow_inboxes()
+        elif event.topic == "syncthing.item.finished":
+            self._arrived(event.data)
+        elif event.topic == "syncthing.resynced":
+            # Events may have been lost: look at every inbox again.
+            self._indexer.notify_changed(list(self._roots))
+        elif event.topic == "index.rejected":
+            self._rejected(event.data, event.time)
+        elif event.topic == "index.sessions":
+            self._sessions(event.data, event.time)
 
     def follow_inboxes(self) -> None:
         wanted = roots_for(self._inboxes(), self._folders_dir)

@@ -523,6 +523,7 @@ class IndexQueries:
             "model": "b.model",
             "session": "s.session_id",
             "member": "r.member_tag",
+            "user": "r.user_id",
         }[p.group_by]
         rows = self.store.query(
             f"SELECT {column} AS k, b.model AS model, SUM(b.requests) AS requests, "  # noqa: S608

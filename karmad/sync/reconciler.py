@@ -20,7 +20,7 @@ from karmad import logs
 from karmad.bus import Bus, Clock, Subscription
 from karmad.domain import EventKind, SyncEvent, folder_id, is_folder_id
 from karmad.health import Health
-from karmad.store import Store
+from karmad.store import Store, StoreError
 from karmad.sync import ingest as ingest_mod
 from karmad.sync import plan as p
 from karmad.sync import statefile, teamstore
@@ -206,6 +206,16 @@ class Reconciler:
             report = await self._cycle(me, started, t0)
         except SyncthingUnavailable as exc:
             self._set_state("waiting", f"Syncthing unavailable: {exc}")
+            self._finish()
+            return None
+        except (OSError, StoreError) as exc:
+            log.error("reconcile_failed", error=str(exc))
+            self._set_state("error", str(exc))
+            self._finish()
+            return None
+        except Exception as exc:  # a bug here must not take the daemon down
+            log.exception("reconcile_crashed")
+            self._set_state("error", f"{type(exc).__name__}: {exc}")
             self._finish()
             return None
         self.status.cycles += 1

@@ -7,12 +7,14 @@ complete and with the same figures — and only where the subscriptions say so.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from karmad.domain import project_key
 from karmad.redact import Redactor
+from tests.support.daemon import karmactl_command
 from tests.support.sessions import SessionWriter, corpus_records, dump, make_checkout
 from tests.support.syncthing import Cluster, Node, wait_until
 from tests.support.teams import (
@@ -110,7 +112,12 @@ def test_secrets_subagents_tool_results_and_a_receive_only_member(
 ) -> None:
     import random
 
-    from tests.support.secrets import SecretFactory, find_leaks_in_tree, plant_records
+    from tests.support.secrets import (
+        SecretFactory,
+        find_leaks,
+        find_leaks_in_tree,
+        plant_records,
+    )
 
     a, b, team_id, checkout = setup(syncthing_cluster, ("both", "receive"))
     assert a.karmad is not None and b.karmad is not None
@@ -160,6 +167,28 @@ def test_secrets_subagents_tool_results_and_a_receive_only_member(
     detail = session(b, writer.session_id)
     assert detail["redactions"] and sum(detail["redactions"].values()) >= len(secrets)
     assert session(a, writer.session_id, "local")["redactions"] == detail["redactions"]
+
+    # The preview on alice names what goes where and what is replaced, not the secrets.
+    job = a.call("share.preview", {"session": writer.session_id})["job"]
+    result = wait_until(
+        lambda: (r := a.call("share.previewResult", {"job": job}))["state"] == "done" and r,
+        CONVERGE_S,
+    )
+    previewed = result["sessions"][0]
+    assert previewed["destinations"] == ["core"]
+    assert sum(previewed["redactions"].values()) == sum(detail["redactions"].values())
+    assert any(line["paths"] for f in previewed["files"] for line in f["redacted_lines"])
+    assert not find_leaks(json.dumps(result).encode(), secrets)
+    cli = subprocess.run(
+        karmactl_command("share", "preview", writer.session_id[:8]),
+        env=a.karmad.home.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "sent to: core" in cli.stdout and "nothing was written" in cli.stdout
+    assert not find_leaks(cli.stdout.encode(), secrets)
 
     # Receive-only: bob's session never left bob, alice never received anything.
     assert bob.session_id not in remote_sessions(a)

@@ -473,5 +473,9 @@ def find_leaks_in_tree(root: Path, secrets: Iterable[FakeSecret]) -> list[Leak]:
     secrets = list(secrets)
     leaks: list[Leak] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        leaks.extend(find_leaks(path.read_bytes(), secrets, str(path)))
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue  # a temporary file that was renamed meanwhile: its content is elsewhere
+        leaks.extend(find_leaks(data, secrets, str(path)))
     return leaks
