@@ -341,30 +341,32 @@ class Packager:
         first_time = not known
         changed = False
         now = self._clock()
-        for src, rel, transcript in self._sources(outbox, root, key, session):
-            folder_rel = f"projects/{key}/{rel}"
-            row = known.get(folder_rel)
-            previous = _progress(row) if row is not None and row["src"] == str(src) else None
-            dest = project_dir / rel
-            progress = sync_file(
-                src, dest, previous, self._redactor, self._hashers, transcript=transcript
-            )
-            if progress is None:
-                continue
-            with state.transaction():
+        current: dict[str, Progress] = {rel: _progress(r) for rel, r in known.items()}
+        # One transaction per session: a crash before it commits leaves outbox files
+        # longer than recorded (cut back on restart) or unrecorded (written again).
+        with state.transaction():
+            for src, rel, transcript in self._sources(outbox, root, key, session):
+                folder_rel = f"projects/{key}/{rel}"
+                row = known.get(folder_rel)
+                previous = _progress(row) if row is not None and row["src"] == str(src) else None
+                dest = project_dir / rel
+                progress = sync_file(
+                    src, dest, previous, self._redactor, self._hashers, transcript=transcript
+                )
+                if progress is None:
+                    continue
                 _record(
                     state, outbox.folder_id, folder_rel, key, session.session_id, src, progress, now
                 )
-            report.scans[outbox.folder_id].add(folder_rel)
-            report.files += 1
-            added = progress.dest_size - (previous.dest_size if previous else 0)
-            report.bytes += max(added, 0)
-            self.packaged_bytes += max(added, 0)
-            changed = True
+                current[folder_rel] = progress
+                report.scans[outbox.folder_id].add(folder_rel)
+                report.files += 1
+                added = progress.dest_size - (previous.dest_size if previous else 0)
+                report.bytes += max(added, 0)
+                self.packaged_bytes += max(added, 0)
+                changed = True
         if changed:
-            rel = self._write_manifest(
-                state, outbox.folder_id, project_dir, key, session, member_tag, now
-            )
+            rel = self._write_manifest(current, project_dir, key, session, member_tag, now)
             report.scans[outbox.folder_id].add(rel)
             if first_time:
                 report.new_sessions.append((outbox.folder_id, key, session.session_id))
@@ -383,30 +385,21 @@ class Packager:
 
     def _write_manifest(
         self,
-        state: Store,
-        folder_id: str,
+        files_progress: dict[str, Progress],
         project_dir: Path,
         key: str,
         session: LocalSession,
         member_tag: str,
         now: datetime,
     ) -> str:
-        rows = state.query(
-            "SELECT * FROM packaged_files WHERE folder_id = ? AND project_key = ? "
-            "AND session_id = ? ORDER BY rel",
-            (folder_id, key, session.session_id),
-        )
         counts: dict[str, int] = defaultdict(int)
         files: dict[str, mf.FileEntry] = {}
         prefix = f"projects/{key}/"
-        for r in rows:
-            for kind, n in json.loads(r["redactions"]).items():
+        for rel, p in sorted(files_progress.items()):
+            for kind, n in p.redactions.items():
                 counts[kind] += int(n)
-            files[r["rel"].removeprefix(prefix)] = mf.FileEntry(
-                size=r["dest_size"],
-                sha256=r["sha256"],
-                lines=r["lines"],
-                dropped_lines=r["dropped"],
+            files[rel.removeprefix(prefix)] = mf.FileEntry(
+                size=p.dest_size, sha256=p.sha256, lines=p.lines, dropped_lines=p.dropped
             )
         manifest = mf.Manifest(
             session_id=session.session_id,
@@ -423,8 +416,11 @@ class Packager:
             ),
         )
         target = project_dir / mf.MANIFESTS / f"{session.session_id}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_file.write_atomic(target, mf.encode(manifest), 0o644, temp_prefix=TEMP_PREFIX)
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_file.write_atomic(
+            target, mf.encode(manifest), 0o644, temp_prefix=TEMP_PREFIX, durable=False
+        )
         return f"{prefix}{mf.MANIFESTS}/{session.session_id}.json"
 
 
