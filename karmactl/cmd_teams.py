@@ -521,6 +521,29 @@ def sync_status(ctx: Context) -> int:
             ("managed", f"{r['teams']} teams, {r['folders']} folders, {r['devices']} devices"),
         ]
     )
+    if r["projects"]:
+        print()
+        render.table(
+            ["TEAM", "PROJECT", "YOURS", "LOCAL", "PACKAGED", "SENT (COMPLETION)", "RECEIVED"],
+            [
+                (
+                    p["team_name"],
+                    p["identity"],
+                    p["subscription"] or "-",
+                    p["sessions_local"],
+                    p["sessions_packaged"],
+                    ", ".join(
+                        f"{d['member']} {d['completion']:.0f}%"
+                        if d["completion"] is not None
+                        else f"{d['member']} ?"
+                        for d in p["sent"]
+                    )
+                    or "-",
+                    ", ".join(f"{x['member']} {x['sessions']}" for x in p["received"]) or "-",
+                )
+                for p in r["projects"]
+            ],
+        )
     if r["failures"]:
         print()
         render.table(

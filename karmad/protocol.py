@@ -504,6 +504,33 @@ class SyncFailure(Result):
     next_retry_s: float
 
 
+class DeviceCompletion(Result):
+    member: str
+    device: str
+    completion: float | None = None
+    """Percent of our team folder that device has (all projects in it), as Syncthing says."""
+
+
+class ReceivedFrom(Result):
+    member: str
+    sessions: int
+
+
+class ProjectFlow(Result):
+    """One shared project in one team, as far as sessions go."""
+
+    team_id: str
+    team_name: str
+    key: str
+    identity: str
+    subscription: str = ""
+    """This member's stance: `state/direction`."""
+    sessions_local: int = 0
+    sessions_packaged: int = 0
+    sent: list[DeviceCompletion] = msgspec.field(default_factory=list)
+    received: list[ReceivedFrom] = msgspec.field(default_factory=list)
+
+
 class SyncStatus(Result):
     state: str
     """`idle`, `running`, `waiting` (Syncthing unavailable) or `not-initialised`."""
@@ -515,6 +542,7 @@ class SyncStatus(Result):
     teams: int = 0
     folders: int = 0
     devices: int = 0
+    projects: list[ProjectFlow] = msgspec.field(default_factory=list)
 
 
 _method("identity.init", InitParams, IdentityInfo, "Sets this member's user name.", mutating=True)

@@ -34,6 +34,7 @@ from karmad.domain import (
     validate_user_id,
 )
 from karmad.errors import KarmadError
+from karmad.flow import shared
 from karmad.protocol import ErrorCode
 from karmad.rpc.router import Router
 from karmad.rpc.server import Call
@@ -769,4 +770,17 @@ def register(router: Router, svc: Services) -> None:
             teams=r.status.teams,
             folders=len(want.folders) if want else 0,
             devices=len(want.devices) if want else 0,
+            projects=shared.project_flows(
+                teamstore.teams(svc.store),
+                teams.port.device_id(),
+                svc.store,
+                svc.index.store,
+                completion,
+            ),
         )
+
+    def completion(folder: str, device: str) -> float | None:
+        snap = svc.syncthing.stream.snapshot
+        state = snap.folders.get(folder) if snap is not None else None
+        found = state.completion.get(device) if state is not None else None
+        return None if found is None else round(found.completion, 1)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from karmad import codec
+from karmad import codec, protocol
+from karmad.domain import folder_id
 from karmad.flow import manifest as mf
 from karmad.store import Store
+from karmad.sync.model import LocalTeam
 
 
 def packaged(store: Store, session_id: str) -> tuple[dict[str, int], list[str]]:
@@ -39,3 +42,66 @@ def received_redactions(main_file: Path, session_id: str) -> dict[str, int]:
     except (OSError, codec.InvalidData):
         return {}
     return dict(sorted(manifest.redaction.counts.items()))
+
+
+def project_flows(
+    teams: list[LocalTeam],
+    me: str | None,
+    state: Store,
+    index: Store,
+    completion: Callable[[str, str], float | None],
+) -> list[protocol.ProjectFlow]:
+    """Per team and shared project: sessions here, packaged, sent, received."""
+    local = {
+        r["project"]: int(r["n"])
+        for r in index.query(
+            "SELECT s.project, COUNT(DISTINCT s.session_id) AS n FROM sessions s "
+            "JOIN roots r ON r.id = s.root_id WHERE r.origin = 'local' GROUP BY s.project"
+        )
+    }
+    received: dict[str, dict[str, int]] = {}
+    for r in index.query(
+        "SELECT r.project, r.member_tag, COUNT(DISTINCT s.session_id) AS n FROM sessions s "
+        "JOIN roots r ON r.id = s.root_id WHERE r.origin = 'remote' "
+        "GROUP BY r.project, r.member_tag"
+    ):
+        received.setdefault(r["project"], {})[r["member_tag"]] = int(r["n"])
+    packaged = {
+        (r["folder_id"], r["project_key"]): int(r["n"])
+        for r in state.query(
+            "SELECT folder_id, project_key, COUNT(DISTINCT session_id) AS n "
+            "FROM packaged_files GROUP BY folder_id, project_key"
+        )
+    }
+    flows: list[protocol.ProjectFlow] = []
+    for team in teams:
+        record = team.record
+        if record is None or me is None:
+            continue
+        own = folder_id(team.team_id, me)
+        members = {m.device_id: m for m in record.active_members if m.device_id != me}
+        for project in record.shared_projects:
+            sub = team.subscription(project.key)
+            flows.append(
+                protocol.ProjectFlow(
+                    team_id=team.team_id,
+                    team_name=team.name,
+                    key=project.key,
+                    identity=project.identity,
+                    subscription=f"{sub.state.value}/{sub.direction.value}" if sub else "",
+                    sessions_local=local.get(project.identity, 0),
+                    sessions_packaged=packaged.get((own, project.key), 0),
+                    sent=[
+                        protocol.DeviceCompletion(
+                            member=m.member_tag, device=d, completion=completion(own, d)
+                        )
+                        for d, m in sorted(members.items(), key=lambda x: x[1].member_tag)
+                    ],
+                    received=[
+                        protocol.ReceivedFrom(member=tag, sessions=n)
+                        for tag, n in sorted(received.get(project.identity, {}).items())
+                        if tag in {m.member_tag for m in members.values()}
+                    ],
+                )
+            )
+    return flows

@@ -106,6 +106,19 @@ def test_a_session_flows_line_by_line(syncthing_cluster: Callable[..., Cluster])
     assert theirs["member"] == "alice.n1"
     assert theirs["project"] == IDENTITY
 
+    # The team's view of the project on both sides.
+    def flow(node: Node) -> dict[str, Any]:
+        projects = node.call("sync.status")["projects"]
+        return next(p for p in projects if p["identity"] == IDENTITY)
+
+    wait_until(lambda: flow(a)["sent"][0]["completion"] == 100, CONVERGE_S)
+    mine = flow(a)
+    assert (mine["sessions_local"], mine["sessions_packaged"]) == (1, 1)
+    assert mine["sent"][0]["member"] == "bob.n2"
+    assert flow(b)["received"] == [{"member": "alice.n1", "sessions": 1}]
+    by_member = b.call("usage.summary", {"group_by": "member"})["rows"]
+    assert {row["key"] for row in by_member} == {"alice.n1"}
+
 
 def test_secrets_subagents_tool_results_and_a_receive_only_member(
     syncthing_cluster: Callable[..., Cluster],
