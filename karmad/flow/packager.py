@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ log = logs.get("karmad.flow")
 SWEEP_S = 300.0
 DEBOUNCE_S = 0.02
 TODOS = "todos"
+TASKS = "tasks"
+PLANS = "plans"
+_SLUG = re.compile(rb'"slug":"([a-z0-9][a-z0-9-]{0,79})"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,12 +315,41 @@ class Packager:
                         continue
                     out.append((src, src.relative_to(root).as_posix(), False))
         if key in outbox.include_todos:
+            # Todo lists (`todos/<session>-agent-*.json`) and their successor, task lists
+            # (`tasks/<session>/...`): what the session planned to do.
             todos = self._claude_dir / TODOS
             if todos.is_dir():
                 for src in sorted(todos.glob(f"{session.session_id}-agent-*.json")):
                     if src.is_file() and not src.is_symlink():
                         out.append((src, f"{TODOS}/{src.name}", False))
+            tasks = self._claude_dir / TASKS / session.session_id
+            if tasks.is_dir() and not tasks.is_symlink():
+                for src in sorted(tasks.rglob("*")):
+                    if src.is_file() and not src.is_symlink():
+                        out.append((src, src.relative_to(self._claude_dir).as_posix(), False))
+        if key in outbox.include_plans:
+            # Plan files are named by the slug the session's records carry.
+            for slug in self._plan_slugs(session):
+                src = self._claude_dir / PLANS / f"{slug}.md"
+                if src.is_file() and not src.is_symlink():
+                    out.append((src, f"{PLANS}/{src.name}", False))
         return out
+
+    def _plan_slugs(self, session: LocalSession) -> list[str]:
+        """Slugs named in the session's main transcript (its last 1 MiB suffices: every
+        record after a plan starts carries it)."""
+        slugs: set[str] = set()
+        for path, kind in session.files:
+            if kind != "main":
+                continue
+            try:
+                with Path(path).open("rb") as f:
+                    f.seek(max(0, os.fstat(f.fileno()).st_size - (1 << 20)))
+                    tail = f.read()
+            except OSError:
+                continue
+            slugs.update(m.decode() for m in _SLUG.findall(tail))
+        return sorted(slugs)
 
     def _package_session(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,37 @@ def test_a_session_flows_line_by_line(syncthing_cluster: Callable[..., Cluster])
     assert flow(b)["received"] == [{"member": "alice.n1", "sessions": 1}]
     by_member = b.call("usage.summary", {"group_by": "member"})["rows"]
     assert {row["key"] for row in by_member} == {"alice.n1"}
+
+    # Todos, task lists and plans go only where the team opted in; file history and
+    # debug logs never go.
+    claude = a.karmad.home.claude
+    (claude / "todos").mkdir()
+    todo = claude / "todos" / f"{writer.session_id}-agent-{writer.session_id}.json"
+    todo.write_text('[{"content": "ship it", "status": "pending"}]')
+    (claude / "tasks" / writer.session_id).mkdir(parents=True)
+    (claude / "tasks" / writer.session_id / "1.json").write_text('{"subject": "ship"}')
+    (claude / "plans").mkdir()
+    (claude / "plans" / "brave-new-plan.md").write_text("# Plan\n1. ship\n")
+    (claude / "file-history" / writer.session_id).mkdir(parents=True)
+    (claude / "file-history" / writer.session_id / "abc@v1").write_text("source code")
+    (claude / "debug").mkdir()
+    (claude / "debug" / f"{writer.session_id}.txt").write_text("env details")
+    written += writer.append(dict(records[40], slug="brave-new-plan"))
+    project_root = inbox_file.parent.parent
+    time.sleep(1.5)
+    assert not (project_root / "todos").exists() and not (project_root / "plans").exists()
+    a.call("project.share", {"team": team_id, "project": IDENTITY, "todos": True, "plans": True})
+    wait_until(
+        lambda: (
+            (project_root / "todos" / todo.name).exists()
+            and (project_root / "tasks" / writer.session_id / "1.json").exists()
+            and (project_root / "plans" / "brave-new-plan.md").exists()
+        ),
+        CONVERGE_S,
+        message="opted-in extras arrive",
+    )
+    names = {p.name for p in folders_dir(b).rglob("*")}
+    assert "abc@v1" not in names and f"{writer.session_id}.txt" not in names
 
 
 def test_secrets_subagents_tool_results_and_a_receive_only_member(
