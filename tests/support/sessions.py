@@ -37,23 +37,98 @@ def encoded(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", str(path))
 
 
+def synthetic_records(turns: int = 20) -> list[dict[str, Any]]:
+    """A plausible conversation (prompts, priced answers with tool calls and results),
+    for machines without the shared corpus of real transcripts."""
+    records: list[dict[str, Any]] = []
+    parent = None
+    for n in range(turns):
+        ts = f"2026-01-0{1 + n % 9}T10:{n % 60:02d}:00.000Z"
+        prompt = {
+            "type": "user",
+            "uuid": str(uuid.uuid4()),
+            "parentUuid": parent,
+            "timestamp": ts,
+            "version": "2.0.14",
+            "cwd": "/tmp/x",
+            "sessionId": "s",
+            "message": {"role": "user", "content": f"Step {n}: run the tests and fix what fails"},
+        }
+        tool_id = f"toolu_{uuid.uuid4().hex[:20]}"
+        answer = {
+            "type": "assistant",
+            "uuid": str(uuid.uuid4()),
+            "parentUuid": prompt["uuid"],
+            "timestamp": ts,
+            "version": "2.0.14",
+            "cwd": "/tmp/x",
+            "sessionId": "s",
+            "requestId": f"req_{uuid.uuid4().hex[:20]}",
+            "message": {
+                "id": f"msg_{uuid.uuid4().hex[:24]}",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5-20250929",
+                "stop_reason": "tool_use",
+                "content": [
+                    {"type": "text", "text": f"Running the suite (step {n})."},
+                    {
+                        "type": "tool_use",
+                        "id": tool_id,
+                        "name": "Bash",
+                        "input": {"command": "pytest -q", "description": "Run the tests"},
+                    },
+                ],
+                "usage": {
+                    "input_tokens": 12 + n,
+                    "output_tokens": 90 + n,
+                    "cache_creation_input_tokens": 400,
+                    "cache_read_input_tokens": 8000 + n,
+                    "cache_creation": {
+                        "ephemeral_5m_input_tokens": 400,
+                        "ephemeral_1h_input_tokens": 0,
+                    },
+                },
+            },
+        }
+        result = {
+            "type": "user",
+            "uuid": str(uuid.uuid4()),
+            "parentUuid": answer["uuid"],
+            "timestamp": ts,
+            "version": "2.0.14",
+            "cwd": "/tmp/x",
+            "sessionId": "s",
+            "message": {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": tool_id, "content": f"{n} passed"}
+                ],
+            },
+            "toolUseResult": {"stdout": f"{n} passed", "stderr": "", "interrupted": False},
+        }
+        records += [prompt, answer, result]
+        parent = result["uuid"]
+    return records
+
+
 def corpus_records(limit: int) -> Iterator[dict[str, Any]]:
-    """`limit` records of the largest real transcript in the corpus, in order.
+    """`limit` records of the largest real transcript in the corpus, in order (or of a
+    synthetic conversation where the corpus is not available).
 
     Past the end the transcript starts over, each repeated record with a fresh `uuid`
     (and, for answers, a fresh message id) so that no two lines are the same.
     """
     files = sorted(CORPUS.glob("*/*.jsonl"), key=lambda p: p.stat().st_size, reverse=True)
-    if not files:
-        raise FileNotFoundError(f"no corpus at {CORPUS}")
     records = []
-    for line in files[0].read_bytes().splitlines():
+    for line in files[0].read_bytes().splitlines() if files else []:
         try:
             record = json.loads(line)
         except ValueError:
             continue
         if isinstance(record, dict):
             records.append(record)
+    if not records:
+        records = synthetic_records()
     for n in range(limit):
         record = records[n % len(records)]
         if n >= len(records):
