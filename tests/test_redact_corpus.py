@@ -14,7 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 from karmad.redact import LineReport, Redactor
-from tests.support.secrets import PlantedCorpus, find_leaks_in_tree, plant_corpus
+from tests.support.secrets import PlantedCorpus, find_leaks_in_tree, needs_corpus, plant_corpus
+
+pytestmark = needs_corpus
 
 
 def redact_tree(

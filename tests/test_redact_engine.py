@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from karmad.redact import Redactor, RuleError, Tally, UserPattern, placeholder
-from tests.support.secrets import CORPUS, SecretFactory
+from tests.support.secrets import CORPUS, SecretFactory, needs_corpus
 
 R = Redactor()
 SECRETS = SecretFactory(5).all()
@@ -247,6 +247,7 @@ def test_stream_output_does_not_depend_on_chunk_size() -> None:
     assert [r.line for r in reports] == list(range(len(records) + 1))
 
 
+@needs_corpus
 def test_real_transcripts_stream_through_unchanged(tmp_path: Path) -> None:
     """The shared corpus holds no secret: every file must come out byte for byte."""
     files = sorted(CORPUS.rglob("*.jsonl"))

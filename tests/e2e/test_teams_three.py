@@ -16,7 +16,7 @@ from tests.support.teams import (
     topology_ok,
 )
 
-FAST_TEAMS = "[teams]\nack_linger_s = 3\n"
+FAST_TEAMS = "[teams]\nack_linger_s = 8\n"
 
 
 def no_team_left(node: Node) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import shutil
 import string
@@ -22,7 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "claude" / "projects"
+import pytest
+
+CORPUS = (
+    Path(os.environ["KARMAD_TEST_CORPUS"]) / "projects"
+    if os.environ.get("KARMAD_TEST_CORPUS")
+    else Path(__file__).resolve().parents[3] / "shared" / "corpus" / "claude" / "projects"
+)
+needs_corpus = pytest.mark.skipif(
+    not CORPUS.is_dir(), reason=f"no corpus of real transcripts at {CORPUS} (KARMAD_TEST_CORPUS)"
+)
 """Real Claude Code transcripts (MIT), laid out like ~/.claude/projects. Never edit in
 place: `plant_corpus` copies them."""
 
