@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tests.support.sessions import SessionWriter, corpus_records, make_checkout
 from tests.support.syncthing import Cluster, Node, wait_started, wait_until
 from tests.support.teams import (
     CONVERGE_S,
@@ -12,9 +13,12 @@ from tests.support.teams import (
     init,
     karma_config,
     own_folder,
+    share_and_accept,
     team,
     topology_ok,
 )
+
+REMOTE = "github.com/acme/app"
 
 FAST_TEAMS = "[teams]\nack_linger_s = 8\n"
 
@@ -38,6 +42,21 @@ def test_removal_reaches_the_third_member_and_the_removed_one_leaves(
     )
     bob = device(b)
 
+    # Bob's sessions of a shared project reach carol...
+    share_and_accept(a, team_id, REMOTE, [(a, "both"), (b, "both"), (c, "both")])
+    assert b.karmad is not None
+    checkout = make_checkout(b.karmad.home.root, "https://github.com/acme/app.git")
+    writer = SessionWriter(b.karmad.home.claude, checkout)
+    writer.append(*corpus_records(6))
+    wait_until(
+        lambda: (
+            writer.session_id
+            in {s["id"] for s in c.call("session.list", {"origin": "remote"})["sessions"]}
+        ),
+        CONVERGE_S,
+        message="bob's session reaches carol",
+    )
+
     a.call("team.removeMember", {"team": team_id, "member": "bob.n2"})
 
     # The third member drops bob: from its own folder, its inbox, and its devices.
@@ -58,6 +77,12 @@ def test_removal_reaches_the_third_member_and_the_removed_one_leaves(
     )
     states = {m["member_tag"]: m["state"] for m in team(a, team_id)["members"]}
     assert states == {"alice.n1": "active", "bob.n2": "removed", "carol.n3": "active"}
+    # ...and leave carol's views with him (the files stay on disk until purged).
+    wait_until(
+        lambda: not c.call("session.list", {"origin": "remote", "member": "bob.n2"})["sessions"],
+        CONVERGE_S,
+        message="bob's sessions leave carol's views",
+    )
     kinds = [e["kind"] for e in b.call("team.activity", {"limit": 100})["events"]]
     assert "member.removed" in kinds and "team.cleaned_up" in kinds
 
