@@ -103,6 +103,13 @@ def test_healthy_daemon_passes_everything(
         "claude.cleanup",
         "disk.state_dir",
         "syncthing.binary",
+        "syncthing.reachable",
+        "index.integrity",
+        "index.schema",
+        "index.state",
+        "index.lag",
+        "index.errors",
+        "sync.reconciler",
     }
     assert set(checks) == expected
     assert {c["status"] for c in checks.values()} == {"pass"}, checks

@@ -249,6 +249,7 @@ class Reconciler:
             self.policy,
             managed_devices=observed.managed_devices,
             present_folders=frozenset(folders),
+            knocking=frozenset(d.device_id for d in self._port.pending_devices()),
         )
         self._audit_unexpected(me, want, now)
         actions = p.plan(want, observed, str(self._folders_dir))
