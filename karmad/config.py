@@ -51,7 +51,8 @@ class SyncthingConfig(_Section):
     """managed: the Syncthing executable; empty searches PATH."""
     profile: Literal["internet", "lan-only", "loopback"] = "internet"
     """managed: `internet` keeps Syncthing's discovery, relays and NAT traversal; `lan-only`
-    and `loopback` turn them off and listen on explicit addresses only."""
+    and `loopback` turn them off and listen on explicit addresses only. external: what
+    `karmactl doctor` expects of that Syncthing's discovery and relays."""
     listen_addresses: list[str] = msgspec.field(default_factory=list)
     """managed: explicit sync listen addresses (`tcp://host:port`); empty follows the profile."""
     gui_address: str = "auto"

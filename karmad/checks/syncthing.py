@@ -406,7 +406,7 @@ def peer_findings(
                 stale.append(f"{who} never connected since it was added {_ago(now - added)} ago")
             else:
                 never.append(who)
-    counts = f"{len(devices)} peers: {connected} connected"
+    counts = f"{len(devices)} peer(s): {connected} connected"
     if paused:
         counts += f", {paused} paused"
     if never:
