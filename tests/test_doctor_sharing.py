@@ -315,12 +315,13 @@ def test_listeners() -> None:
     )
     assert relay_down.status == "warn"
     assert relay_down.message.startswith(f"listening on {direct}, but {relay}: no relay")
-    assert "Syncthing's settings" in relay_down.fix
+    assert "no relay can be reached" in relay_down.fix
     [none] = listen_findings(
         {direct: ListenerStatus(error="bind: address already in use"), relay: ListenerStatus()},
         "managed",
     )
     assert none.status == "fail"
+    assert "ss -ltnp" in none.fix
     assert "listen_addresses" in none.fix
 
 

@@ -52,6 +52,9 @@ INSTALL_FIX = (
 _RELAY_SCHEMES = ("relay://", "dynamic+")
 """Listeners that reach the network through relays, not sockets of this machine."""
 
+ANSWER_S = 5.0
+"""How long the fresh status request may take: a Syncthing slower than this is hung."""
+
 
 def _ago(delta: timedelta) -> str:
     return duration(delta.total_seconds())
@@ -150,7 +153,7 @@ async def connection_findings(service: SyncthingService) -> list[DoctorCheck]:
             )
         ]
     try:
-        status = await client.status()
+        status = await client.status(read_timeout=ANSWER_S)
     except AuthFailed as exc:
         return [fail("syncthing.api_key", str(exc), _api_key_fix(service))]
     except SyncthingError as exc:
@@ -187,10 +190,16 @@ def listen_findings(listeners: Mapping[str, ListenerStatus], mode: str) -> list[
         return [ok(name, f"listening on {', '.join(working)}")]
     direct = [a for a in working if not a.startswith(_RELAY_SCHEMES)]
     described = [f"{address}: {error}" for address, error in broken.items()]
-    fix = (
-        "another program holds the port (`ss -ltnp` shows which): stop it, or pick another "
-        f"address in {where}"
-    )
+    if all(a.startswith(_RELAY_SCHEMES) for a in broken):
+        fix = (
+            "no relay can be reached from this network (a firewall, no internet): direct "
+            "connections still work; the `lan-only` profile does without relays"
+        )
+    else:
+        fix = (
+            "another program holds the port (`ss -ltnp` shows which): stop it, or pick "
+            f"another address in {where}"
+        )
     if not direct:
         return [
             fail(
