@@ -38,8 +38,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="check karmad's health and say how to fix what is wrong",
         description=(
             "Checks the daemon, its socket, the service, the stores, Claude Code's data, "
-            "disk space and Syncthing. Exit status: 0 nothing failed, 1 something failed, "
-            "3 the daemon could not be reached."
+            "disk space, the session index, Syncthing (reachable, API key, listeners, "
+            "profile, folders, pending offers, peers) and team sync. Exit status: 0 "
+            "nothing failed, 1 something failed, 3 the daemon could not be reached."
         ),
     )
     p.add_argument(

@@ -31,7 +31,9 @@ from karmad.api.teams import TeamService
 from karmad.bus import Bus, utc_now
 from karmad.checks import claude as claude_checks
 from karmad.checks import disk as disk_checks
+from karmad.checks import index as index_checks
 from karmad.checks import store as store_checks
+from karmad.checks import sync as sync_checks
 from karmad.checks import syncthing as syncthing_checks
 from karmad.config import Config
 from karmad.doctor import Doctor
@@ -70,6 +72,16 @@ API_MODULES = (
     share_api,
 )
 """Every `karmad.api` module; each registers its handlers with `register(router, services)`."""
+
+CHECK_MODULES = (
+    store_checks,
+    claude_checks,
+    disk_checks,
+    index_checks,
+    syncthing_checks,
+    sync_checks,
+)
+"""Every `karmad.checks` module; each registers its checks with `register(doctor, services)`."""
 
 
 def build_router(services: Services) -> Router:
@@ -193,7 +205,7 @@ def assemble(
         redactor=redactor,
         previewer=previewer,
     )
-    for checks in (store_checks, claude_checks, disk_checks, syncthing_checks):
+    for checks in CHECK_MODULES:
         checks.register(doctor, services)
     return services, syncthing, reconciler
 

@@ -51,7 +51,8 @@ class SyncthingConfig(_Section):
     """managed: the Syncthing executable; empty searches PATH."""
     profile: Literal["internet", "lan-only", "loopback"] = "internet"
     """managed: `internet` keeps Syncthing's discovery, relays and NAT traversal; `lan-only`
-    and `loopback` turn them off and listen on explicit addresses only."""
+    and `loopback` turn them off and listen on explicit addresses only. external: what
+    `karmactl doctor` expects of that Syncthing's discovery and relays."""
     listen_addresses: list[str] = msgspec.field(default_factory=list)
     """managed: explicit sync listen addresses (`tcp://host:port`); empty follows the profile."""
     gui_address: str = "auto"
@@ -153,6 +154,11 @@ class DoctorConfig(_Section):
     """...and below this a warning: outboxes and inboxes grow with every session."""
     check_timeout_s: float = 15.0
     """A check that takes longer is reported as failed (a hung Syncthing, a slow disk)."""
+    peer_unseen_days: float = 7.0
+    """A configured peer not seen for longer is a warning: its sessions are not moving."""
+    team_phase_warn_hours: float = 24.0
+    """A team still joining, leaving, removed or dissolved after this long is a warning:
+    those phases end once the other side answers, which normally takes seconds."""
 
 
 class RedactionPattern(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -220,8 +226,9 @@ def _validate(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: doctor.min_free_mb must not be negative")
     if config.doctor.warn_free_mb < config.doctor.min_free_mb:
         raise ConfigError(f"{path}: doctor.warn_free_mb must be at least doctor.min_free_mb")
-    if config.doctor.check_timeout_s <= 0:
-        raise ConfigError(f"{path}: doctor.check_timeout_s must be positive")
+    for name in ("check_timeout_s", "peer_unseen_days", "team_phase_warn_hours"):
+        if not getattr(config.doctor, name) > 0:
+            raise ConfigError(f"{path}: doctor.{name} must be positive")
     index = config.index
     if not 1 <= index.watch_step_ms <= 10_000:
         raise ConfigError(f"{path}: index.watch_step_ms must be between 1 and 10000")

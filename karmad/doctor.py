@@ -41,6 +41,28 @@ def fail(name: str, message: str, fix: str = "") -> DoctorCheck:
     return DoctorCheck(name=name, status="fail", message=message, fix=fix)
 
 
+SHOWN = 5
+"""Items a finding names before it only counts the rest: one line per check stays short."""
+
+
+def listed(items: list[str], sep: str = "; ") -> str:
+    """The first `SHOWN` items, then how many more there are."""
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return sep.join(items[:SHOWN]) + more
+
+
+def duration(seconds: float) -> str:
+    """A span the way a person would say it in a finding: 45 s, 12 min, 5 h, 9 days."""
+    whole = max(0, int(seconds))
+    if whole < 120:
+        return f"{whole} s"
+    if whole < 2 * 3600:
+        return f"{whole // 60} min"
+    if whole < 2 * 86400:
+        return f"{whole // 3600} h"
+    return f"{whole // 86400} days"
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     name: str

@@ -29,6 +29,8 @@ def test_values_override_defaults(tmp_path: Path) -> None:
         ("[rpc]\nmax_message_bytes = 10\n", "at least 4096"),
         ("[rpc\n", "malformed"),
         ('[rpc]\nclient_buffer = "many"\n', "client_buffer"),
+        ("[doctor]\npeer_unseen_days = 0\n", "doctor.peer_unseen_days must be positive"),
+        ("[doctor]\nteam_phase_warn_hours = -1\n", "doctor.team_phase_warn_hours must be"),
     ],
 )
 def test_bad_config_says_what_and_where(tmp_path: Path, text: str, message: str) -> None:

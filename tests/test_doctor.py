@@ -21,10 +21,8 @@ from karmad.checks.syncthing import binary_findings
 from karmad.doctor import Doctor, ok
 from karmad.protocol import DoctorCheck
 from tests.support.daemon import REPO, Home, KarmadProcess, karmactl_command
+from tests.support.doctor import by_name, doctor, healthy_home, service_running
 from tests.support.stubs import ServiceStubs
-
-RELAXED_DISK = "[doctor]\nmin_free_mb = 0\nwarn_free_mb = 0\n"
-"""The healthy case must not depend on how full this machine's disk is."""
 
 
 @pytest.fixture
@@ -32,43 +30,6 @@ def stubs(tmp_path: Path) -> Iterator[ServiceStubs]:
     s = ServiceStubs(tmp_path / "stubs")
     yield s
     s.cleanup()
-
-
-def healthy_home(home: Home) -> Home:
-    (home.claude / "projects" / "-work-app").mkdir(parents=True, exist_ok=True)
-    (home.claude / "settings.json").write_text('{"cleanupPeriodDays": 99999}')
-    home.write_config(RELAXED_DISK)
-    return home
-
-
-def service_running(stubs: ServiceStubs, pid: int) -> None:
-    show = (
-        "LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n"
-        f"MainPID={pid}\nStatusText=ok\n"
-    )
-    stubs.scenario({"systemctl": [{"match": ["show"], "stdout": show}]})
-
-
-def doctor(
-    home: Home, stubs: ServiceStubs, *args: str, socket_path: Path | None = None
-) -> tuple[int, dict[str, Any]]:
-    argv = ["doctor", "--json", "--manager", "systemd"]
-    if socket_path is not None:
-        argv += ["--socket", str(socket_path)]
-    done = subprocess.run(
-        karmactl_command(*argv, *args),
-        env=stubs.env(home.env()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        check=False,
-    )
-    return done.returncode, json.loads(done.stdout)
-
-
-def by_name(report: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {c["name"]: c for c in report["checks"]}
 
 
 def start(
@@ -103,6 +64,13 @@ def test_healthy_daemon_passes_everything(
         "claude.cleanup",
         "disk.state_dir",
         "syncthing.binary",
+        "syncthing.reachable",
+        "index.integrity",
+        "index.schema",
+        "index.state",
+        "index.lag",
+        "index.errors",
+        "sync.reconciler",
     }
     assert set(checks) == expected
     assert {c["status"] for c in checks.values()} == {"pass"}, checks

@@ -193,6 +193,12 @@ class Indexer:
         )
 
     @property
+    def changes_waiting(self) -> int:
+        """Changed transcripts noticed but not yet taken up by the worker."""
+        with self._lock:
+            return len(self._changed)
+
+    @property
     def text_complete(self) -> bool:
         counts = self._snapshot.counts
         return counts.get("text_indexed", 0) >= counts.get("indexed", 0)

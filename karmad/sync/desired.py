@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from karmad.domain import MemberState, Team, TeamState, folder_id
+from karmad.domain import Member, MemberState, Team, TeamState, folder_id
 from karmad.sync import statefile
 from karmad.sync.ingest import delivery_pending
 from karmad.sync.model import (
@@ -37,6 +37,10 @@ OWN_IGNORES: tuple[str, ...] = (f"{statefile.TEMP_PREFIX}*",)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+DIAL_LATER: tuple[str, ...] = ("dynamic",)
+"""A device configured without an address to dial: its connection is accepted, and with
+discovery off (lan-only, loopback) nothing is dialled until explicit addresses are set."""
+
 
 def inbox_ignores(project_keys: frozenset[str]) -> tuple[str, ...]:
     """Admit `state` and the accepted projects; ignore everything else the owner sends.
@@ -53,6 +57,10 @@ def inbox_ignores(project_keys: frozenset[str]) -> tuple[str, ...]:
 class _Builder:
     me: Me
     peers: dict[str, PeerState]
+    now: datetime
+    policy: Policy
+    knocking: frozenset[str] = frozenset()
+    """Devices trying to connect to us right now (pending): dialling them back is safe."""
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     folders: dict[str, DesiredFolder] = field(default_factory=dict)
     states: dict[str, DesiredState] = field(default_factory=dict)
@@ -66,11 +74,20 @@ class _Builder:
             return tuple(peer.state.addresses)
         return fallback or ("dynamic",)
 
-    def device(self, device: str, name: str, addresses: tuple[str, ...]) -> None:
+    def device(
+        self, device: str, name: str, addresses: tuple[str, ...], *, hold: bool = False
+    ) -> None:
+        """Configure `device`; `hold`: accept its connection but leave it the first dial
+        (see `Policy.dial_delay`). Addresses to dial win over none, whichever team asks."""
         if device == self.me.device_id:
             return
-        if device not in self.devices:
-            self.devices[device] = DeviceConfig(device, name, addresses)
+        wanted = DIAL_LATER if hold and device not in self.knocking else addresses
+        current = self.devices.get(device)
+        if current is None or (current.addresses == DIAL_LATER and wanted != DIAL_LATER):
+            self.devices[device] = DeviceConfig(device, name, wanted)
+
+    def waits_for_first_dial(self, since: datetime) -> bool:
+        return self.now < since + self.policy.dial_delay
 
     def own_folder(self, team: LocalTeam, devices: set[str]) -> str:
         fid = folder_id(team.team_id, self.me.device_id)
@@ -187,7 +204,10 @@ def _leader(b: _Builder, team: LocalTeam, now: datetime, policy: Policy) -> None
         else:
             projects = receive
         entitled.add(m.device_id)
-        b.device(m.device_id, m.member_tag, b.addresses_of(team.team_id, m.device_id, m.addresses))
+        # A member just added joins by dialling us with the invite's addresses.
+        hold = m.state is MemberState.ADDED and b.waits_for_first_dial(m.changed_at)
+        addresses = b.addresses_of(team.team_id, m.device_id, m.addresses)
+        b.device(m.device_id, m.member_tag, addresses, hold=hold)
         visible = _shared(record) if m.state is not MemberState.REMOVED else ()
         b.inbox(team, m.device_id, m.member_tag, projects, visible)
     fid = b.own_folder(team, entitled)
@@ -227,11 +247,14 @@ def _member(b: _Builder, team: LocalTeam) -> None:
         return
     receive = _received(team, record)
     entitled: set[str] = set()
+    mine = record.member(me)
     for m in record.active_members:
         if m.device_id == me:
             continue
         entitled.add(m.device_id)
-        b.device(m.device_id, m.member_tag, b.addresses_of(team.team_id, m.device_id, m.addresses))
+        addresses = b.addresses_of(team.team_id, m.device_id, m.addresses)
+        hold = _second_dialler(b, m, mine, team.leader_device)
+        b.device(m.device_id, m.member_tag, addresses, hold=hold)
         b.inbox(team, m.device_id, m.member_tag, receive, _shared(record))
     entitled.add(team.leader_device)
     if team.leader_device not in {m.device_id for m in record.active_members}:
@@ -239,6 +262,15 @@ def _member(b: _Builder, team: LocalTeam) -> None:
     fid = b.own_folder(team, entitled)
     b.state(team, fid, state_body(b.me, team))
     _outbox(b, team, record, fid)
+
+
+def _second_dialler(b: _Builder, peer: Member, mine: Member | None, leader: str) -> bool:
+    """Between two members who learn of each other from the same roster, the larger
+    device ID leaves the first dial to the smaller one; our leader we always dial."""
+    if peer.device_id == leader or b.me.device_id < peer.device_id:
+        return False
+    since = peer.changed_at if mine is None else max(peer.changed_at, mine.changed_at)
+    return b.waits_for_first_dial(since)
 
 
 def desired(
@@ -251,13 +283,15 @@ def desired(
     policy: Policy,
     managed_devices: frozenset[str] = frozenset(),
     present_folders: frozenset[str] = frozenset(),
+    knocking: frozenset[str] = frozenset(),
 ) -> Desired:
     """The whole managed configuration as a function of our records. Pure.
 
     `present_folders` are the `karma-` folders Syncthing has now; those no team needs are
     reported as removable (and likewise managed devices) so the planner can tear down.
+    `knocking` are the devices Syncthing reports as pending (they are dialling us).
     """
-    b = _Builder(me, peers)
+    b = _Builder(me, peers, now, policy, knocking)
     for team in sorted(teams, key=lambda t: t.team_id):
         if team.phase is Phase.GONE:
             continue

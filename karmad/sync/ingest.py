@@ -326,6 +326,13 @@ def next_deadline(teams: tuple[LocalTeam, ...], now: datetime, policy: Policy) -
         if team.phase in (Phase.LEAVING, Phase.REMOVED, Phase.DISSOLVED):
             moments.append(team.phase_since + policy.removal_grace)
         record = team.record
+        if record is not None:
+            # A device held back from dialling first starts dialling then.
+            moments += [
+                m.changed_at + policy.dial_delay
+                for m in record.members
+                if m.state is not MemberState.REMOVED
+            ]
         if team.role is Role.LEADER and record is not None:
             moments += [
                 m.changed_at + policy.removal_grace

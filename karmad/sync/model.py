@@ -95,6 +95,14 @@ class Policy:
     """How long a removal or dissolution is kept deliverable to an offline member."""
     ack_linger: timedelta = timedelta(seconds=30)
     """How long the leader keeps an acknowledged device, so it also sees the answer."""
+    dial_delay: timedelta = timedelta(seconds=5)
+    """How long one side of a new pair of devices leaves the first dial to the other.
+
+    Two Syncthings that dial each other at the same moment can both wait for the other's
+    hello on their own connection until a 20-second timeout (seen with 1.19), so a new
+    pair has one designated first dialler: the joining member towards its leader, the
+    smaller device ID between two members. The other side dials too once this has passed
+    (in case the first dial never came), or at once if the peer is already knocking."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,8 @@ class Reconciler:
         self._peers: dict[str, PeerState] = {}
         self._purges: set[tuple[str, str]] = set()
         self._dismissals: set[tuple[str, str]] = set()
+        self._knocked: dict[str, datetime] = {}
+        """Devices seen dialling us while unknown, and when (see `_knocking`)."""
 
     # ------------------------------------------------------------------ triggers
 
@@ -170,10 +172,31 @@ class Reconciler:
                         and event.data.get("item") != statefile.STATE_NAME
                     ):
                         continue
+                    if event.topic == "syncthing.pending.devices":
+                        self._note_knocks(event.data)
                     self.wake()
             # Fell behind (overflow): that only means "something changed"; resubscribe.
             self.wake()
             sub = self._bus.subscribe(WAKE_TOPICS, buffer=1000)
+
+    def _note_knocks(self, data: dict[str, object]) -> None:
+        added = data.get("added")
+        for entry in added if isinstance(added, list) else ():
+            device = entry.get("device") if isinstance(entry, dict) else None
+            if isinstance(device, str):
+                self._knocked[device] = self._clock()
+
+    def _knocking(self, now: datetime) -> frozenset[str]:
+        """Devices dialling us: pending now, or pending moments ago.
+
+        Syncthing forgets a pending device the moment it is configured, which can be in
+        the very cycle that learns it knocked; remembered for `dial_delay` (after which
+        every device is dialled anyway), the knock still gets it dialled back at once.
+        """
+        horizon = now - self.policy.dial_delay
+        self._knocked = {d: t for d, t in self._knocked.items() if t > horizon}
+        pending = {d.device_id for d in self._port.pending_devices()}
+        return frozenset(self._knocked.keys() | pending)
 
     def _sleep_for(self) -> float:
         """Until the sweep, or sooner when a grace or linger period ends before it."""
@@ -275,6 +298,7 @@ class Reconciler:
             self.policy,
             managed_devices=observed.managed_devices,
             present_folders=frozenset(folders),
+            knocking=self._knocking(now),
         )
         self._audit_unexpected(me, want, now)
         actions = p.plan(want, observed, str(self._folders_dir))

@@ -229,6 +229,16 @@ def managed_devices(store: Store) -> frozenset[str]:
     return frozenset(r["device_id"] for r in store.query("SELECT device_id FROM managed_devices"))
 
 
+def managed_devices_added(store: Store) -> dict[str, datetime]:
+    """When karmad added each device it manages (how long a silent peer has been silent)."""
+    added: dict[str, datetime] = {}
+    for row in store.query("SELECT device_id, added_at FROM managed_devices"):
+        when = _dt(row["added_at"])
+        if when is not None:
+            added[row["device_id"]] = when
+    return added
+
+
 def add_managed_device(store: Store, device_id: str, when: datetime) -> None:
     store.execute(
         "INSERT OR IGNORE INTO managed_devices (device_id, added_at) VALUES (?, ?)",

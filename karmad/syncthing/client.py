@@ -172,8 +172,10 @@ class SyncthingClient:
         result: SystemVersion = await self._get("/rest/system/version", SystemVersion)
         return result
 
-    async def status(self) -> SystemStatus:
-        result: SystemStatus = await self._get("/rest/system/status", SystemStatus)
+    async def status(self, *, read_timeout: float | None = None) -> SystemStatus:
+        result: SystemStatus = await self._get(
+            "/rest/system/status", SystemStatus, read_timeout=read_timeout
+        )
         return result
 
     async def connections(self, *, read_timeout: float | None = None) -> Connections:

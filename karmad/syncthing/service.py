@@ -35,7 +35,7 @@ from karmad.syncthing.addresses import Endpoint
 from karmad.syncthing.binary import Binary, BinaryError
 from karmad.syncthing.client import SyncthingClient
 from karmad.syncthing.compat import Compat, Unsupported, Version
-from karmad.syncthing.errors import Rejected, SyncthingError
+from karmad.syncthing.errors import AuthFailed, Rejected, SyncthingError
 from karmad.syncthing.events import EventStream
 from karmad.syncthing.home import HomeSettings, PreparedHome
 from karmad.syncthing.snapshot import Snapshot
@@ -113,6 +113,11 @@ class SyncthingService:
         self._up = anyio.Event()
         self._session_ended = anyio.Event()
         self._down_since: float | None = None
+        self.auth_error = ""
+        """Why Syncthing last refused karmad's API key; empty once a request is accepted.
+
+        Kept apart from `detail` so `karmactl doctor` can tell a wrong key (fix the key)
+        from a Syncthing that is not there (start it), whatever the state says."""
 
     # ------------------------------------------------------------------ state
 
@@ -214,6 +219,8 @@ class SyncthingService:
             await anyio.sleep(delay)
 
     def _session_failed(self, exc: BaseException, *, expected: bool) -> None:
+        if isinstance(exc, AuthFailed):
+            self.auth_error = str(exc)
         if not expected:
             log.error("event_stream_failed", error=repr(exc), exc_info=exc)
         was_live = self.stream.live
@@ -268,7 +275,11 @@ class SyncthingService:
     async def _probe(self, prepared: PreparedHome) -> None:
         client = await self._client_for(prepared.endpoint, prepared.api_key)
         assert self.supervisor is not None
-        await client.healthy(self.supervisor.binary.compat)
+        try:
+            await client.healthy(self.supervisor.binary.compat)
+        except AuthFailed as exc:
+            self.auth_error = str(exc)
+            raise
 
     def _on_running(self, run: RunInfo) -> None:
         assert self.supervisor is not None
@@ -281,6 +292,7 @@ class SyncthingService:
             long_version=self.binary.long_version,
         )
         self._down_since = anyio.current_time()
+        self.auth_error = ""
         self._up.set()
 
     def _on_stopped(self) -> None:
@@ -304,6 +316,9 @@ class SyncthingService:
                 try:
                     attached = await self._attach(target)
                     break
+                except AuthFailed as exc:
+                    self.auth_error = str(exc)
+                    problems.append(f"{target.source}: {exc}")
                 except SyncthingError as exc:
                     problems.append(f"{target.source}: {exc}")
                 except (ValueError, Unsupported) as exc:
@@ -316,6 +331,7 @@ class SyncthingService:
                 continue
             delay = self.config.restart_delay_s
             self.attachment = attached
+            self.auth_error = ""
             self._set(
                 "running",
                 f"attached to Syncthing {attached.version} at {attached.endpoint} "
