@@ -122,6 +122,7 @@ class Packager:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         sub = self._bus.subscribe(("index.sessions", "sync.outboxes"), buffer=1000)
+        self.wake(full=True)  # catch up with what changed while karmad was down
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._listen, sub)

@@ -153,6 +153,9 @@ class Reconciler:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         sub = self._bus.subscribe(WAKE_TOPICS, buffer=1000)
+        # The first cycle runs at once: what happened while karmad was down (a team
+        # dissolved, a member added) has no event of its own.
+        self.wake()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._forward_events, sub)
             task_status.started()
