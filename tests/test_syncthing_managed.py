@@ -299,13 +299,23 @@ def _karmad_without_syncthing(
     return karmad_factory(backend, home=home, env={"PATH": str(empty)})
 
 
+def _settled_status(karmad: KarmadProcess) -> dict[str, Any]:
+    """The socket answers before the Syncthing service has looked for its binary."""
+    status: dict[str, Any] = wait_until(
+        lambda: (s := karmad.call("syncthing.status"))["state"] != "starting" and s,
+        15,
+        message="the Syncthing service settled",
+    )
+    return status
+
+
 def test_without_a_binary_karmad_runs_and_says_how_to_install(
     karmad_factory: Callable[..., KarmadProcess], anyio_backend: str, tmp_path: Path
 ) -> None:
     karmad = _karmad_without_syncthing(
         karmad_factory, anyio_backend, tmp_path, '[syncthing]\nmode = "managed"\n'
     )
-    status = karmad.call("syncthing.status")
+    status = _settled_status(karmad)
     assert status["state"] == "not-installed"
     assert "apt-get install syncthing" in status["detail"]
     assert status["stream"]["live"] is False
@@ -337,7 +347,7 @@ def test_mode_off(
     karmad = _karmad_without_syncthing(
         karmad_factory, anyio_backend, tmp_path, '[syncthing]\nmode = "off"\n'
     )
-    status = karmad.call("syncthing.status")
+    status = _settled_status(karmad)
     assert (status["mode"], status["state"]) == ("off", "off")
     with pytest.raises(RpcFailure) as info:
         karmad.call("folder.list")
