@@ -1,4 +1,4 @@
-"""How fast team changes converge between two real karmad + Syncthing nodes on loopback.
+"""How fast team changes converge between real karmad + Syncthing nodes on loopback.
 
 Each figure is measured from the RPC call to the result observed through the other
 side's RPC interface, polling every few milliseconds:
@@ -9,6 +9,11 @@ side's RPC interface, polling every few milliseconds:
   (b) join     `team.addMember` on A and, at once, `team.join` on B with the invite it
                returned, until each side shows both members active (first contact of
                two fresh nodes: pairing, folder offers, two state files each way)
+
+  (c) mesh     three fresh nodes: A adds B and C, both join at once; from C's
+               `team.join` until B and C (who learn of each other only from A's
+               roster) each list the other as a connected device (`device.list`) and
+               all three show everyone active; no goal of its own (shown against 2 s)
 
   baseline     the raw Syncthing path the state files take: a small file written on A
                (temp name, then rename) and `POST /rest/db/scan?folder=&sub=` asked of
@@ -120,6 +125,54 @@ def join_trial(root: Path, backend: str) -> float:
     finally:
         for node in cluster:
             node.teardown()
+
+
+# --------------------------------------------------------------------------- (c) mesh
+
+
+def connected(node: Node, other: str) -> bool:
+    devices = node.call("device.list")["devices"]
+    return any(d["device_id"] == other and d["connected"] for d in devices)
+
+
+def mesh_trial(root: Path, backend: str) -> float:
+    nodes: list[Node] = []
+    try:
+        for name in ("a", "b", "c"):
+            nodes.append(start_karmad_node(root / name, name, backend=backend, wait=False))
+        for node in nodes:
+            wait_started(node)
+        a, b, c = nodes
+        for node, user in ((a, "alice"), (b, "bob"), (c, "carol")):
+            init(node, user)
+        team_id = str(a.call("team.create", {"name": "bench"})["team_id"])
+        wait_until(lambda: settled(a), 30)
+        invites = [
+            a.call("team.addMember", {"team": team_id, "code": n.call("pair.code")["code"]})
+            for n in (b, c)
+        ]
+        b.call("team.join", {"invite": invites[0]["invite"]})
+        started = time.monotonic()
+        c.call("team.join", {"invite": invites[1]["invite"]})
+        tags = ("alice.a", "bob.b", "carol.c")
+        b_id, c_id = (str(n.call("identity.get")["device_id"]) for n in (b, c))
+
+        def meshed() -> bool:
+            return (
+                connected(b, c_id)
+                and connected(c, b_id)
+                and all(all(s == "active" for s in _states(n, team_id, tags)) for n in (a, b, c))
+            )
+
+        return poll(meshed, "three members meshed") - started
+    finally:
+        for node in nodes:
+            node.teardown()
+
+
+def _states(node: Node, team_id: str, tags: tuple[str, ...]) -> list[str]:
+    on = members(node, team_id)
+    return [str(on.get(t, {}).get("state")) for t in tags]
 
 
 # --------------------------------------------------------------------------- (a) accept
@@ -235,13 +288,16 @@ def main() -> int:
             for node in started:
                 node.teardown()
         join = [join_trial(root / f"join{n}", args.backend) for n in range(args.trials)]
+        mesh = [mesh_trial(root / f"mesh{n}", args.backend) for n in range(args.trials)]
     base = statistics.median(raw)
-    print(f"team convergence, two karmad + Syncthing nodes on loopback ({args.backend})")
+    print(f"team convergence, real karmad + Syncthing nodes on loopback ({args.backend})")
     print(line("baseline", raw, None))
     print(line("(a) accept", accept, base))
     print(line("(b) join", join, base))
+    print(line("(c) mesh", mesh, base))
     print(verdict("(a) accept", accept))
     print(verdict("(b) join", join))
+    print(verdict("(c) mesh", mesh).replace("goal", "(no goal)"))
     return 0
 
 
