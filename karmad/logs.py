@@ -131,6 +131,9 @@ def configure(
     # httpx announces every request at INFO; that is our own REST chatter with Syncthing.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # watchfiles announces every batch of changes at INFO ("1 change detected"): a line
+    # per Claude Code write would bury everything else in the journal.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -187,3 +187,28 @@ def test_bad_limits_are_refused(home: Home, text: str, message: str) -> None:
     )
     assert done.returncode == 1
     assert message.encode() in done.stderr
+
+
+CHATTY = textwrap.dedent(
+    """
+    import logging
+    from karmad import logs
+    logs.configure("info", "json")
+    for name in ("watchfiles.main", "httpx", "httpcore.connection"):
+        logging.getLogger(name).info("chatter from %s", name)
+        logging.getLogger(name).warning("warning from %s", name)
+    logs.get("karmad.test").info("ours")
+    """
+)
+
+
+def test_libraries_chatter_is_kept_out_at_info(tmp_path: Path) -> None:
+    """A Claude Code write or a REST call must not become a journal line each."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHATTY], capture_output=True, timeout=60, cwd=REPO, check=True
+    )
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    events = [line["event"] for line in lines]
+    assert "ours" in events
+    assert not [e for e in events if e.startswith("chatter")]
+    assert sum(e.startswith("warning from") for e in events) == 3
