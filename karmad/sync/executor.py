@@ -43,6 +43,8 @@ def action_key(action: p.Action) -> str:
         return f"folder:{action.folder_id}"
     if isinstance(action, p.SetIgnores):
         return f"ignores:{action.folder_id}"
+    if isinstance(action, p.RevertInbox):
+        return f"revert:{action.folder_id}"
     return f"state:{action.folder_id}"
 
 
@@ -128,6 +130,8 @@ class Executor:
             if isinstance(action, p.SetIgnores):
                 run = partial(self._port.set_ignores, action.folder_id, action.patterns)
                 await self._one(outcome, action, run)
+            elif isinstance(action, p.RevertInbox):
+                await self._one(outcome, action, partial(self._port.revert, action.folder_id))
             elif isinstance(action, p.WriteState):
                 await self._one(outcome, action, partial(self._write_state, action))
         for action in due:

@@ -161,6 +161,10 @@ class Observed:
     """sha256 of the `state` file currently in each of our own folders."""
     managed_devices: frozenset[str] = frozenset()
     """Devices karmad added itself; only these may ever be removed by karmad."""
+    locally_changed: frozenset[str] = frozenset()
+    """Receive-only folders where Syncthing reports local changes. karmad never writes in
+    an inbox, yet an un-ignored project (a subscription resumed) or a hand edit leaves
+    items there that block the owner's newer versions until reverted."""
 
 
 # --------------------------------------------------------------------------- desired

@@ -39,6 +39,13 @@ class SetIgnores:
 
 
 @dataclass(frozen=True, slots=True)
+class RevertInbox:
+    """Discard local changes in an inbox so that it equals its owner's folder again."""
+
+    folder_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class WriteState:
     folder_id: str
     team_id: str
@@ -61,6 +68,7 @@ Action = (
     | UpdateDeviceAddresses
     | PutFolder
     | SetIgnores
+    | RevertInbox
     | WriteState
     | RemoveFolder
     | RemoveDevice
@@ -79,6 +87,7 @@ def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]
     updates: list[Action] = []
     puts: list[Action] = []
     ignores: list[Action] = []
+    reverts: list[Action] = []
     states: list[Action] = []
     folder_removals: list[Action] = []
     device_removals: list[Action] = []
@@ -114,6 +123,13 @@ def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]
             puts.append(PutFolder(config))
         if observed.ignores.get(fid) != want_folder.ignores:
             ignores.append(SetIgnores(fid, want_folder.ignores))
+        if (
+            want_folder.type is FolderType.RECEIVEONLY
+            and fid in observed.locally_changed
+            and have_folder is not None
+            and have_folder.type is FolderType.RECEIVEONLY
+        ):
+            reverts.append(RevertInbox(fid))
 
     for fid in sorted(desired.states):
         want_state = desired.states[fid]
@@ -132,7 +148,16 @@ def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]
         ):
             device_removals.append(RemoveDevice(device_id))
 
-    return [*adds, *updates, *puts, *ignores, *states, *folder_removals, *device_removals]
+    return [
+        *adds,
+        *updates,
+        *puts,
+        *ignores,
+        *reverts,
+        *states,
+        *folder_removals,
+        *device_removals,
+    ]
 
 
 def apply(observed: Observed, actions: list[Action]) -> Observed:
@@ -146,6 +171,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
     ignores = dict(observed.ignores)
     digests = dict(observed.state_digests)
     managed = set(observed.managed_devices)
+    changed = set(observed.locally_changed)
     for action in actions:
         if isinstance(action, AddDevice):
             devices[action.device.device_id] = action.device
@@ -155,13 +181,20 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
                 devices[action.device_id], addresses=action.addresses
             )
         elif isinstance(action, PutFolder):
-            folders[action.folder.folder_id] = action.folder
+            fid = action.folder.folder_id
+            previous = folders.get(fid)
+            if previous is None or previous.type != action.folder.type:
+                changed.discard(fid)  # a report about another kind of folder: wait for anew
+            folders[fid] = action.folder
         elif isinstance(action, SetIgnores):
             ignores[action.folder_id] = action.patterns
+        elif isinstance(action, RevertInbox):
+            changed.discard(action.folder_id)
         elif isinstance(action, WriteState):
             digests[action.folder_id] = action.digest
         elif isinstance(action, RemoveFolder):
             folders.pop(action.folder_id, None)
+            changed.discard(action.folder_id)
             ignores.pop(action.folder_id, None)
             digests.pop(action.folder_id, None)
         elif isinstance(action, RemoveDevice):
@@ -176,6 +209,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
         ignores=ignores,
         state_digests=digests,
         managed_devices=frozenset(managed),
+        locally_changed=frozenset(changed),
     )
 
 
@@ -186,6 +220,7 @@ __all__ = [
     "PutFolder",
     "RemoveDevice",
     "RemoveFolder",
+    "RevertInbox",
     "SetIgnores",
     "UpdateDeviceAddresses",
     "WriteState",

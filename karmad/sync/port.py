@@ -35,6 +35,9 @@ class SyncthingPort(Protocol):
 
     def connected(self, device_id: str) -> bool | None: ...
 
+    def locally_changed(self) -> frozenset[str]:
+        """Our receive-only folders with local changes, as last reported."""
+
     async def read_config(self) -> tuple[dict[str, DeviceConfig], dict[str, FolderConfig]]:
         """Configured devices (ourselves excluded) and `karma-` folders: one read."""
 
@@ -53,6 +56,8 @@ class SyncthingPort(Protocol):
     async def remove_device(self, device_id: str) -> None: ...
 
     async def scan(self, folder_id: str, paths: Sequence[str] = ()) -> None: ...
+
+    async def revert(self, folder_id: str) -> None: ...
 
     async def dismiss_pending_device(self, device_id: str) -> None: ...
 

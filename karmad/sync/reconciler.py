@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -50,9 +50,13 @@ WAKE_TOPICS = (
     "syncthing.item.finished",
     "syncthing.stream",
     "syncthing.resynced",
+    "syncthing.folder.local_changes",
 )
-"""Syncthing events after which our view of peers or offers may have changed. Of the
-files that arrive, only `state` files matter here (sessions are the receiver's)."""
+"""Syncthing events after which our view of peers or offers may have changed (or an
+inbox needs reverting). Of the files that arrive, only `state` files matter here
+(sessions are the receiver's)."""
+
+REVERT_COOLDOWN = timedelta(seconds=30)
 
 
 @dataclass
@@ -116,6 +120,9 @@ class Reconciler:
         self._dismissals: set[tuple[str, str]] = set()
         self._knocked: dict[str, datetime] = {}
         """Devices seen dialling us while unknown, and when (see `_knocking`)."""
+        self._reverted: dict[str, datetime] = {}
+        """Inboxes reverted, and when: Syncthing reports the change only after its next
+        scan, so the same report is not acted on twice within `REVERT_COOLDOWN`."""
 
     # ------------------------------------------------------------------ triggers
 
@@ -200,6 +207,12 @@ class Reconciler:
         self._knocked = {d: t for d, t in self._knocked.items() if t > horizon}
         pending = {d.device_id for d in self._port.pending_devices()}
         return frozenset(self._knocked.keys() | pending)
+
+    def _revertable(self, now: datetime) -> frozenset[str]:
+        for fid, at in list(self._reverted.items()):
+            if now - at >= REVERT_COOLDOWN:
+                del self._reverted[fid]
+        return self._port.locally_changed() - self._reverted.keys()
 
     def _sleep_for(self) -> float:
         """Until the sweep, or sooner when a grace or linger period ends before it."""
@@ -290,6 +303,7 @@ class Reconciler:
             ignores={f: i for f, i in self._ignores.items() if f in folders},
             state_digests=self._published(me, teams),
             managed_devices=teamstore.managed_devices(self._store),
+            locally_changed=self._revertable(now),
         )
         want = compute_desired(
             me,
@@ -311,6 +325,10 @@ class Reconciler:
                 self._ignores[action.folder_id] = action.patterns
             elif isinstance(action, p.RemoveFolder):
                 self._ignores.pop(action.folder_id, None)
+            elif isinstance(action, p.RevertInbox):
+                self._reverted[action.folder_id] = now
+                log.info("inbox_reverted", folder=action.folder_id)
+                self._bus.publish("sync.inbox.reverted", {"folder": action.folder_id})
         previous = self.status.desired
         self.status.desired = want
         self.status.teams = len(teams)

@@ -209,6 +209,14 @@ class FolderStatus(_Model):
     sequence: int = 0
     ignore_patterns: bool = False
 
+    @property
+    def local_changes(self) -> int:
+        """Items changed locally in a receive-only folder: they stop the owner's newer
+        versions from arriving until reverted (1.19 lacks the total, hence the sum)."""
+        return self.receive_only_total_items or (
+            self.receive_only_changed_files + self.receive_only_changed_deletes
+        )
+
 
 class Completion(_Model):
     completion: float = 100.0

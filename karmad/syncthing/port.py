@@ -90,6 +90,19 @@ class ServicePort:
         device = snap.devices.get(device_id)
         return None if device is None else device.connected
 
+    def locally_changed(self) -> frozenset[str]:
+        snap = self._service.stream.snapshot
+        if snap is None:
+            return frozenset()
+        return frozenset(
+            folder_id
+            for folder_id, folder in snap.folders.items()
+            if is_folder_id(folder_id)
+            and folder.config.type == "receiveonly"
+            and folder.status is not None
+            and folder.status.local_changes > 0
+        )
+
     # ------------------------------------------------------------------ calls
 
     @asynccontextmanager
@@ -180,6 +193,10 @@ class ServicePort:
     async def scan(self, folder_id: str, paths: Sequence[str] = ()) -> None:
         # Queued on the event-stream task, which batches scans; never waits here.
         self._service.stream.request_scan(folder_id, list(paths) or None)
+
+    async def revert(self, folder_id: str) -> None:
+        async with self._client() as client:
+            await client.revert(folder_id)
 
     async def dismiss_pending_device(self, device_id: str) -> None:
         async with self._client() as client:

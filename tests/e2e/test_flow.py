@@ -364,3 +364,44 @@ def test_pause_resume_refused_files_and_a_crash_while_packaging(
     lines = data.splitlines()
     assert len(lines) == len(set(lines)) or lines == want.splitlines()  # no duplicates
     wait_until(lambda: inbox_file.read_bytes() == want, CONVERGE_S, message="bob converges")
+
+
+def test_a_hand_edit_in_an_inbox_is_undone(syncthing_cluster: Callable[..., Cluster]) -> None:
+    """Receive-only is not read-only: an edited or deleted file in an inbox would stop the
+    owner's newer versions from arriving. karmad never writes there, so it reverts."""
+    a, b, team_id, checkout = setup(syncthing_cluster, ("both", "both"))
+    assert a.karmad is not None
+    records = list(corpus_records(30))
+    writer = SessionWriter(a.karmad.home.claude, checkout)
+    written = writer.append(*records[:10])
+    rel = writer.path.relative_to(a.karmad.home.claude / "projects")
+    inbox_file = received_file(b, team_id, own_folder(a, team_id), rel)
+    manifest = inbox_file.parent.parent / "manifests" / f"{writer.session_id}.json"
+    wait_until(
+        lambda: inbox_file.exists() and inbox_file.read_bytes() == expected(written), CONVERGE_S
+    )
+    wait_until(manifest.exists, CONVERGE_S)
+
+    with inbox_file.open("ab") as f:
+        f.write(b'{"type":"user","note":"edited by hand on bob"}\n')
+    manifest.unlink()
+    wait_until(
+        lambda: (
+            inbox_file.read_bytes() == expected(written)
+            and manifest.exists()
+            and not b.rest.get("/rest/db/status", folder=own_folder(a, team_id))[
+                "receiveOnlyChangedFiles"
+            ]
+        ),
+        CONVERGE_S,
+        message="bob's inbox equals alice's folder again",
+    )
+    recent = b.call("events.recent", {"topics": ["sync.inbox.reverted"]})["events"]
+    assert [e["data"]["folder"] for e in recent] == [own_folder(a, team_id)]
+
+    written += writer.append(*records[10:20])
+    wait_until(
+        lambda: inbox_file.read_bytes() == expected(written),
+        CONVERGE_S,
+        message="alice's later lines still arrive",
+    )

@@ -31,7 +31,7 @@ from karmad.sync.model import (
     Policy,
     Role,
 )
-from karmad.sync.plan import apply, plan
+from karmad.sync.plan import RevertInbox, apply, plan
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(removal_grace=timedelta(days=14), ack_linger=timedelta(seconds=30))
@@ -126,7 +126,13 @@ def scenario(draw: st.DrawFn) -> tuple[Me, tuple[LocalTeam, ...], Observed]:
                 kind = draw(st.sampled_from(list(FolderType)))
                 devs = frozenset(draw(st.lists(st.sampled_from(others), max_size=3)))
                 observed_folders[fid] = FolderConfig(fid, "old", f"{FOLDERS}/{fid}", kind, devs)
-    observed = Observed(devices=observed_devices, folders=observed_folders, managed_devices=managed)
+    local_changes = frozenset(f for f in observed_folders if draw(st.integers(0, 3)) == 0)
+    observed = Observed(
+        devices=observed_devices,
+        folders=observed_folders,
+        managed_devices=managed,
+        locally_changed=local_changes,
+    )
     return me, tuple(teams), observed
 
 
@@ -259,3 +265,27 @@ def test_never_removes_a_device_karmad_did_not_add(
         device = getattr(action, "device_id", None)
         if type(action).__name__ == "RemoveDevice":
             assert device in observed.managed_devices
+
+
+@SETTINGS
+@given(scenario())
+def test_only_inboxes_with_local_changes_are_reverted(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed],
+) -> None:
+    """Reverting discards what is in a folder: never one of ours we send from, never a
+    folder Syncthing does not have as receive-only yet."""
+    me, teams, observed = case
+    want = _desired(me, teams, observed)
+    reverted = {a.folder_id for a in plan(want, observed, FOLDERS) if isinstance(a, RevertInbox)}
+    for fid in reverted:
+        assert fid in observed.locally_changed
+        assert want.folders[fid].type is FolderType.RECEIVEONLY
+        assert observed.folders[fid].type is FolderType.RECEIVEONLY
+    for fid in observed.locally_changed:
+        wanted = want.folders.get(fid)
+        if (
+            wanted is not None
+            and wanted.type is FolderType.RECEIVEONLY
+            and observed.folders[fid].type is FolderType.RECEIVEONLY
+        ):
+            assert fid in reverted
