@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from karmad.index.parse import UsageParser, canonical_ts, fix_surrogates
+from karmad.index.parse import UsageParser, _squeezed, canonical_ts, fix_surrogates
 from karmad.index.reader import Chunk, ReadState, count_lines, digest, read_lines
 from karmad.index.text import TextParser
 from karmad.index.usage import UsageRow, better
@@ -323,6 +323,24 @@ def test_non_utf8_bytes_and_broken_surrogates_are_repaired(tmp_path: Path) -> No
     ]
     texts = [e.text for e in result.text.entries]
     assert texts == ["a\ufffdb", "\ufffd cut", "\U0001f600"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "short prompt",
+        " \n\t lead " * 300,
+        "w" * 5000,
+        "ab " * 1000,
+        " " * 959 + "word " * 100,
+        "x" * 959 + " tail",
+        ("\u3000word\u00a0" * 400),
+    ],
+)
+def test_first_prompt_squeezes_whitespace_as_a_split_of_the_whole_text(text: str) -> None:
+    for limit in (1, 7, 240):
+        assert _squeezed(text, limit) == " ".join(text.split())[:limit]
 
 
 def test_fix_surrogates_respects_escaped_backslashes() -> None:
