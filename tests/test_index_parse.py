@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from karmad.index.parse import UsageParser, canonical_ts, fix_surrogates
-from karmad.index.reader import Chunk, ReadState, read_lines
+from karmad.index.parse import UsageParser, _squeezed, canonical_ts, fix_surrogates
+from karmad.index.reader import Chunk, ReadState, count_lines, digest, read_lines
 from karmad.index.text import TextParser
 from karmad.index.usage import UsageRow, better
 from karmad.index.work import Limits, ParseJob, parse_file
@@ -325,6 +325,24 @@ def test_non_utf8_bytes_and_broken_surrogates_are_repaired(tmp_path: Path) -> No
     assert texts == ["a\ufffdb", "\ufffd cut", "\U0001f600"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "short prompt",
+        " \n\t lead " * 300,
+        "w" * 5000,
+        "ab " * 1000,
+        " " * 959 + "word " * 100,
+        "x" * 959 + " tail",
+        ("\u3000word\u00a0" * 400),
+    ],
+)
+def test_first_prompt_squeezes_whitespace_as_a_split_of_the_whole_text(text: str) -> None:
+    for limit in (1, 7, 240):
+        assert _squeezed(text, limit) == " ".join(text.split())[:limit]
+
+
 def test_fix_surrogates_respects_escaped_backslashes() -> None:
     assert fix_surrogates(b'{"a":"\\\\ud800"}') is None  # a literal backslash, then text
     assert fix_surrogates(b'{"a":"\\ud800\\udc00"}') is None  # a proper pair
@@ -386,6 +404,39 @@ def test_chunks_split_anywhere_give_the_same_result(tmp_path: Path) -> None:
         assert small.usage == whole.usage
         assert small.text is not None
         assert small.text.entries == whole.text.entries
+
+
+def test_fingerprint_from_the_chunks_read_matches_the_file(tmp_path: Path) -> None:
+    """The digest is taken from the chunks just parsed when they hold both ends of what
+    was read; it must be the one a later read of the file computes."""
+    path = tmp_path / "s.jsonl"
+    write(path, records_of_every_type())
+    with path.open("ab") as f:
+        f.write(b'{"type": "user", "half')  # a line still being written
+    for chunk in (64, 333, 1024, 1 << 20):
+        result = parse_file(ParseJob(str(path), True), Limits(chunk, 1 << 20))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert result.digest == digest(fd, result.offset)
+        finally:
+            os.close(fd)
+    assert count_lines(b"a\n\nb\nc") == 3
+    assert count_lines(b"") == 0
+
+
+def test_a_chunk_with_a_bad_line_still_checks_the_others_utf8(tmp_path: Path) -> None:
+    """A line whose invalid UTF-8 is in a field the index does not read is repaired and
+    recorded when its chunk is read line by line, as before the typed decode came first."""
+    skipped = assistant("m1", "r1", output=5, stop="end_turn")
+    skipped["ignored"] = "XXXX"
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(line(skipped).replace(b"XXXX", b"a\xffb") + b"not json\n")
+    result = parse(path)
+    assert [r.output for r in result.usage.usage.values()] == [5]
+    assert [(e.line, e.reason.split(":")[0], e.repaired) for e in result.usage.errors] == [
+        (1, "repaired", True),
+        (2, "malformed", False),
+    ]
 
 
 def test_a_100_mb_file_is_streamed(tmp_path: Path) -> None:

@@ -32,6 +32,9 @@ POOL_MIN_BYTES: Final = 64 << 20
 """A backlog smaller than this is parsed in the worker thread: starting parser
 processes costs more than it saves."""
 MAX_BATCH_FILES: Final = 4000
+PIECES_PER_WORKER: Final = 2
+"""A batch is cut into this many pieces per parser (the worker thread counts as one),
+so that the thread and the processes can share out the parsing of a batch evenly."""
 
 
 @dataclass(slots=True)
@@ -335,27 +338,58 @@ class Engine:
         return batches
 
     def _parsed(self, batches: list[list[_Job]]) -> Iterator[list[ParseResult]]:
-        """Results batch by batch, parsed in processes when the backlog is large."""
+        """Results batch by batch, parsed in processes when the backlog is large.
+
+        This thread writes each batch, and whenever the result it needs next is not
+        ready it parses a piece no process has started yet: without that it would wait
+        while the processes start and whenever they fall behind, and the CPU it runs on
+        would sit idle meanwhile.
+        """
         total = sum(j.new_bytes for b in batches for j in b)
         workers = parser_processes(self.config)
         if workers < 1 or total < self.pool_min_bytes or len(batches) < 2:
             for batch in batches:
                 yield [work.parse_file(self._parse_job(j), self.limits) for j in batch]
             return
-        # Smaller pieces keep every process busy; results still come back in order.
-        pieces = [p for b in batches for p in _split(b, workers)]
-        payloads = [work.encode_jobs(self.limits, [self._parse_job(j) for j in p]) for p in pieces]
+        # Pieces small enough to share out evenly; results still come back in order.
+        cuts = [_split(b, PIECES_PER_WORKER * (workers + 1)) for b in batches]
+        pieces = [p for c in cuts for p in c]
         # spawn, not fork: the daemon has threads, and a forked copy of a threaded
         # process may deadlock; the children exit with the pool, nothing lingers.
         context = multiprocessing.get_context("spawn")
         log.info("parser_pool", processes=workers, bytes=total)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            results = pool.map(work.parse_many, payloads)
+            futures = [
+                pool.submit(
+                    work.parse_many,
+                    work.encode_jobs(self.limits, [self._parse_job(j) for j in p]),
+                )
+                for p in pieces
+            ]
+            stolen: dict[int, list[ParseResult]] = {}
+            steal_from = 0
+
+            def result(index: int) -> list[ParseResult]:
+                nonlocal steal_from
+                steal_from = max(steal_from, index)
+                while index not in stolen and not futures[index].done():
+                    while steal_from < len(futures) and not futures[steal_from].cancel():
+                        steal_from += 1
+                    if steal_from == len(futures):
+                        break  # every piece is started: wait for this one
+                    stolen[steal_from] = [
+                        work.parse_file(self._parse_job(j), self.limits) for j in pieces[steal_from]
+                    ]
+                    steal_from += 1
+                if index in stolen:
+                    return stolen.pop(index)
+                return work.RESULTS.decode(futures[index].result())
+
             index = 0
-            for batch in batches:
+            for cut in cuts:
                 out: list[ParseResult] = []
-                for _ in _split(batch, workers):
-                    out += work.RESULTS.decode(next(results))
+                for _ in cut:
+                    out += result(index)
                     index += 1
                 yield out
                 if self._should_stop():

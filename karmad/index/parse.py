@@ -24,7 +24,7 @@ import msgspec
 from karmad import codec
 from karmad.index.facts import MAX_VALUES, PROMPT_CHARS, Facts
 from karmad.index.reader import Chunk, Overlong
-from karmad.index.records import KNOWN_TYPES, NON_PROMPT_PREFIXES, Record
+from karmad.index.records import KNOWN_TYPES, NON_PROMPT_PREFIXES, Message, Record, Usage
 from karmad.index.usage import UsageRow, better, line_key, request_key, split_cache_writes
 
 _T = TypeVar("_T")
@@ -186,6 +186,32 @@ def lenient_record(obj: dict[str, Any]) -> tuple[Record, list[str]]:
     return Record(type=kind if isinstance(kind, str) else ""), dropped
 
 
+def _squeezed(text: str, limit: int) -> str:
+    """The first `limit` characters of `text` with runs of whitespace made one space.
+
+    Prompts can be pasted files of megabytes; splitting them whole for 240 characters
+    cost more than the rest of their line. The words of a prefix give the same start,
+    unless it has too few (then the whole text is split); its last word, maybe cut, is
+    left out.
+    """
+    if len(text) > limit * 4:
+        words = text[: limit * 4].split()[:-1]
+        head = " ".join(words)
+        if len(head) >= limit:
+            return head[:limit]
+    return " ".join(text.split())[:limit]
+
+
+def _utf8(line: bytes) -> bool:
+    if line.isascii():
+        return True
+    try:
+        line.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _sample(line: bytes) -> str:
     return line[:120].decode("utf-8", "replace")
 
@@ -203,7 +229,8 @@ class UsageParser:
         self.bad_lines = 0
         self._started = records_before
         self._seen: dict[str, str] = {}
-        self._last_ids: tuple[str, str] = ("", "")
+        self._last_message = ""
+        self._last_request = ""
         self._last_key = 0
 
     # ------------------------------------------------------------------ input
@@ -247,6 +274,18 @@ class UsageParser:
             offset += len(raw) + 1
             if not raw.strip():
                 continue
+            # Most lines of the chunk are sound: the typed decode reads them as the
+            # chunk's decode would have, at a fraction of the cost of a decode to dicts.
+            # It skips unread fields without checking their UTF-8, which the tolerant
+            # path repairs and records, so a line it takes must be valid UTF-8.
+            try:
+                typed = _RECORDS.decode(raw)
+            except codec.InvalidData:
+                pass
+            else:
+                if _utf8(raw):
+                    records.append(typed)
+                    continue
             record = self._decode_tolerantly(raw, number, line_offset)
             if record is not None:
                 records.append(record)
@@ -291,9 +330,12 @@ class UsageParser:
             target.append(value)
 
     def _consume(self, records: list[Record]) -> None:
+        # One pass per chunk over every line: the loop is the hot path of a full index,
+        # so what it reads often is held in locals.
         f = self.facts
         types = f.types
         tools = f.tools
+        usage = self.usage
         seen = self._seen
         seen_cwd = seen.get("cwd")
         seen_branch = seen.get("branch")
@@ -303,8 +345,9 @@ class UsageParser:
         seen_agent = seen.get("agent")
         first = f.first_ts
         last = f.last_ts
+        number = self.records
         for r in records:
-            self.records += 1
+            number += 1
             t = r.type
             types[t] = types.get(t, 0) + 1
             ts = r.timestamp or ""
@@ -321,12 +364,16 @@ class UsageParser:
                 if m is not None:
                     u = m.usage
                     if u is not None:
-                        self._usage(r, m.id, m.model, m.stop_reason, u, ts)
+                        row = self._usage_row(r, m, u, number)
+                        old = usage.get(row.key)
+                        if old is None or better(row, old):
+                            row.ts = ts_ms(ts)
+                            usage[row.key] = row
                     c = m.content
                     if type(c) is list:
                         for b in c:
                             bt = b.type
-                            if bt in ("tool_use", "server_tool_use"):
+                            if bt == "tool_use" or bt == "server_tool_use":  # noqa: PLR1714
                                 name = b.name or "?"
                                 tools[name] = tools.get(name, 0) + 1
                                 ti = b.input
@@ -336,7 +383,7 @@ class UsageParser:
             elif t == "user":
                 m = r.message
                 if m is not None:
-                    self._user(r, m.content, ts)
+                    self._user(r, m.content)
             elif t == "system":
                 sub = r.subtype or ""
                 f.system[sub] = f.system.get(sub, 0) + 1
@@ -359,7 +406,7 @@ class UsageParser:
                 if self.main and r.parent_uuid is None and t == "user":
                     f.inline_sidechains += 1
             # Identity clues change rarely; they are on every conversation line.
-            if t in ("user", "assistant"):
+            if t == "user" or t == "assistant":  # noqa: PLR1714
                 value = r.cwd
                 if value and value != seen_cwd:
                     seen_cwd = value
@@ -384,6 +431,7 @@ class UsageParser:
             if value and value != seen_agent:
                 seen_agent = value
                 self._clue("agent", value, f.agents)
+        self.records = number
         f.first_ts = first
         f.last_ts = last
         seen.update(
@@ -395,25 +443,21 @@ class UsageParser:
             agent=seen_agent or "",
         )
 
-    def _usage(
-        self,
-        r: Record,
-        message_id: str | None,
-        model: str | None,
-        stop_reason: str | None,
-        u: Any,
-        ts: str,
-    ) -> None:
+    def _usage_row(self, r: Record, m: Message, u: Usage, number: int) -> UsageRow:
+        """The usage a line reports; `number` is its record number in the file."""
+        message_id = m.id
         if message_id:
-            ids = (message_id, r.request_id or "")
-            if ids == self._last_ids:
+            request_id = r.request_id or ""
+            # The lines of one streamed answer come together: one key computed for all.
+            if message_id == self._last_message and request_id == self._last_request:
                 key = self._last_key
             else:
-                key = request_key(*ids)
-                self._last_ids = ids
+                key = request_key(message_id, request_id)
+                self._last_message = message_id
+                self._last_request = request_id
                 self._last_key = key
         else:
-            key = line_key(self.file_key, r.uuid or f"#{self.records}")
+            key = line_key(self.file_key, r.uuid or f"#{number}")
         cc = u.cache_creation
         if cc is not None and cc.ephemeral_1h_input_tokens:
             cw5, cw1h = split_cache_writes(
@@ -428,26 +472,22 @@ class UsageParser:
                 cw5 = cc.ephemeral_5m_input_tokens or 0
             cw1h = 0
         stu = u.server_tool_use
-        row = UsageRow(
+        return UsageRow(
             key,
-            model or "",
+            m.model or "",
             0,
             u.input_tokens or 0,
             u.output_tokens or 0,
             cw5,
             cw1h,
             u.cache_read_input_tokens or 0,
-            stop_reason is not None,
+            m.stop_reason is not None,
             u.speed or "",
             (stu.web_search_requests or 0) if stu is not None else 0,
             (stu.web_fetch_requests or 0) if stu is not None else 0,
         )
-        old = self.usage.get(key)
-        if old is None or better(row, old):
-            row.ts = ts_ms(ts)
-            self.usage[key] = row
 
-    def _user(self, r: Record, content: Any, ts: str) -> None:
+    def _user(self, r: Record, content: Any) -> None:
         f = self.facts
         text: str | None = None
         typed = False
@@ -475,4 +515,4 @@ class UsageParser:
             return
         f.user_prompts += 1
         if not f.first_prompt and text:
-            f.first_prompt = " ".join(text.split())[:PROMPT_CHARS]
+            f.first_prompt = _squeezed(text, PROMPT_CHARS)

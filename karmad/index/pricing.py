@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
-from typing import Final
+from typing import Final, TypeAlias
 
 import msgspec
 
@@ -131,6 +131,11 @@ def _merge(base: Rates | None, override: PriceRates, what: str) -> Rates:
     return replace(base, **{f: float(v) for f, v in given.items()})
 
 
+_Plan: TypeAlias = tuple[Priced, Rates | None, Rates | None]
+"""How a request is priced: how, at which rates (None: costs nothing), and the
+long-context rates that replace them above the threshold, if the model has them."""
+
+
 class PriceTable:
     def __init__(
         self, version: str, currency: str, threshold: int, models: dict[str, ModelPrice]
@@ -140,6 +145,7 @@ class PriceTable:
         self.threshold = threshold
         self._models = models
         self._lookups: dict[str, ModelPrice | None] = {}
+        self._plans: dict[tuple[str, str], _Plan] = {}
 
     @property
     def models(self) -> dict[str, ModelPrice]:
@@ -166,20 +172,33 @@ class PriceTable:
         The long-context tier applies to the whole request, as the API bills it, when its
         input (uncached, cache writes and cache reads together) exceeds the threshold.
         """
+        plan = self._plans.get((model, speed))
+        if plan is None:
+            plan = self._plan(model, speed)
+        how, rates, long_context = plan
+        if rates is None:
+            return 0.0, how
+        if long_context is not None and inp + cw5 + cw1h + cr > self.threshold:
+            rates = long_context
+        return rates.cost(inp, out, cw5, cw1h, cr), how
+
+    def _plan(self, model: str, speed: str) -> _Plan:
+        """How requests of a model at a speed are priced, decided once per pair: a full
+        index prices tens of thousands of requests of a handful of models."""
+        plan: _Plan
         if model == SYNTHETIC_MODEL:
-            return 0.0, Priced.SYNTHETIC
-        price = self.lookup(model)
-        if price is None:
-            return 0.0, Priced.UNPRICED
-        if speed == "fast":
+            plan = (Priced.SYNTHETIC, None, None)
+        elif (price := self.lookup(model)) is None:
+            plan = (Priced.UNPRICED, None, None)
+        elif speed == "fast":
             if price.fast is None:
-                return 0.0, Priced.UNPRICED
-            rates = price.fast
-        elif price.long_context is not None and inp + cw5 + cw1h + cr > self.threshold:
-            rates = price.long_context
+                plan = (Priced.UNPRICED, None, None)
+            else:
+                plan = (Priced.PRICED, price.fast, None)
         else:
-            rates = price.base
-        return rates.cost(inp, out, cw5, cw1h, cr), Priced.PRICED
+            plan = (Priced.PRICED, price.base, price.long_context)
+        self._plans[(model, speed)] = plan
+        return plan
 
 
 def _read_shipped() -> _FileTable:

@@ -15,7 +15,15 @@ import msgspec
 
 from karmad import codec
 from karmad.index.parse import UsageDelta, UsageParser
-from karmad.index.reader import ReadState, digest, read_lines
+from karmad.index.reader import (
+    HEAD_BYTES,
+    TAIL_BYTES,
+    Chunk,
+    ReadState,
+    digest,
+    digest_of,
+    read_lines,
+)
 from karmad.index.text import TextDelta, TextParser
 
 
@@ -78,6 +86,8 @@ def parse_file(job: ParseJob, limits: Limits) -> ParseResult:
         )
         texts = TextParser() if job.text or text_only else None
         end = job.text_only_until if text_only else st.st_size
+        head: bytes | None = None
+        last: Chunk | None = None
         for item in read_lines(
             fd, state, end, chunk_bytes=limits.chunk_bytes, max_line_bytes=limits.max_line_bytes
         ):
@@ -85,6 +95,12 @@ def parse_file(job: ParseJob, limits: Limits) -> ParseResult:
                 usage.feed(item)
             if texts is not None:
                 texts.feed(item)
+            if type(item) is Chunk:
+                if item.offset == 0:
+                    head = item.data[:HEAD_BYTES]
+                last = item
+            else:
+                last = None
         delta = usage.delta() if usage is not None else None
         return ParseResult(
             job.path,
@@ -92,7 +108,7 @@ def parse_file(job: ParseJob, limits: Limits) -> ParseResult:
             st.st_ino,
             st.st_size,
             st.st_mtime_ns,
-            digest(fd, state.offset) if not text_only else job.expect,
+            _fingerprint(fd, state.offset, head, last) if not text_only else job.expect,
             state.offset,
             state.line,
             state.pending,
@@ -102,6 +118,16 @@ def parse_file(job: ParseJob, limits: Limits) -> ParseResult:
         )
     finally:
         os.close(fd)
+
+
+def _fingerprint(fd: int, offset: int, head: bytes | None, last: Chunk | None) -> bytes:
+    """The digest of the bytes up to `offset`, from the chunks just parsed when they
+    hold both ends, else read again."""
+    if head is not None and last is not None and last.offset + len(last.data) == offset:
+        tail_start = max(0, offset - TAIL_BYTES)
+        if last.offset <= tail_start and len(head) >= min(HEAD_BYTES, offset):
+            return digest_of(head[:offset], last.data[tail_start - last.offset :])
+    return digest(fd, offset)
 
 
 def parse_many(payload: bytes) -> bytes:

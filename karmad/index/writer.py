@@ -678,6 +678,7 @@ class IndexWriter:
         """
         price = self.prices.cost
         inserts: list[list[Any]] = []
+        inserted: list[UsageRow] = []  # the row of each insert
         updates: list[tuple[Any, ...]] = []
         first: dict[int, int] = {}
         clashes: dict[int, list[int]] = {}
@@ -696,6 +697,7 @@ class IndexWriter:
                     ):
                         stored[r["key"]] = r
             pk = session.pk
+            fresh = session.fresh
             for key, (row, file_id) in session.rows.items():
                 cost, priced = price(
                     row.model,
@@ -709,11 +711,34 @@ class IndexWriter:
                 old = stored.get(key) if stored else None
                 if old is None:
                     index = len(inserts)
-                    inserts.append([pk, key, *_stored(row, file_id, cost, priced), 1, row])
+                    # The stored values of `_stored`, spelled out: this runs once per
+                    # request of a full index.
+                    inserts.append(
+                        [
+                            pk,
+                            key,
+                            file_id,
+                            row.model,
+                            row.ts,
+                            row.input,
+                            row.output,
+                            row.cache_write_5m,
+                            row.cache_write_1h,
+                            row.cache_read,
+                            int(row.complete),
+                            row.speed,
+                            row.web_search,
+                            row.web_fetch,
+                            cost,
+                            int(priced),
+                            1,
+                        ]
+                    )
+                    inserted.append(row)
                     held = first.setdefault(key, index)
                     if held != index:
                         clashes.setdefault(key, [held]).append(index)
-                    if not session.fresh:
+                    if not fresh:
                         session.count(row, cost, priced, 1, 1)
                     continue
                 previous = _row_of(key, old)
@@ -753,8 +778,7 @@ class IndexWriter:
             for index in group:
                 if inserts[index][16] == 0:
                     owners[inserts[index][0]].shared += 1
-        for values in inserts:
-            row = values.pop()
+        for values, row in zip(inserts, inserted, strict=True):
             if values[16] == 1 and not owners[values[0]].fresh:
                 _bucket(buckets, values[0], row, values[14], values[15], 1)
         return inserts, updates, demoted
