@@ -13,6 +13,7 @@ import pytest
 from karmad.config import IndexConfig, ModelPriceOverride, PricesConfig
 from karmad.index import pricing
 from karmad.index.discovery import Root
+from karmad.index.engine import Stopped
 from karmad.protocol import SessionListParams, UsageSummaryParams
 from tests.support.indexing import LocalIndex
 from tests.support.transcripts import assistant, line, user, write
@@ -492,3 +493,52 @@ def test_a_large_backlog_is_parsed_by_processes_with_the_same_result(
         finally:
             idx.close()
     assert results[0] == results[1] and len(results[0]) == 24
+
+
+def test_stopping_in_the_middle_of_a_pooled_scan_keeps_a_consistent_index(
+    tmp_path: Path, root: Path
+) -> None:
+    """karmad stopping during a long first index: the scan ends between two batches, the
+    parser pool is let go, and the next scan finishes the job with the same figures."""
+    for n in range(40):
+        sid = f"{n:08d}-0000-0000-0000-000000000000"
+        write(
+            session_file(root, sid, f"-p{n % 4}"),
+            [
+                user(f"prompt {n}", session=sid),
+                *(
+                    assistant(f"m{n}-{i}", f"r{n}-{i}", session=sid, input=i, output=n)
+                    for i in range(30)
+                ),
+            ],
+        )
+    config = IndexConfig(parse_processes=1, batch_bytes=32 << 10, chunk_bytes=16 << 10)
+    stopped = LocalIndex(tmp_path / "stopped.db", [Root(root)], config=config, pool_min_bytes=0)
+    # Stops once the first batch is written.
+    stopped.stop_when = lambda: bool(stopped.progress) and stopped.progress[-1].files_done > 0
+    try:
+        with pytest.raises(Stopped):
+            stopped.scan()
+        partial = stopped.store.query("SELECT session_id FROM sessions")
+        assert 0 < len(partial) < 40
+        stopped.stop_when = lambda: False
+        stopped.scan()
+        after = _figures(stopped)
+    finally:
+        stopped.close()
+    whole = LocalIndex(tmp_path / "whole.db", [Root(root)])
+    try:
+        whole.scan()
+        assert after == _figures(whole) and len(after) == 40
+    finally:
+        whole.close()
+
+
+def _figures(index: LocalIndex) -> list[tuple[object, ...]]:
+    return [
+        tuple(r)
+        for r in index.store.query(
+            "SELECT session_id, requests, input, output, user_prompts, bytes "
+            "FROM sessions ORDER BY session_id"
+        )
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,15 @@ class LocalIndex:
         self.writer = IndexWriter(self.store, load_table(prices), lambda: int(time.time() * 1000))
         self.progress: list[Progress] = []
         self.rejected: list[tuple[str, str]] = []
+        self.stop_when: Callable[[], bool] = lambda: False
+        """What karmad's shutdown flag would say; the engine asks between batches."""
         self.engine = Engine(
             self.writer,
             config or IndexConfig(parse_processes=0),
             full_text=full_text,
             on_progress=self.progress.append,
             on_sessions=lambda pks: None,
-            should_stop=lambda: False,
+            should_stop=self._stopping,
             take_changed=set,
             on_rejected=lambda path, reason, root: self.rejected.append((path, reason)),
         )
@@ -47,6 +50,9 @@ class LocalIndex:
         for root in roots:
             self.engine.add_root(root)
         self.reader = IndexQueries(Store.open(db, INDEX_SCHEMA))
+
+    def _stopping(self) -> bool:
+        return self.stop_when()
 
     def scan(self) -> None:
         self.engine.scan()
