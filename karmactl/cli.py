@@ -127,15 +127,39 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-def _wanted_module(argv: list[str]) -> Any | None:
-    """The one command module the arguments need, or None when all are needed (help,
-    typos). Building every subparser on every call would cost more than the RPC."""
+def _wanted_command(argv: list[str]) -> tuple[str, Any] | None:
+    """The command the arguments name and the one module implementing it, or None when
+    every command is needed (help, typos). Building every subparser on every call would
+    cost more than the RPC: argparse formats and translates strings for each one."""
     for token in argv:
         if token.startswith("-"):
             continue
         name = COMMAND_INDEX.get(token)
-        return None if name is None else importlib.import_module(f"karmactl.{name}")
+        return None if name is None else (token, importlib.import_module(f"karmactl.{name}"))
     return None
+
+
+class _Unbuilt:
+    """Stands in for the parser of a command this run does not run; takes every call."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Unbuilt]:
+        return self._ignore
+
+    def _ignore(self, *args: Any, **kwargs: Any) -> _Unbuilt:
+        return self
+
+
+class _OnlyCommand:
+    """The `add_subparsers` action, building only the parser of the command asked for."""
+
+    def __init__(self, sub: Any, command: str) -> None:
+        self._sub = sub
+        self._command = command
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._command:
+            return self._sub.add_parser(name, **kwargs)
+        return _Unbuilt()
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -148,9 +172,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction, nargs=0)
     # An explicit prog keeps argparse from building a help formatter up front.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog="karmactl")
-    wanted = None if argv is None else _wanted_module(argv)
-    for module in [wanted] if wanted is not None else command_modules():
-        module.add_commands(sub, common)
+    wanted = None if argv is None else _wanted_command(argv)
+    if wanted is None:
+        for module in command_modules():
+            module.add_commands(sub, common)
+    else:
+        command, module = wanted
+        module.add_commands(_OnlyCommand(sub, command), common)
     return parser
 
 

@@ -158,6 +158,28 @@ def test_command_modules_declare_exactly_the_commands_they_add() -> None:
     assert sorted(seen) == sorted(cli.COMMAND_INDEX)
 
 
+def test_a_run_builds_only_the_parser_of_its_command_and_it_is_the_same(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each command's options and help are identical whether the run built every
+    command's parser or only its own; a misspelt command still hears of every one."""
+    from karmactl import cli
+
+    def helps(parser_for: list[str] | None, args: list[str]) -> str:
+        with pytest.raises(SystemExit):
+            cli.build_parser(parser_for).parse_args(args)
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    for name in cli.COMMAND_INDEX:
+        trimmed = helps([name, "--help"], [name, "--help"])
+        assert trimmed == helps(None, [name, "--help"]), name
+        assert f"usage: karmactl {name}" in trimmed
+    typo = helps(["statsu"], ["statsu"])
+    assert "invalid choice: 'statsu'" in typo
+    assert all(name in typo for name in cli.COMMAND_INDEX)
+
+
 def test_help_lists_every_command() -> None:
     out = subprocess.run(
         karmactl_command("--help"), capture_output=True, text=True, check=True, timeout=60
