@@ -481,15 +481,7 @@ def test_a_large_backlog_is_parsed_by_processes_with_the_same_result(
         )
         try:
             idx.scan()
-            results.append(
-                [
-                    tuple(r)
-                    for r in idx.store.query(
-                        "SELECT session_id, requests, input, output, user_prompts, bytes "
-                        "FROM sessions ORDER BY session_id"
-                    )
-                ]
-            )
+            results.append(_figures(idx))
         finally:
             idx.close()
     assert results[0] == results[1] and len(results[0]) == 24

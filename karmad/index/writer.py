@@ -711,29 +711,7 @@ class IndexWriter:
                 old = stored.get(key) if stored else None
                 if old is None:
                     index = len(inserts)
-                    # The stored values of `_stored`, spelled out: this runs once per
-                    # request of a full index.
-                    inserts.append(
-                        [
-                            pk,
-                            key,
-                            file_id,
-                            row.model,
-                            row.ts,
-                            row.input,
-                            row.output,
-                            row.cache_write_5m,
-                            row.cache_write_1h,
-                            row.cache_read,
-                            int(row.complete),
-                            row.speed,
-                            row.web_search,
-                            row.web_fetch,
-                            cost,
-                            int(priced),
-                            1,
-                        ]
-                    )
+                    inserts.append([pk, key, *_stored(row, file_id, cost, priced), 1])
                     inserted.append(row)
                     held = first.setdefault(key, index)
                     if held != index:
