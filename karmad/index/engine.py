@@ -10,6 +10,7 @@ session stays current during a long scan.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
@@ -358,48 +359,46 @@ class Engine:
         # process may deadlock; the children exit with the pool, nothing lingers.
         context = multiprocessing.get_context("spawn")
         log.info("parser_pool", processes=workers, bytes=total)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            try:
-                futures = [
-                    pool.submit(
-                        work.parse_many,
-                        work.encode_jobs(self.limits, [self._parse_job(j) for j in p]),
-                    )
-                    for p in pieces
-                ]
-                stolen: dict[int, list[ParseResult]] = {}
-                steal_from = 0
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=context))
+            # Leaving early (karmad stopping, an error while writing): the pieces still
+            # queued are dropped rather than parsed for nobody.
+            stack.callback(pool.shutdown, wait=False, cancel_futures=True)
+            futures = [
+                pool.submit(
+                    work.parse_many,
+                    work.encode_jobs(self.limits, [self._parse_job(j) for j in p]),
+                )
+                for p in pieces
+            ]
+            stolen: dict[int, list[ParseResult]] = {}
+            steal_from = 0
 
-                def result(index: int) -> list[ParseResult]:
-                    nonlocal steal_from
-                    steal_from = max(steal_from, index)
-                    while index not in stolen and not futures[index].done():
-                        while steal_from < len(futures) and not futures[steal_from].cancel():
-                            steal_from += 1
-                        if steal_from == len(futures):
-                            break  # every piece is started: wait for this one
-                        stolen[steal_from] = [
-                            work.parse_file(self._parse_job(j), self.limits)
-                            for j in pieces[steal_from]
-                        ]
+            def result(index: int) -> list[ParseResult]:
+                nonlocal steal_from
+                steal_from = max(steal_from, index)
+                while index not in stolen and not futures[index].done():
+                    while steal_from < len(futures) and not futures[steal_from].cancel():
                         steal_from += 1
-                    if index in stolen:
-                        return stolen.pop(index)
-                    return work.RESULTS.decode(futures[index].result())
+                    if steal_from == len(futures):
+                        break  # every piece is started: wait for this one
+                    stolen[steal_from] = [
+                        work.parse_file(self._parse_job(j), self.limits) for j in pieces[steal_from]
+                    ]
+                    steal_from += 1
+                if index in stolen:
+                    return stolen.pop(index)
+                return work.RESULTS.decode(futures[index].result())
 
-                index = 0
-                for cut in cuts:
-                    out: list[ParseResult] = []
-                    for _ in cut:
-                        out += result(index)
-                        index += 1
-                    yield out
-                    if self._should_stop():
-                        return
-            finally:
-                # Leaving early (karmad stopping, an error while writing): the pieces
-                # still queued are dropped rather than parsed for nobody.
-                pool.shutdown(wait=False, cancel_futures=True)
+            index = 0
+            for cut in cuts:
+                out: list[ParseResult] = []
+                for _ in cut:
+                    out += result(index)
+                    index += 1
+                yield out
+                if self._should_stop():
+                    return
 
     def _run(self, jobs: list[_Job], progress: Progress | None) -> None:
         batches = self._batches(jobs)
