@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -123,6 +124,28 @@ def test_karmactl_imports_nothing_of_the_daemon() -> None:
     daemon_modules = {m for m in modules if m == "karmad" or m.startswith("karmad.")}
     assert daemon_modules <= {"karmad", "karmad.protocol"}, daemon_modules
     for heavy in ("anyio", "httpx", "structlog", "jsonrpcserver", "sqlite3", "watchfiles"):
+        assert heavy not in modules, heavy
+
+
+def test_karmactl_status_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """`karmactl status` is meant to start almost as fast as a bare interpreter
+    (bench/rpc_latency.py); each of these modules costs a measurable share of that."""
+    probe = (
+        "import sys, karmactl.cli as c\n"
+        "code = c.main(['status'])\n"
+        "print(code, ' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "KARMAD_SOCKET": str(tmp_path / "absent.sock")},
+    )
+    code, *modules = out.stdout.split()
+    assert code == "3"
+    for heavy in ("socket", "selectors", "shutil", "typing", "msgspec", "karmad.protocol"):
         assert heavy not in modules, heavy
 
 
