@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from karmad import protocol
 from karmad.flow import shared
 from karmad.rpc.router import Router
@@ -22,9 +20,7 @@ def register(router: Router, svc: Services) -> None:
         if detail.origin == "local":
             detail.redactions, detail.packaged_to = shared.packaged(svc.store, detail.id)
         else:
-            main = next((f.path for f in detail.files if f.kind == "main"), None)
-            if main is not None:
-                detail.redactions = shared.received_redactions(Path(main), detail.id)
+            detail.redactions = shared.received_redactions(detail.files, detail.id)
         return detail
 
     @router.method("session.messages")

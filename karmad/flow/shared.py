@@ -9,6 +9,7 @@ from pathlib import Path
 from karmad import codec, protocol
 from karmad.domain import folder_id
 from karmad.flow import manifest as mf
+from karmad.index import discovery
 from karmad.store import Store
 from karmad.sync.model import LocalTeam
 
@@ -33,9 +34,16 @@ def packaged(store: Store, session_id: str) -> tuple[dict[str, int], list[str]]:
     return dict(sorted(counts.items())), [r["folder_id"] for r in rows]
 
 
-def received_redactions(main_file: Path, session_id: str) -> dict[str, int]:
-    """The sender's counts, from the manifest beside the received session."""
-    path = main_file.parent.parent / mf.MANIFESTS / f"{session_id}.json"
+def received_redactions(files: list[protocol.SessionFile], session_id: str) -> dict[str, int]:
+    """The sender's counts, from the manifest in the inbox the received session is in.
+
+    Any of the session's files locates it: a subagent transcript can arrive and be
+    indexed before the main one.
+    """
+    if not files:
+        return {}
+    root = discovery.root_of(Path(files[0].path), files[0].kind)
+    path = root / mf.MANIFESTS / f"{session_id}.json"
     try:
         data = path.read_bytes()[: 1 << 20]
         manifest = mf.decode(data)

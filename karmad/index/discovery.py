@@ -87,6 +87,11 @@ def classify(root: Path, path: Path) -> FileRef | None:
     return None
 
 
+def root_of(path: Path, kind: str) -> Path:
+    """The root a transcript of this kind lies under: the inverse of `classify`."""
+    return path.parents[3] if kind == "subagent" else path.parents[1]
+
+
 def tool_results_session(root: Path, path: Path) -> tuple[str, str] | None:
     """(project dir, session) when `path` is in or is a session's tool-results folder."""
     try:
