@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,33 @@ def test_discovered_from_a_default_home(
     assert status["device_id"] == node.device_id
     assert status["home"] == str(home.home / where)
     assert str(home.home / where / "config.xml") in status["detail"]
+
+
+def test_retries_stay_unreachable_with_the_reason(
+    tmp_path: Path, karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    """Between retries the state keeps saying why the last attempt failed; it does not
+    flip back to `connecting` at each one (what `karmactl doctor` would then show)."""
+    home = Home(tmp_path / "k").create()
+    home.write_config(
+        "[syncthing]\n"
+        'mode = "external"\n'
+        f'address = "{tmp_path / "nobody-listens.sock"}"\napi_key = "{"k" * 32}"\n'
+        "restart_delay_s = 0.05\nrestart_delay_max_s = 0.05\n"
+    )
+    karmad = karmad_factory(anyio_backend, home=home)
+    wait_until(lambda: karmad.call("syncthing.status")["state"] == "unreachable", 20)
+
+    time.sleep(0.5)  # ten retries or so
+    states = set()
+    for _ in range(100):
+        status = karmad.call("syncthing.status")
+        states.add(status["state"])
+        assert "nobody-listens.sock" in status["detail"], status
+    assert states == {"unreachable"}
+    states_logged = [e["state"] for e in karmad.log_events() if e.get("event") == "syncthing_state"]
+    first = states_logged.index("unreachable")
+    assert "connecting" not in states_logged[first:], states_logged
 
 
 def test_wrong_key_and_absence_are_reported_not_fixed(

@@ -304,7 +304,10 @@ class SyncthingService:
     async def _run_external(self) -> None:
         delay = self.config.restart_delay_s
         while True:
-            self._set("connecting", "looking for Syncthing")
+            # A retry after a failure stays `unreachable`, with the reason: flipping to
+            # `connecting` on every attempt would hide why it failed.
+            if self.state != "unreachable":
+                self._set("connecting", "looking for Syncthing")
             try:
                 targets, problems = await anyio.to_thread.run_sync(
                     discover.targets, self.config, self._environ
