@@ -100,6 +100,7 @@ def test_fresh_home(tmp_path: Path, binary: binary_mod.Binary) -> None:
         "autoUpgradeIntervalH": "0",
         "urAccepted": "-1",
         "crashReportingEnabled": "false",
+        "reconnectionIntervalS": "10",
     }
     assert {k: config.option(k) for k in expected} == expected
     # No default folder: the only <folder> is the template under <defaults>.

@@ -48,8 +48,14 @@ MANAGED_OPTIONS: Final = {
     "autoUpgradeIntervalH": "0",
     "urAccepted": "-1",
     "crashReportingEnabled": "false",
+    "reconnectionIntervalS": "10",
 }
-"""Held in every profile: karmad decides when Syncthing runs and what leaves the machine."""
+"""Held in every profile: karmad decides when Syncthing runs and what leaves the machine.
+
+`reconnectionIntervalS`: Syncthing dials an address it has dialled once only again after
+this (60 s by default). A new connection can be closed by the other side at once (1.19
+closes it on an Index for a folder it is adding that instant, which a roster change makes
+likely); two members would then stay apart for a minute."""
 
 
 def network_settings(profile: Profile, explicit: list[str], current: list[str]) -> NetworkSettings:
