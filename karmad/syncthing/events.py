@@ -39,7 +39,6 @@ from karmad.syncthing.models import (
     DiskChange,
     FolderCompletion,
     FolderErrorsEvent,
-    FolderStatus,
     FolderSummary,
     ItemFinished,
     LocalIndexUpdated,
@@ -50,7 +49,7 @@ from karmad.syncthing.models import (
     StateChanged,
     when,
 )
-from karmad.syncthing.snapshot import Snapshot
+from karmad.syncthing.snapshot import FolderState, Snapshot
 
 log = logs.get("karmad.syncthing.events")
 
@@ -283,10 +282,9 @@ class EventStream:
         folder = snap.folders.get(folder_id)
         if folder is None:
             return
-        reported = await client.folder_status(folder_id)
-        snap.apply_folder_status(folder_id, reported)
+        snap.apply_folder_status(folder_id, await client.folder_status(folder_id))
         if publish:  # else a resync: the reconciler reads the snapshot when it is done
-            self._note_local_changes(folder_id, folder.config.type, reported)
+            self._note_local_changes(folder_id, folder)
         if folder.config.paused:
             return  # Syncthing answers nothing more about a paused folder
         devices = [snap.my_id, *(d for d in folder.config.device_ids if d != snap.my_id)]
@@ -432,17 +430,14 @@ class EventStream:
             snap = self._require_snapshot()
             snap.apply_folder_status(data.folder, data.summary)
             if (folder := snap.folders.get(data.folder)) is not None:
-                self._note_local_changes(data.folder, folder.config.type, data.summary)
+                self._note_local_changes(data.folder, folder)
 
-    def _note_local_changes(self, folder_id: str, kind: str, status: FolderStatus) -> None:
+    def _note_local_changes(self, folder_id: str, folder: FolderState) -> None:
         """An inbox with local changes stops receiving its owner's updates: say so, so
         that reconciliation reverts it (on every version: summaries, or the status read
         after each scan on versions that send summaries only to pollers)."""
-        if kind == "receiveonly" and ids.is_managed(folder_id) and status.local_changes:
-            self._publish(
-                "syncthing.folder.local_changes",
-                {"folder": folder_id, "items": status.local_changes},
-            )
+        if folder.managed and (items := folder.local_changes):
+            self._publish("syncthing.folder.local_changes", {"folder": folder_id, "items": items})
 
     def _on_folder_completion(self, event: RawEvent, time: datetime | None) -> None:
         if (data := self._decode(event, FolderCompletion)) is None:

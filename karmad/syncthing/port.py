@@ -97,10 +97,7 @@ class ServicePort:
         return frozenset(
             folder_id
             for folder_id, folder in snap.folders.items()
-            if is_folder_id(folder_id)
-            and folder.config.type == "receiveonly"
-            and folder.status is not None
-            and folder.status.local_changes > 0
+            if is_folder_id(folder_id) and folder.local_changes > 0
         )
 
     # ------------------------------------------------------------------ calls

@@ -68,6 +68,14 @@ class FolderState:
     def managed(self) -> bool:
         return ids.is_managed(self.config.id)
 
+    @property
+    def local_changes(self) -> int:
+        """Items changed here in a receive-only folder (0 for other kinds): they keep the
+        owner's newer versions out until reverted."""
+        if self.config.type != "receiveonly" or self.status is None:
+            return 0
+        return self.status.local_changes
+
 
 @dataclass
 class Snapshot:
