@@ -110,17 +110,25 @@ def test_stop(karmad: KarmadProcess) -> None:
     assert karmactl(karmad.home, "status").returncode == 3
 
 
-def test_karmactl_imports_nothing_of_the_daemon() -> None:
-    probe = (
-        "import sys, karmactl.cli as c\n"
-        "c.build_parser()\n"
-        "import karmactl.client, karmactl.render\n"
-        "print('\\n'.join(sorted(sys.modules)))\n"
-    )
+def run_probe(code: str, env: dict[str, str] | None = None) -> tuple[list[str], set[str]]:
+    """Run `code` in a fresh interpreter: (the lines it printed, the modules it loaded)."""
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))\n"
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
-    modules = set(out.stdout.split())
+    *printed, modules = out.stdout.splitlines()
+    return printed, set(modules.split())
+
+
+def test_karmactl_imports_nothing_of_the_daemon() -> None:
+    _, modules = run_probe(
+        "import karmactl.cli as c\nc.build_parser()\nimport karmactl.client, karmactl.render"
+    )
     daemon_modules = {m for m in modules if m == "karmad" or m.startswith("karmad.")}
     assert daemon_modules <= {"karmad", "karmad.protocol"}, daemon_modules
     for heavy in ("anyio", "httpx", "structlog", "jsonrpcserver", "sqlite3", "watchfiles"):
@@ -130,21 +138,11 @@ def test_karmactl_imports_nothing_of_the_daemon() -> None:
 def test_karmactl_status_imports_only_what_it_uses(tmp_path: Path) -> None:
     """`karmactl status` is meant to start almost as fast as a bare interpreter
     (bench/rpc_latency.py); each of these modules costs a measurable share of that."""
-    probe = (
-        "import sys, karmactl.cli as c\n"
-        "code = c.main(['status'])\n"
-        "print(code, ' '.join(sorted(sys.modules)))\n"
+    printed, modules = run_probe(
+        "import karmactl.cli as c\nprint(c.main(['status']))",
+        {"KARMAD_SOCKET": str(tmp_path / "absent.sock")},
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={**os.environ, "KARMAD_SOCKET": str(tmp_path / "absent.sock")},
-    )
-    code, *modules = out.stdout.split()
-    assert code == "3"
+    assert printed == ["3"]
     for heavy in ("socket", "selectors", "shutil", "typing", "msgspec", "karmad.protocol"):
         assert heavy not in modules, heavy
 

@@ -44,8 +44,11 @@ def session(node: Node, session_id: str, origin: str | None = None) -> dict[str,
     return result
 
 
-def received_file(b: Node, team_id: str, a_folder: str, rel: Path) -> Path:
-    return folders_dir(b) / a_folder / "projects" / project_key(IDENTITY) / rel
+def received_file(a: Node, b: Node, team_id: str, writer: SessionWriter) -> Path:
+    """Where `writer`'s transcript on `a` arrives in `b`'s inbox of `a`'s team folder."""
+    assert a.karmad is not None
+    rel = writer.path.relative_to(a.karmad.home.claude / "projects")
+    return folders_dir(b) / own_folder(a, team_id) / "projects" / project_key(IDENTITY) / rel
 
 
 def expected(lines: list[bytes]) -> bytes:
@@ -71,8 +74,7 @@ def test_a_session_flows_line_by_line(syncthing_cluster: Callable[..., Cluster])
     records = list(corpus_records(60))
     writer = SessionWriter(a.karmad.home.claude, checkout)
     written = writer.append(*records[:20])
-    rel = writer.path.relative_to(a.karmad.home.claude / "projects")
-    inbox_file = received_file(b, team_id, own_folder(a, team_id), rel)
+    inbox_file = received_file(a, b, team_id, writer)
 
     wait_until(
         lambda: writer.session_id in remote_sessions(b),
@@ -271,7 +273,7 @@ def test_pause_resume_refused_files_and_a_crash_while_packaging(
     written = writer.append(*records[:10])
     rel = writer.path.relative_to(a.karmad.home.claude / "projects")
     outbox_file = folders_dir(a) / own_folder(a, team_id) / "projects" / key / rel
-    inbox_file = received_file(b, team_id, own_folder(a, team_id), rel)
+    inbox_file = received_file(a, b, team_id, writer)
     wait_until(
         lambda: inbox_file.exists() and inbox_file.read_bytes() == expected(written), CONVERGE_S
     )
@@ -380,8 +382,7 @@ def test_a_hand_edit_in_an_inbox_is_undone(syncthing_cluster: Callable[..., Clus
     records = list(corpus_records(30))
     writer = SessionWriter(a.karmad.home.claude, checkout)
     written = writer.append(*records[:10])
-    rel = writer.path.relative_to(a.karmad.home.claude / "projects")
-    inbox_file = received_file(b, team_id, own_folder(a, team_id), rel)
+    inbox_file = received_file(a, b, team_id, writer)
     manifest = inbox_file.parent.parent / "manifests" / f"{writer.session_id}.json"
     wait_until(
         lambda: inbox_file.exists() and inbox_file.read_bytes() == expected(written), CONVERGE_S
