@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +9,16 @@ from tests.support.daemon import Home, KarmadProcess
 from tests.support.syncthing import Cluster, Node, start_cluster
 
 pytest_plugins = ["anyio"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test, so fixtures can tell a failed test."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture(
@@ -66,7 +76,9 @@ def karmad(karmad_factory: Callable[..., KarmadProcess], anyio_backend: str) -> 
 
 
 @pytest.fixture
-def syncthing_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+def syncthing_cluster(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Cluster]]:
     """Start real Syncthing nodes on loopback: `syncthing_cluster(2, karmad=True)`.
 
     With `karmad=True` each node is a real karmad process managing its own Syncthing
@@ -99,5 +111,9 @@ def syncthing_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     try:
         yield factory
     finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            for node in started:
+                print(node.diagnose())  # shown under the failure, as captured teardown output
         for node in started:
             node.teardown()

@@ -184,6 +184,39 @@ class Node:
         conns = self.rest.get("/rest/system/connections")["connections"]
         return bool(conns.get(other.device_id, {}).get("connected"))
 
+    def diagnose(self, tail: int = 60) -> str:
+        """What a failed test needs to tell a stuck link from a stuck pipeline: links,
+        folder states and the last lines of karmad's and Syncthing's logs."""
+        out = [f"===== {self.name} ({self.device_id[:7] or '?'})"]
+        try:
+            conns = self.rest.get("/rest/system/connections")["connections"]
+            for device_id, c in sorted(conns.items()):
+                if device_id != self.device_id:
+                    out.append(
+                        f"link {device_id[:7]}: connected={c.get('connected')} "
+                        f"paused={c.get('paused')} address={c.get('address')}"
+                    )
+            for folder in self.rest.get("/rest/config/folders"):
+                status = self.rest.get("/rest/db/status", folder=folder["id"])
+                out.append(
+                    f"folder {folder['id']} {folder['type']}: {status.get('state')} "
+                    f"need={status.get('needFiles')} local={status.get('localFiles')} "
+                    f"global={status.get('globalFiles')} "
+                    f"changed={status.get('receiveOnlyChangedFiles')} "
+                    f"devices={[d['deviceID'][:7] for d in folder['devices']]}"
+                )
+        except Exception as exc:  # the node may be why the test failed
+            out.append(f"Syncthing not answering: {exc!r}")
+        logs = [("karmad", self.karmad.log() if self.karmad is not None else "")]
+        for path in (self.syncthing_home / "syncthing.log", self.root / "syncthing.out"):
+            if path.exists():
+                logs.append((path.name, path.read_text(errors="replace")))
+        for name, text in logs:
+            lines = text.splitlines()[-tail:]
+            out.append(f"--- last {len(lines)} lines of {name}")
+            out += lines
+        return "\n".join(out)
+
     def teardown(self) -> None:
         if self._rest is not None:
             self._rest.close()
