@@ -41,6 +41,9 @@ from karmad.syncthing.models import FolderConfig, FolderDevice
 from karmad.syncthing.supervisor import PID_FILE
 from tests.support.daemon import Home, KarmadProcess
 
+PLAIN_STDOUT = "syncthing.out"
+"""What a plain node's Syncthing prints outside its log file (start-up, crashes)."""
+
 T = TypeVar("T")
 
 LOOPBACK_CONFIG = 'mode = "managed"\nprofile = "loopback"\nrestart_delay_s = 0.2'
@@ -207,8 +210,8 @@ class Node:
                 )
         except Exception as exc:  # the node may be why the test failed
             out.append(f"Syncthing not answering: {exc!r}")
-        logs = [("karmad", self.karmad.log() if self.karmad is not None else "")]
-        for path in (self.syncthing_home / "syncthing.log", self.root / "syncthing.out"):
+        logs = [("karmad", self.karmad.log())] if self.karmad is not None else []
+        for path in (self.syncthing_home / home_mod.LOG, self.root / PLAIN_STDOUT):
             if path.exists():
                 logs.append((path.name, path.read_text(errors="replace")))
         for name, text in logs:
@@ -288,7 +291,7 @@ def launch_plain(node: Node, binary: binary_mod.Binary | None = None) -> None:
     st_home = node.syncthing_home
     assert node.endpoint is not None
     env = child_env({**os.environ, "HOME": str(node.root / "home")}, node.api_key)
-    log = (node.root / "syncthing.out").open("ab")
+    log = (node.root / PLAIN_STDOUT).open("ab")
     node.proc = subprocess.Popen(
         [str(binary.path), *binary.compat.serve_args(st_home, st_home / home_mod.LOG)],
         env=env,
