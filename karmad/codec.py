@@ -33,6 +33,18 @@ class MalformedData(InvalidData):
     """
 
 
+class InvalidUtf8(MalformedData):
+    """Well-formed JSON but for bytes that are not UTF-8: repairable by a tolerant reader.
+
+    msgspec up to 0.22 let the codec's `UnicodeDecodeError` through (with the byte
+    position); from 0.23 it raises its own `DecodeError("Invalid UTF-8 encoded string")`
+    without one. Both become this class, so no reader depends on either spelling.
+    """
+
+
+_MSGSPEC_INVALID_UTF8 = "Invalid UTF-8 encoded string"
+
+
 def _path_of(exc: msgspec.ValidationError) -> str:
     # msgspec reports "... - at `$.params.x`"; keep the location separately for `field`.
     text = str(exc)
@@ -46,8 +58,9 @@ def _translate(exc: msgspec.MsgspecError | UnicodeDecodeError) -> InvalidData:
     if isinstance(exc, msgspec.ValidationError):
         return InvalidData(str(exc), path=_path_of(exc))
     if isinstance(exc, UnicodeDecodeError):
-        # msgspec lets the codec's error through for bytes that are not UTF-8.
-        return MalformedData(f"malformed: invalid UTF-8 at byte {exc.start}")
+        return InvalidUtf8(f"malformed: invalid UTF-8 at byte {exc.start}")
+    if str(exc).startswith(_MSGSPEC_INVALID_UTF8):
+        return InvalidUtf8("malformed: invalid UTF-8")
     return MalformedData(f"malformed: {exc}")
 
 

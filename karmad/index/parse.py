@@ -133,7 +133,7 @@ def decode_repaired(decoder: codec.Decoder[_T], raw: bytes) -> _T | None:
             fixed = fix_surrogates(data)
             if fixed is not None:
                 data = fixed
-            elif "invalid UTF-8" in str(exc):
+            elif isinstance(exc, codec.InvalidUtf8):
                 data = data.decode("utf-8", "replace").encode()
             else:
                 return None
@@ -302,7 +302,7 @@ class UsageParser:
                     data = fixed
                     repairs.append("unpaired surrogate escapes replaced")
                     continue
-                if "invalid UTF-8" in str(exc) and not any("UTF-8" in r for r in repairs):
+                if isinstance(exc, codec.InvalidUtf8) and not any("UTF-8" in r for r in repairs):
                     data = data.decode("utf-8", "replace").encode()
                     repairs.append("invalid UTF-8 replaced")
                     continue
