@@ -60,6 +60,15 @@ def out_bytes(a: Node, b: Node) -> int:
     return int(conns[b.device_id]["outBytesTotal"])
 
 
+def size_of(path: Path) -> int:
+    """The file's size, or -1 while it is missing: one stat, because Syncthing replaces
+    a file by renaming its temp copy over it, and a check-then-stat can fall between."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=15)
@@ -106,7 +115,7 @@ def main() -> int:
             with (src / "raw.jsonl").open("ab") as f:
                 f.write(line)
             a.rest.post("/rest/db/scan", folder="bench-raw", sub="raw.jsonl")
-            while not ((dst / "raw.jsonl").exists() and (dst / "raw.jsonl").stat().st_size == size):
+            while size_of(dst / "raw.jsonl") != size:
                 time.sleep(0.002)
             raw.append(time.perf_counter() - t0)
             time.sleep(0.2)

@@ -224,6 +224,8 @@ class Daemon:
         self.backend = backend
         self.notifier = notifier or sdnotify.Notifier.disabled()
         self._shutdown = anyio.Event()
+        self.ready = False
+        """Set once every subsystem has started: a failure before it is a start-up one."""
 
     def request_shutdown(self) -> None:
         self._shutdown.set()
@@ -246,7 +248,8 @@ class Daemon:
                 index_store.close()
         finally:
             store.close()
-            log.info("stopped")
+            if self.ready:  # a start-up failure is said once, by the command line
+                log.info("stopped")
 
     async def _run(self, store: Store, index_store: Store) -> None:
         services, syncthing, reconciler = assemble(
@@ -279,6 +282,7 @@ class Daemon:
         bus.close()
 
     def _announce_ready(self, tg: TaskGroup, health: Health, bus: Bus) -> None:
+        self.ready = True
         self.notifier.ready()
         log.info("ready", socket=str(self.paths.socket), backend=self.backend)
         if not self.notifier.enabled:

@@ -7,6 +7,8 @@ self-daemonising mode because supervisors do that job better.
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib
 import sys
 from pathlib import Path
 
@@ -52,23 +54,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside task-group wrappers, which say nothing to a person."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong and, where we know it, what to do about it: one line."""
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc)
+        where = f": {exc.filename}" if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            return f"{what}{where}; free some disk space and start again"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{what}{where}; karmad needs to write there (check its owner and mode)"
+        if "AF_UNIX path too long" in str(exc) or exc.errno == errno.ENAMETOOLONG:
+            return (
+                f"{what}{where}; choose a shorter socket path "
+                "(--socket or $KARMAD_SOCKET, at most 107 bytes)"
+            )
+        if exc.errno == errno.EADDRINUSE:
+            return f"{what}{where}; another program holds the socket path"
+        return f"{what}{where}"
+    return str(exc) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
-    # Imported here so `karmad --help` and `--version` stay instant.
-    import anyio
-    import msgspec
+    def early_fail(message: str) -> int:
+        print(f"karmad: {message}", file=sys.stderr)
+        return EXIT_ERROR
 
-    from karmad import app, logs, sdnotify
-    from karmad import config as config_mod
-    from karmad import paths as paths_mod
-    from karmad.lock import AlreadyRunning
-    from karmad.store import StoreError
+    # Imported here so `karmad --help` and `--version` stay instant. A broken install
+    # is said in one line, not as an import traceback.
+    try:
+        import anyio
+        import msgspec
+
+        from karmad import app, logs, sdnotify
+        from karmad import config as config_mod
+        from karmad import paths as paths_mod
+        from karmad.lock import AlreadyRunning
+        from karmad.store import StoreCorrupt, StoreError, StoreFull
+    except ImportError as exc:
+        return early_fail(
+            f"a package karmad needs cannot be imported ({exc}); "
+            "reinstall it: pip install --force-reinstall karmad"
+        )
+    try:
+        # anyio imports the backend only inside `run`; checked first, so that the answer
+        # is a sentence and not anyio's LookupError.
+        importlib.import_module(args.backend)
+    except ImportError as exc:
+        return early_fail(
+            f"the {args.backend} event loop cannot be imported ({exc}); "
+            f"install it (pip install {args.backend}) or run with --backend asyncio"
+        )
 
     # Taken out of the environment at once, so no child ever inherits it.
     notifier = sdnotify.Notifier.from_environ(unset=True)
+    log = logs.get("karmad")
+    log_to_file = False
 
-    def fail(message: str) -> int:
+    def fail(message: str, event: str = "start_failed") -> int:
+        if log_to_file:  # on stderr the line below says it all; a file needs it too
+            log.error(event, error=message)
         print(f"karmad: {message}", file=sys.stderr)
         notifier.status(f"failed: {message}")
         return EXIT_ERROR
@@ -83,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=args.log_dir,
         )
     )
-    log = logs.get("karmad")
     log_file = paths.log_dir / logs.LOG_FILE_NAME
     if args.log_file:
         # Set up before the config is read, so that a config error reaches the file too:
@@ -93,12 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             logs.configure(args.log_level or "info", args.log_format or "auto", file=log_file)
         except (OSError, paths_mod.UnsafeDirectory) as exc:
             return fail(f"cannot open the log file {log_file}: {exc}")
+        log_to_file = True
     try:
         config = config_mod.load(paths.config_file)
     except config_mod.ConfigError as exc:
-        if args.log_file:
-            log.error("invalid_config", error=str(exc))
-        return fail(f"invalid configuration: {exc}")
+        return fail(f"invalid configuration: {exc}", "invalid_config")
     daemon_cfg = config.daemon
     if args.log_level or args.log_format or args.log_file:
         daemon_cfg = msgspec.structs.replace(
@@ -120,28 +171,42 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (OSError, paths_mod.UnsafeDirectory) as exc:
         return fail(f"cannot open the log file {log_file}: {exc}")
+    log_to_file = bool(daemon_cfg.log_file)
 
     try:
         locks = app.prepare(paths)
     except AlreadyRunning as exc:
-        log.error("already_running", error=str(exc))
-        return fail(f"{exc}; stop it first (`karmactl stop`)")
-    except (OSError, paths_mod.UnsafeDirectory) as exc:
-        log.error("prepare_failed", error=str(exc))
-        return fail(f"cannot prepare directories: {exc}")
+        return fail(f"{exc}; stop it first (`karmactl stop`)", "already_running")
+    except paths_mod.UnsafeDirectory as exc:
+        return fail(f"cannot prepare directories: {exc}", "prepare_failed")
+    except OSError as exc:
+        return fail(f"cannot prepare directories: {_describe(exc)}", "prepare_failed")
+    daemon = app.Daemon(paths, config, args.backend, notifier=notifier)
     try:
-        daemon = app.Daemon(paths, config, args.backend, notifier=notifier)
         anyio.run(daemon.run, backend=args.backend)
-    except StoreError as exc:
-        log.error("store_failed", error=str(exc))
-        return fail(str(exc))
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:
+        leaf = _leaf(exc)
+        if isinstance(leaf, StoreFull):
+            return fail(f"{leaf}; free some disk space and start again", "store_failed")
+        if isinstance(leaf, StoreCorrupt):
+            return fail(
+                f"{leaf}; restore it from a backup, or move it aside to start afresh "
+                "(docs/operations.md, 'Starting over')",
+                "store_failed",
+            )
+        if isinstance(leaf, StoreError):
+            return fail(str(leaf), "store_failed")
+        if not daemon.ready:
+            # A start-up failure is the environment's (a path, a permission, the disk):
+            # one line says which; the traceback is for --log-level debug.
+            log.debug("start_failed_traceback", exc_info=exc)
+            return fail(f"could not start: {_describe(leaf)}")
         # Logged rather than left to the interpreter so that the traceback reaches the
         # journal or the log file, wherever this daemon's output goes.
         log.exception("crashed")
-        return fail(f"crashed: {exc!r}")
+        return fail(f"crashed: {leaf!r}", "crashed")
     finally:
         locks.release()
         notifier.close()

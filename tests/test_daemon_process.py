@@ -147,3 +147,70 @@ def test_refuses_a_socket_directory_owned_by_someone_else(home: Home) -> None:
     )
     assert result.returncode == 1
     assert "owned by uid" in result.stderr.decode()
+
+
+def _start_failure(home: Home, *args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [*karmad_command(), *args],
+        env=home.env(env),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("karmad: ")
+    return lines[0]
+
+
+def test_a_socket_path_too_long_is_one_line_naming_it(home: Home) -> None:
+    deep = home.root / ("d" * 120)
+    deep.mkdir(mode=0o700)
+    line = _start_failure(home, "--socket", str(deep / "karmad.sock"))
+    assert "AF_UNIX path too long" in line
+    assert str(deep) in line
+    assert "--socket" in line
+
+
+def test_a_state_dir_that_cannot_exist_is_one_line(home: Home) -> None:
+    blocker = home.root / "a-file"
+    blocker.write_text("")
+    line = _start_failure(home, "--state-dir", str(blocker / "state"))
+    assert "cannot prepare directories" in line
+    assert str(blocker / "state") in line
+
+
+def test_a_broken_event_loop_package_is_one_line(home: Home) -> None:
+    shadow = home.root / "shadow" / "trio"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("simulated breakage")\n')
+    line = _start_failure(home, "--backend", "trio", env={"PYTHONPATH": str(shadow.parent)})
+    assert "trio event loop cannot be imported (simulated breakage)" in line
+    assert "--backend asyncio" in line
+
+
+def test_a_store_that_is_not_a_database_is_one_line(home: Home) -> None:
+    home.state.mkdir(parents=True, mode=0o700)
+    (home.state / "karmad.db").write_bytes(b"this is not sqlite" * 100)
+    line = _start_failure(home)
+    assert "karmad.db" in line
+
+
+def test_a_full_disk_at_start_is_one_line(
+    home: Home, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    mount = tmp_path_factory.mktemp("full")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "filler").write_bytes(b"\0" * 60_000)
+        with pytest.raises(OSError):
+            (mount / "more").write_bytes(b"\0" * 8_192)
+        line = _start_failure(home, "--state-dir", str(mount / "state"))
+        assert "free some disk space" in line or "disk" in line
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

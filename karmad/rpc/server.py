@@ -134,7 +134,10 @@ class RpcServer:
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         # Any file here is stale: the caller holds the single-instance lock for this path.
-        listener = await anyio.create_unix_listener(self.path, mode=0o600)
+        try:
+            listener = await anyio.create_unix_listener(self.path, mode=0o600)
+        except OSError as exc:  # "AF_UNIX path too long" names no path: say which one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
         self._inode = self.path.stat().st_ino
         log.info("listening", socket=str(self.path))
         try:
