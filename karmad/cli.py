@@ -119,10 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     log = logs.get("karmad")
     log_to_file = False
 
+    logs_configured = False
+
     def fail(message: str, event: str = "start_failed") -> int:
-        if log_to_file:  # on stderr the line below says it all; a file needs it too
+        # One line wherever a person will read it: a log file gets the structured event
+        # too, and on the journal the event itself is that line (with its priority).
+        journal = logs_configured and logs.stderr_is_journal()
+        if log_to_file or journal:
             log.error(event, error=message)
-        print(f"karmad: {message}", file=sys.stderr)
+        if not journal:
+            print(f"karmad: {message}", file=sys.stderr)
+        elif log_to_file:
+            print(f"<3>karmad: {message}", file=sys.stderr)
         notifier.status(f"failed: {message}")
         return EXIT_ERROR
 
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             logs.configure(args.log_level or "info", args.log_format or "auto", file=log_file)
         except (OSError, paths_mod.UnsafeDirectory) as exc:
             return fail(f"cannot open the log file {log_file}: {exc}")
-        log_to_file = True
+        log_to_file = logs_configured = True
     try:
         config = config_mod.load(paths.config_file)
     except config_mod.ConfigError as exc:
@@ -172,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, paths_mod.UnsafeDirectory) as exc:
         return fail(f"cannot open the log file {log_file}: {exc}")
     log_to_file = bool(daemon_cfg.log_file)
+    logs_configured = True
 
     try:
         locks = app.prepare(paths)
