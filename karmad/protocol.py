@@ -820,6 +820,7 @@ class SessionListParams(Params):
     member: str | None = None
     """Only sessions of this member tag (`user.machine`)."""
     user: str | None = None
+    """Only sessions of this user name, on any of their machines."""
     sort: SessionSort = "last"
     ascending: bool = False
     limit: int = 50
@@ -834,6 +835,8 @@ class SessionSummary(Result):
     origin: str
     """`local`, or `remote:<device>` for a session received from a peer."""
     member: str = ""
+    """Whose session: a member tag (`user.machine`); this member's own for local sessions
+    (empty before `identity.init`)."""
     user: str = ""
     project: str = ""
     """Normalised git remote of the checkout the session ran in, else its path."""
@@ -1003,6 +1006,9 @@ class SessionSearchParams(Params):
     until: datetime | None = None
     origin: Origin = "all"
     member: str | None = None
+    """Only sessions of this member tag (`user.machine`)."""
+    user: str | None = None
+    """Only sessions of this user name, on any of their machines."""
     session: str | None = None
     """Only within this session (id or prefix)."""
 
@@ -1010,6 +1016,9 @@ class SessionSearchParams(Params):
 class SearchHit(Result):
     session: str
     origin: str
+    member: str = ""
+    """Whose session, as in `SessionSummary.member`."""
+    user: str = ""
     project: str = ""
     title: str = ""
     time: datetime | None = None
@@ -1049,6 +1058,8 @@ class UsageRow(Result):
     session id or member tag."""
     tokens: TokenCounts
     models: dict[str, TokenCounts] = msgspec.field(default_factory=dict)
+    label: str = ""
+    """By session: the session's title."""
 
 
 class UsageSummary(Result):

@@ -23,6 +23,7 @@ from karmad.errors import KarmadError, invalid_argument, not_found
 from karmad.index.facts import Facts
 from karmad.index.parse import decode_repaired
 from karmad.index.pricing import SYNTHETIC_MODEL
+from karmad.index.title import readable
 from karmad.index.writer import BUCKET_MS, SUM_COLUMNS
 from karmad.protocol import ErrorCode
 from karmad.store import Row, Store
@@ -140,6 +141,19 @@ class _Filters:
         return (" AND " + " AND ".join(self.clauses)) if self.clauses else ""
 
 
+def _whose(roots: str, sessions: str, column: str, mine: bool) -> str:
+    """Sessions of a member (`column` member_tag) or user (user_id). This machine's own
+    sessions carry no attribution in the index, so when the name is this member's own,
+    local sessions match too."""
+    clause = f"{roots}.{column} = :{column}"
+    return f"({clause} OR {sessions}.origin_key = 'local')" if mine else clause
+
+
+def _mine(me: tuple[str, str] | None, member: str | None, user: str | None) -> tuple[bool, bool]:
+    """Whether the member and user filters name this member (`me`: user, member tag)."""
+    return (me is not None and member == me[1], me is not None and user == me[0])
+
+
 def _common_filters(
     f: _Filters,
     *,
@@ -148,6 +162,7 @@ def _common_filters(
     member: str | None,
     user: str | None = None,
     model: str | None = None,
+    me: tuple[str, str] | None = None,
 ) -> None:
     if project:
         f.add(
@@ -161,10 +176,11 @@ def _common_filters(
         f.add("s.origin_key = 'local'")
     elif origin == "remote":
         f.add("s.origin_key != 'local'")
+    my_member, my_user = _mine(me, member, user)
     if member:
-        f.add("r.member_tag = :member", member=member)
+        f.add(_whose("r", "s", "member_tag", my_member), member_tag=member)
     if user:
-        f.add("r.user_id = :user", user=user)
+        f.add(_whose("r", "s", "user_id", my_user), user_id=user)
     if model:
         f.add(
             "EXISTS (SELECT 1 FROM session_models m WHERE m.session_pk = s.id "
@@ -232,7 +248,7 @@ class IndexQueries:
             "user": row["user_id"],
             "project": row["project"],
             "project_path": row["project_path"],
-            "title": row["title"],
+            "title": readable(row["title"]),
             "started_at": _time(first),
             "ended_at": _time(last),
             "duration_s": max(last - first, 0) / 1000 if first and last else 0.0,
@@ -245,11 +261,20 @@ class IndexQueries:
             "missing": bool(row["missing"]),
         }
 
-    def list_sessions(self, p: protocol.SessionListParams) -> protocol.SessionList:
+    def list_sessions(
+        self, p: protocol.SessionListParams, me: tuple[str, str] | None = None
+    ) -> protocol.SessionList:
+        """`me` (user, member tag) lets a filter naming this member find local sessions."""
         limit = _limit(p.limit)
         f = _Filters()
         _common_filters(
-            f, project=p.project, origin=p.origin, member=p.member, user=p.user, model=p.model
+            f,
+            project=p.project,
+            origin=p.origin,
+            member=p.member,
+            user=p.user,
+            model=p.model,
+            me=me,
         )
         if p.since is not None:
             f.add("s.last_ts >= :since", since=_ms(p.since))
@@ -257,10 +282,11 @@ class IndexQueries:
             f.add("s.first_ts < :until", until=_ms(p.until))
         if p.distinct and p.origin != "local":
             among = " AND s2.origin_key != 'local'" if p.origin == "remote" else ""
+            my_member, my_user = _mine(me, p.member, p.user)
             if p.member:
-                among += " AND r2.member_tag = :member"
+                among += " AND " + _whose("r2", "s2", "member_tag", my_member)
             if p.user:
-                among += " AND r2.user_id = :user"
+                among += " AND " + _whose("r2", "s2", "user_id", my_user)
             f.add(_PRIMARY.format(among=among))
         base = f"FROM sessions s JOIN roots r ON r.id = s.root_id WHERE 1{f.sql()}"
         total = int(self.store.scalar(f"SELECT COUNT(*) {base}", f.params))
@@ -457,13 +483,18 @@ class IndexQueries:
 
     # -------------------------------------------------------------- search
 
-    def search(self, p: protocol.SessionSearchParams, complete: bool) -> protocol.SearchResults:
+    def search(
+        self,
+        p: protocol.SessionSearchParams,
+        complete: bool,
+        me: tuple[str, str] | None = None,
+    ) -> protocol.SearchResults:
         limit = _limit(p.limit)
         query = fts_query(p.text)
         if not self.fts:
             return protocol.SearchResults(hits=[], available=False, complete=False)
         f = _Filters()
-        _common_filters(f, project=p.project, origin=p.origin, member=p.member)
+        _common_filters(f, project=p.project, origin=p.origin, member=p.member, user=p.user, me=me)
         if p.since is not None:
             f.add("e.ts >= :since", since=_ms(p.since))
         if p.until is not None:
@@ -472,6 +503,7 @@ class IndexQueries:
             f.add("s.id = :pk", pk=int(self.resolve(p.session)["id"]))
         rows = self.store.query(
             "SELECT s.session_id, s.origin_key, s.project, s.title, e.ts, e.kind, e.uuid, "  # noqa: S608
+            "r.member_tag, r.user_id, "
             "snippet(entries_text, 0, '«', '»', '…', 16) AS snippet, "
             "bm25(entries_text) AS rank "
             "FROM entries_text JOIN entries e ON e.id = entries_text.rowid "
@@ -483,8 +515,10 @@ class IndexQueries:
             protocol.SearchHit(
                 session=r["session_id"],
                 origin=r["origin_key"],
+                member=r["member_tag"],
+                user=r["user_id"],
                 project=r["project"],
-                title=r["title"],
+                title=readable(r["title"]),
                 time=_time(r["ts"]),
                 kind=r["kind"],
                 uuid=r["uuid"],
@@ -564,6 +598,8 @@ class IndexQueries:
             out.sort(key=lambda r: r.key)
         else:
             out.sort(key=lambda r: (-r.tokens.cost, -r.tokens.total, r.key))
+        if p.group_by == "session":
+            self._label_sessions(out)
         return protocol.UsageSummary(
             group_by=p.group_by,
             tz=p.tz or "local",
@@ -572,6 +608,19 @@ class IndexQueries:
             price_version=self.price_version(),
             unpriced_models=sorted(unpriced),
         )
+
+    def _label_sessions(self, rows: list[protocol.UsageRow]) -> None:
+        """Each session row's title, so that a person can tell the rows apart."""
+        titles: dict[str, str] = {}
+        for r in self.store.query(
+            "SELECT session_id, title FROM sessions "
+            "WHERE session_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY origin_key = 'local', bytes",
+            (codec.encode_json([row.key for row in rows]).decode(),),
+        ):
+            titles[r["session_id"]] = readable(r["title"])  # the local copy's wins
+        for row in rows:
+            row.label = titles.get(row.key, "")
 
     # -------------------------------------------------------------- status
 
