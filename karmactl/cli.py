@@ -11,13 +11,13 @@ import importlib
 import os
 import sys
 
-from karmactl.client import Client, ClientError, DaemonUnreachable, RpcError
+from karmactl.client import Client, ClientError, CommandFailed, DaemonUnreachable, RpcError
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -104,9 +104,82 @@ class _Formatter(argparse.HelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
+    json_errors = False
+    """Set when the command line asks for `--json`: usage errors are then JSON too."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        if Parser.json_errors:
+            emit_error(EXIT_USAGE, "usage", message)
+            raise SystemExit(EXIT_USAGE)
+        super().error(message)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check, with the nearest choice suggested for a misspelt one."""
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError:
+            if action.choices is None or not isinstance(value, str):
+                raise
+            import difflib
+
+            near = difflib.get_close_matches(value, [str(c) for c in action.choices], n=1)
+            if not near:
+                raise
+            choices = ", ".join(map(repr, action.choices))
+            raise argparse.ArgumentError(
+                action,
+                f"invalid choice: {value!r}, maybe you meant {near[0]!r}? (choose from {choices})",
+            ) from None
+
+
+def wide_option() -> argparse.ArgumentParser:
+    """`--wide`, for commands that print tables."""
+    wide = Parser(add_help=False)
+    wide.add_argument(
+        "--wide",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="every column in full, however wide the terminal",
+    )
+    return wide
+
+
+def positive(text: str) -> int:
+    """argparse `type=` for counts that must be at least 1 (`-n 0` is bad usage)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def time_zone(text: str) -> str:
+    """argparse `type=` for an IANA zone name (`Europe/Paris`, `UTC`)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown time zone {text!r}: use an IANA name such as Europe/Paris or UTC"
+        ) from None
+    return text
+
+
+def not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -190,16 +263,39 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+UNREACHABLE_ADVICE = (
+    "karmad does not seem to be running. Start it in the foreground with `karmad`,\n"
+    "or install it as a service with `karmactl service install`."
+)
+
+
 def unreachable_message(exc: DaemonUnreachable) -> str:
-    return (
-        f"karmactl: {exc}\n"
-        "karmad does not seem to be running. Start it in the foreground with `karmad`,\n"
-        "or install it as a service with `karmactl service install`."
-    )
+    return f"karmactl: {exc}\n{UNREACHABLE_ADVICE}"
+
+
+def emit_error(
+    exit_status: int,
+    reason: str,
+    message: str,
+    *,
+    code: int | None = None,
+    detail: str = "",
+    field: str = "",
+) -> None:
+    """An error for scripts (`--json`): one JSON object on stdout, whatever failed."""
+    import json
+
+    error: dict[str, Any] = {"code": code, "reason": reason, "message": message}
+    if detail:
+        error["detail"] = detail
+    if field:
+        error["field"] = field
+    print(json.dumps({"error": error, "exit": exit_status}, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
+    Parser.json_errors = "--json" in arguments
     args = build_parser(arguments).parse_args(arguments)
     ctx = Context(
         args=args,
@@ -207,18 +303,40 @@ def main(argv: list[str] | None = None) -> int:
         socket=getattr(args, "socket", None),
         timeout=getattr(args, "timeout", 30.0),
     )
+    if getattr(args, "wide", False):
+        from karmactl import render
+
+        render.WIDE = True
     func: Callable[[Context], int] = args.func
     try:
         return func(ctx)
     except DaemonUnreachable as exc:
-        print(unreachable_message(exc), file=sys.stderr)
+        if ctx.json:
+            emit_error(EXIT_UNREACHABLE, exc.reason, str(exc), detail=exc.why)
+        else:
+            print(unreachable_message(exc), file=sys.stderr)
         return EXIT_UNREACHABLE
     except RpcError as exc:
-        reason = f" [{exc.reason}]" if exc.reason else ""
-        print(f"karmactl: {exc.describe()}{reason}", file=sys.stderr)
+        if ctx.json:
+            field = str(exc.data.get("field") or "")
+            emit_error(
+                EXIT_ERROR, exc.reason, exc.message, code=exc.code, detail=exc.detail, field=field
+            )
+        else:
+            reason = f" [{exc.reason}]" if exc.reason else ""
+            print(f"karmactl: {exc.describe()}{reason}", file=sys.stderr)
         return EXIT_ERROR
+    except CommandFailed as exc:
+        if ctx.json:
+            emit_error(exc.exit, exc.reason, str(exc))
+        else:
+            print(f"karmactl: {exc}", file=sys.stderr)
+        return exc.exit
     except ClientError as exc:
-        print(f"karmactl: {exc}", file=sys.stderr)
+        if ctx.json:
+            emit_error(EXIT_ERROR, exc.reason, str(exc))
+        else:
+            print(f"karmactl: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -52,10 +52,31 @@ def default_socket(environ: Mapping[str, str] | None = None) -> str:
 
 
 class ClientError(Exception):
-    pass
+    @property
+    def reason(self) -> str:
+        """Stable and machine-readable, like the daemon's error reasons."""
+        return "client_error"
+
+
+class CommandFailed(ClientError):
+    """A command's own refusal, before or after talking to the daemon; `exit` is 1 for a
+    failure and 2 for bad usage (README: exit status)."""
+
+    def __init__(self, message: str, *, reason: str = "failed", exit: int = 1) -> None:
+        super().__init__(message)
+        self._reason = reason
+        self.exit = exit
+
+    @property
+    def reason(self) -> str:
+        return self._reason
 
 
 class DaemonUnreachable(ClientError):
+    @property
+    def reason(self) -> str:
+        return "unreachable"
+
     def __init__(self, path: str, why: str) -> None:
         self.path = path
         self.why = why
@@ -80,14 +101,25 @@ class RpcError(ClientError):
         return str(self.data.get("detail", ""))
 
     def describe(self) -> str:
-        detail = f": {self.detail}" if self.detail else ""
         field = self.data.get("field")
         where = f" (at {field})" if field else ""
+        if self.detail and self.reason in SELF_CONTAINED:
+            return f"{self.detail}{where}"
+        detail = f": {self.detail}" if self.detail else ""
         return f"{self.message}{detail}{where}"
 
 
+SELF_CONTAINED = frozenset(
+    ("not_leader", "not_found", "conflict", "invalid_transition", "already_exists")
+)
+"""Reasons whose `detail` says all the generic message does, and more: printing both reads
+"Only the team leader can do this: only alice.desk (the leader) can do this"."""
+
+
 class ProtocolViolation(ClientError):
-    pass
+    @property
+    def reason(self) -> str:
+        return "protocol_violation"
 
 
 class Client:

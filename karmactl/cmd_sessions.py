@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 
-from karmactl import pager, render, when
+from karmactl import cli, pager, render, when
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -22,21 +22,49 @@ ORIGINS = ("all", "local", "remote")
 
 COMMANDS = ("sessions",)
 
+MEMBER_HELP = "whose sessions: a user name (any of their machines) or a member tag (user.machine)"
+
+
+def whose(member: str | None) -> dict[str, str | None]:
+    """`--member` as the protocol's filters: a member tag names one machine, a user name
+    (tags are `user.machine`, and user names have no dot) all of that user's."""
+    if member is None:
+        return {}
+    return {"member": member} if "." in member else {"user": member}
+
+
+def member_labels(sessions: list[dict[str, Any]]) -> dict[str, str]:
+    """Member tag -> what the MEMBER column says: the user name, or the whole tag when
+    the rows show that user on several machines."""
+    machines: dict[str, set[str]] = {}
+    for s in sessions:
+        tag = s.get("member") or ""
+        machines.setdefault(tag.split(".", 1)[0], set()).add(tag)
+    return {
+        tag: (tag or "local") if len(tags) > 1 else (user or "local")
+        for user, tags in machines.items()
+        for tag in tags
+    }
+
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     sessions = sub.add_parser("sessions", parents=[common], help="indexed Claude Code sessions")
     verbs = sessions.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    p = verbs.add_parser("ls", parents=[common], help="list sessions, most recent first")
+    p = verbs.add_parser(
+        "ls", parents=[common, cli.wide_option()], help="list sessions, most recent first"
+    )
     p.add_argument("--project", help="identity or path, or a part of either")
     p.add_argument("--since", type=when.argument, help="active since (7d, 24h, 2026-01-31...)")
     p.add_argument("--until", type=when.argument, help="started before")
     p.add_argument("--model", help="used a model whose name contains this")
     p.add_argument("--origin", choices=ORIGINS, default="all")
-    p.add_argument("--member", help="member tag (user.machine)")
+    p.add_argument("--member", help=MEMBER_HELP)
     p.add_argument("--sort", choices=SORTS, default="last")
     p.add_argument("--asc", action="store_true", help="ascending order")
-    p.add_argument("-n", "--limit", type=int, default=30, help="sessions shown (default 30)")
+    p.add_argument(
+        "-n", "--limit", type=cli.positive, default=30, help="sessions shown (default 30)"
+    )
     p.add_argument("--all", action="store_true", help="every matching session")
     p.set_defaults(func=ls)
 
@@ -45,14 +73,21 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--origin", help="which copy (local, remote:<device>)")
     p.add_argument("--info", action="store_true", help="figures only, no transcript")
     p.add_argument("--no-sidechains", action="store_true", help="leave out subagent turns")
-    p.add_argument("--max-text", type=int, default=4000, help="characters per block")
+    p.add_argument(
+        "--max-text", type=cli.positive, default=4000, help="characters per block (default 4000)"
+    )
     p.add_argument("--no-pager", action="store_true", help="never page the output")
     p.set_defaults(func=show)
 
-    p = verbs.add_parser("search", parents=[common], help="full-text search of prompts and answers")
+    p = verbs.add_parser(
+        "search",
+        parents=[common, cli.wide_option()],
+        help="full-text search of prompts and answers",
+    )
     p.add_argument("text", nargs="+", help='words (all must match); "quoted phrase" for exact')
-    p.add_argument("-n", "--limit", type=int, default=20)
+    p.add_argument("-n", "--limit", type=cli.positive, default=20, help="hits shown (default 20)")
     p.add_argument("--project")
+    p.add_argument("--member", help=MEMBER_HELP)
     p.add_argument("--session", help="only within this session")
     p.add_argument("--since", type=when.argument)
     p.add_argument("--until", type=when.argument)
@@ -77,6 +112,22 @@ def _pages(ctx: Context, params: dict[str, Any], limit: int, everything: bool) -
             return
 
 
+SESSION_COLUMNS = (
+    "ID",
+    "LAST",
+    "DURATION",
+    "MEMBER",
+    "PROJECT",
+    "PROMPTS",
+    "TOKENS",
+    "COST",
+    "TITLE",
+)
+SESSION_FIT = render.Fit(shrink={8: 16, 4: 14, 3: 8}, drop=(2, 5, 6, 8))
+"""Narrow terminals: TITLE is cut first (to 16 characters), then PROJECT (to 14) and
+MEMBER (to 8); then DURATION, PROMPTS, TOKENS and TITLE are left out, in that order."""
+
+
 def ls(ctx: Context) -> int:
     a = ctx.args
     params = {
@@ -85,11 +136,11 @@ def ls(ctx: Context) -> int:
         "until": a.until,
         "model": a.model,
         "origin": a.origin,
-        "member": a.member,
+        **whose(a.member),
         "sort": a.sort,
         "ascending": a.asc,
     }
-    items = list(_pages(ctx, params, max(a.limit, 1), a.all))
+    items = list(_pages(ctx, params, a.limit, a.all))
     if ctx.json:
         render.emit_json([item for item, _ in items])
         return 0
@@ -97,33 +148,37 @@ def ls(ctx: Context) -> int:
         print("no sessions", file=sys.stderr)
         return 0
     total = items[0][1]
-    width = render.terminal_width()
+    labels = member_labels([s for s, _ in items])
     rows = []
     for s, _ in items:
         t = s["tokens"]
         rows.append(
             (
                 s["id"][:8],
-                render.local_time(s.get("ended_at")),
+                render.local_time(s.get("ended_at")) or "-",
                 render.duration(s["duration_s"]) if s["duration_s"] else "",
+                labels[s.get("member") or ""],
                 _project(s),
                 s["user_prompts"],
                 render.count(t["total"]),
                 render.money(t["cost"], incomplete=t["unpriced_requests"] > 0),
-                s["title"],
+                _title(s),
             )
         )
-    fixed = [max(len(str(r[i])) for r in rows) for i in range(7)]
-    title_width = max(width - sum(fixed) - 2 * 7 - 7, 20)
-    rows = [(*r[:7], render.clip(str(r[7]), title_width)) for r in rows]
-    render.table(
-        ["ID", "LAST", "DURATION", "PROJECT", "PROMPTS", "TOKENS", "COST", "TITLE"],
-        rows,
-        right=(2, 4, 5, 6),
-    )
+    render.table(SESSION_COLUMNS, rows, right=(2, 5, 6, 7), fit=SESSION_FIT)
     if len(items) < total:
         print(f"({len(items)} of {total}; --all or -n for more)", file=sys.stderr)
     return 0
+
+
+def _title(s: dict[str, Any]) -> str:
+    """The title, or what the session is when it has none to show."""
+    title = " ".join(str(s.get("title") or "").split())
+    if title:
+        return title
+    if not s.get("started_at"):
+        return "(no messages)"
+    return "(no prompt)"
 
 
 def _project(s: dict[str, Any]) -> str:
@@ -131,7 +186,7 @@ def _project(s: dict[str, Any]) -> str:
     if project.startswith("/"):
         parts = project.rstrip("/").split("/")
         project = "/".join(parts[-2:]) if len(parts) > 2 else project
-    return render.clip(project, 36)
+    return project
 
 
 # --------------------------------------------------------------------------- show
@@ -184,17 +239,13 @@ def _header(d: dict[str, Any], out: TextIO) -> None:
     written = t["cache_write_5m"] + t["cache_write_1h"]
     pairs: list[tuple[str, Any]] = [
         ("session", d["id"]),
-        ("title", d["title"]),
+        ("title", _title(d)),
         (
             "project",
             d["project"]
             + (f"  ({d['project_path']})" if d["project_path"] != d["project"] else ""),
         ),
-        (
-            "when",
-            f"{render.local_time(d.get('started_at'))} → {render.local_time(d.get('ended_at'))}"
-            f"  ({render.duration(d['duration_s'])})",
-        ),
+        ("when", _when(d)),
         ("origin", d["origin"] + (f" ({d['member']})" if d.get("member") else "")),
         ("claude code", ", ".join(d["versions"]) or "?"),
         ("branches", ", ".join(d["branches"]) or "-"),
@@ -252,6 +303,18 @@ def _header(d: dict[str, Any], out: TextIO) -> None:
     for e in d["errors"][:10]:
         kind = "repaired" if e["repaired"] else "skipped"
         out.write(f"  {kind} {e['path'].rsplit('/', 1)[-1]}:{e['line']}: {e['reason']}\n")
+
+
+def _when(d: dict[str, Any]) -> str:
+    """When it ran; a session without timestamped messages (only a summary, or empty)
+    says so rather than showing an empty span."""
+    start, end = render.local_time(d.get("started_at")), render.local_time(d.get("ended_at"))
+    if not start:
+        kinds = set(d.get("record_types") or {})
+        return "-  (only a summary: no messages)" if kinds == {"summary"} else "-  (no messages)"
+    if start == end or not d.get("duration_s"):
+        return start
+    return f"{start} → {end}  ({render.duration(d['duration_s'])})"
 
 
 def _entry(item: dict[str, Any], out: TextIO) -> None:
@@ -318,6 +381,12 @@ def _block_lines(block: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- search
 
 
+def _highlight(snippet: str) -> str:
+    """The matched words (between « and ») in bold."""
+    bold = snippet.replace("«", "\033[1m").replace("»", "\033[0m")
+    return bold + "\033[0m" if snippet.count("«") > snippet.count("»") else bold
+
+
 def search(ctx: Context) -> int:
     a = ctx.args
     result = ctx.call(
@@ -325,6 +394,7 @@ def search(ctx: Context) -> int:
         text=" ".join(a.text),
         limit=a.limit,
         project=a.project,
+        **whose(a.member),
         session=a.session,
         since=a.since,
         until=a.until,
@@ -339,16 +409,27 @@ def search(ctx: Context) -> int:
         return 1
     if not result["hits"]:
         print("no matches", file=sys.stderr)
-    tty = sys.stdout.isatty()
-    width = render.terminal_width()
+    tty = render.colour_enabled()
+    labels = member_labels(result["hits"])
     rows = []
     for h in result["hits"]:
-        snippet = render.clip(h["snippet"], max(width - 40, 30))
-        if tty:
-            snippet = snippet.replace("«", "\033[1m").replace("»", "\033[0m")
-        rows.append((h["session"][:8], render.local_time(h.get("time")), h["kind"], snippet))
+        snippet = " ".join(h["snippet"].split())
+        rows.append(
+            (
+                h["session"][:8],
+                render.local_time(h.get("time")),
+                labels[h.get("member") or ""],
+                h["kind"],
+                snippet,
+            )
+        )
     if rows:
-        render.table(["SESSION", "TIME", "WHO", "MATCH"], rows)
+        render.table(
+            ["SESSION", "TIME", "MEMBER", "WHO", "MATCH"],
+            rows,
+            fit=render.Fit(shrink={4: 24, 2: 8}, drop=(3, 1)),
+            colours={4: _highlight} if tty else None,
+        )
     if not result["complete"]:
         print("(the search index is still being built; results may be incomplete)", file=sys.stderr)
     return 0

@@ -7,7 +7,8 @@ import os
 import sys
 from datetime import date, timedelta
 
-from karmactl import render, when
+from karmactl import cli, render, when
+from karmactl.cmd_sessions import MEMBER_HELP, whose
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -23,15 +24,19 @@ COMMANDS = ("usage",)
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("usage", parents=[common], help="tokens and cost, with a bar chart")
+    p = sub.add_parser(
+        "usage", parents=[common, cli.wide_option()], help="tokens and cost, with a bar chart"
+    )
     p.add_argument("--by", choices=GROUPS, default="day", help="grouping (default: day)")
     p.add_argument("--since", type=when.argument, help="from (7d, 2026-01-01...)")
     p.add_argument("--until", type=when.argument, help="up to, excluded")
     p.add_argument("--project")
     p.add_argument("--model")
     p.add_argument("--origin", choices=("all", "local", "remote"), default="all")
-    p.add_argument("--member")
-    p.add_argument("--tz", default=os.environ.get("TZ") or None, help="IANA zone for days")
+    p.add_argument("--member", help=MEMBER_HELP)
+    p.add_argument(
+        "--tz", type=cli.time_zone, help="IANA zone for days (default: $TZ, else local time)"
+    )
     p.add_argument("--breakdown", action="store_true", help="one line per model in each row")
     p.set_defaults(func=usage)
 
@@ -54,7 +59,6 @@ def _sparkline_days(rows: list[dict[str, Any]], metric: str, width: int) -> tupl
 
 def usage(ctx: Context) -> int:
     a = ctx.args
-    tz = a.tz if a.tz and "/" in a.tz else None
     result = ctx.call(
         "usage.summary",
         group_by=a.by,
@@ -63,8 +67,8 @@ def usage(ctx: Context) -> int:
         project=a.project,
         model=a.model,
         origin=a.origin,
-        member=a.member,
-        tz=tz,
+        **whose(a.member),
+        tz=a.tz or _env_zone(),
         breakdown=a.breakdown and a.by != "model",
     )
     if ctx.json:
@@ -85,7 +89,10 @@ def usage(ctx: Context) -> int:
             print()
     table = []
     for r in rows:
-        table.append(_line(r["key"], r["tokens"], render.bar(r["tokens"][metric], peak)))
+        key = r["key"]
+        if a.by == "session":
+            key = " ".join(f"{key[:8]} {r.get('label') or ''}".split())
+        table.append(_line(key, r["tokens"], render.bar(r["tokens"][metric], peak)))
         for model, t in sorted(r.get("models", {}).items(), key=lambda kv: -kv[1]["cost"]):
             table.append(_line(f"  {model}", t, ""))
     table.append(_line("TOTAL", result["totals"], ""))
@@ -93,12 +100,28 @@ def usage(ctx: Context) -> int:
         [a.by.upper(), "REQ", "INPUT", "OUTPUT", "CACHE W", "CACHE R", "TOTAL", "COST", ""],
         table,
         right=(1, 2, 3, 4, 5, 6, 7),
+        fit=USAGE_FIT,
     )
     notes = [f"prices {result['price_version']}, {result['currency']}"]
     if result["unpriced_models"]:
         notes.append("unpriced (cost left out, marked +): " + ", ".join(result["unpriced_models"]))
     print("\n".join(notes), file=sys.stderr)
     return 0
+
+
+USAGE_FIT = render.Fit(shrink={0: 24}, drop=(8, 4, 5, 3, 1))
+"""Narrow terminals: long row names (sessions, projects) are cut to 24 characters; then
+the bars, the cache columns, OUTPUT and REQ are left out, in that order."""
+
+
+def _env_zone() -> str | None:
+    """`$TZ` when it names an IANA zone; POSIX rules (`EST5EDT`, `:/etc/localtime`) are
+    left to the daemon's own local time."""
+    zone = os.environ.get("TZ", "")
+    try:
+        return cli.time_zone(zone.removeprefix(":")) if "/" in zone or zone == "UTC" else None
+    except argparse.ArgumentTypeError:
+        return None
 
 
 def _line(key: str, t: dict[str, Any], chart: str) -> tuple[Any, ...]:

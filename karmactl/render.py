@@ -3,18 +3,58 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Any, TextIO
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, Final, TextIO
 
 
 def emit_json(value: Any, stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     out.write(json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+
+
+class Fit:
+    """How a table gives way when it is wider than the terminal.
+
+    `shrink`: columns that may be cut (with `…`), each down to its minimum width, in the
+    order given; `drop`: columns left out, one at a time in the order given, when
+    cutting is not enough. Every other column keeps its full width.
+    """
+
+    __slots__ = ("drop", "shrink")
+
+    def __init__(self, shrink: Mapping[int, int] | None = None, drop: Sequence[int] = ()) -> None:
+        self.shrink = dict(shrink or {})
+        self.drop = tuple(drop)
+
+
+GAP = 2
+"""Spaces between columns."""
+
+
+def _layout(widths: list[int], fit: Fit, limit: int) -> tuple[list[int], list[int]]:
+    """(the columns kept, their widths) so that the row fits `limit` if it can."""
+    dropped: list[int] = []
+    for step in range(len(fit.drop) + 1):
+        dropped = list(fit.drop[:step])
+        kept = [i for i in range(len(widths)) if i not in dropped]
+        sized = {i: widths[i] for i in kept}
+        excess = sum(sized.values()) + GAP * (len(kept) - 1) - limit
+        for i, least in fit.shrink.items():
+            if excess <= 0:
+                break
+            if i in sized and sized[i] > least:
+                cut = min(sized[i] - least, excess)
+                sized[i] -= cut
+                excess -= cut
+        if excess <= 0 or step == len(fit.drop):
+            return kept, [sized[i] for i in kept]
+    raise AssertionError("unreachable")
 
 
 def table(
@@ -23,20 +63,38 @@ def table(
     stream: TextIO | None = None,
     *,
     right: Sequence[int] = (),
+    fit: Fit | None = None,
+    colours: Mapping[int, Callable[[str], str]] | None = None,
 ) -> None:
-    """Columns sized to content; `right` lists column indexes to right-align (numbers)."""
+    """Columns sized to content (headers counted); `right` lists column indexes to
+    right-align (numbers). When the table is wider than the output (`width()`), `fit`
+    says which columns are cut and then dropped; `colours` maps a column to a function
+    from a cell's text to the same text painted (`by_state`), applied when colour is on."""
     out = stream or sys.stdout
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
+    kept = list(range(len(headers)))
+    limit = width() if stream is None or stream is sys.stdout else None
+    if limit is not None and fit is not None:
+        kept, widths = _layout(widths, fit, limit)
+    else:
+        widths = [widths[i] for i in kept]
+    styled = colours if colours and colour_enabled(out) else {}
+    for n, row in enumerate(cells):
         parts = []
-        for i, cell in enumerate(row):
-            last = i == len(row) - 1
+        for position, (i, w) in enumerate(zip(kept, widths, strict=True)):
+            cell = row[i] if len(row[i]) <= w else clip(row[i], w)
+            last = position == len(kept) - 1
             if i in right:
-                parts.append(cell.rjust(widths[i]))
+                text = cell.rjust(w)
+            elif last:
+                text = cell
             else:
-                parts.append(cell if last else cell.ljust(widths[i]))
-        out.write("  ".join(parts).rstrip() + "\n")
+                text = cell.ljust(w)
+            if n and i in styled and cell:
+                text = text.replace(cell, styled[i](cell), 1)
+            parts.append(text)
+        out.write((" " * GAP).join(parts).rstrip() + "\n")
 
 
 def duration(seconds: float) -> str:
@@ -120,10 +178,119 @@ def clip(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
 
 
-def terminal_width(default: int = 120) -> int:
-    import shutil
+def width() -> int | None:
+    """Columns available for a line on stdout: `$COLUMNS` when set, else the terminal's;
+    None (no limit) when stdout is not a terminal, so pipes and files get whole lines.
+    `--wide` (`WIDE`) lifts the limit too."""
+    if WIDE:
+        return None
+    try:
+        return max(int(os.environ["COLUMNS"]), 20)
+    except (KeyError, ValueError):
+        pass
+    try:
+        if sys.stdout.isatty():
+            return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        pass
+    return None
 
-    return shutil.get_terminal_size((default, 24)).columns
+
+def terminal_width(default: int = 120) -> int:
+    """Like `width()`, with `default` when there is no limit."""
+    return width() or default
+
+
+WIDE = False
+"""Set by `--wide`: tables show every column in full whatever the terminal's width."""
+
+STYLES: Final = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2"}
+
+STATE_STYLES: Final = {
+    **dict.fromkeys(
+        (
+            "pass",
+            "ok",
+            "active",
+            "accepted",
+            "shared",
+            "connected",
+            "online",
+            "idle",
+            "running",
+            "yes",
+            "live",
+        ),
+        "green",
+    ),
+    **dict.fromkeys(
+        (
+            "warn",
+            "joining",
+            "added",
+            "offered",
+            "paused",
+            "leaving",
+            "scanning",
+            "starting",
+            "indexing text",
+            "repricing",
+            "waiting",
+            "connecting",
+            "restarting",
+            "syncing",
+            "scan-waiting",
+            "sync-preparing",
+            "disconnected",
+            "offline",
+            "no",
+            "unshared",
+        ),
+        "yellow",
+    ),
+    **dict.fromkeys(
+        (
+            "fail",
+            "error",
+            "failed",
+            "removed",
+            "declined",
+            "dissolved",
+            "unreachable",
+            "not-installed",
+            "gone",
+        ),
+        "red",
+    ),
+}
+"""The colour of each state word karmactl prints (the first word of a cell counts)."""
+
+
+def state_style(text: str) -> str:
+    word = text.strip().lower()
+    return STATE_STYLES.get(word) or STATE_STYLES.get(word.split(" ", 1)[0].rstrip(":"), "")
+
+
+def by_state(text: str) -> str:
+    """A state painted in its colour: green for good, yellow for waiting, red for bad."""
+    return paint(text, state_style(text))
+
+
+def colour_enabled(stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal, and never when `$NO_COLOR` is set (no-color.org) or the
+    terminal is `dumb`."""
+    out = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def paint(text: str, style: str) -> str:
+    code = STYLES.get(style)
+    return f"\033[{code}m{text}\033[0m" if code and text else text
 
 
 def progress_bar(fraction: float, width: int = 30) -> str:
