@@ -601,6 +601,85 @@ _method("pending.dismiss", PendingDismissParams, Ok, "Dismisses an offer.", muta
 _method("sync.status", NoParams, SyncStatus, "The reconciler: last cycle, failures.")
 
 
+# --------------------------------------------------------------------------- daemon.overview
+
+
+class OverviewTeam(Result):
+    team_id: str
+    name: str
+    role: str
+    """`leader` or `member`."""
+    state: str
+    """This member's standing: `active`, `joining`, `leaving`, `removed` or `dissolved`."""
+    members: int = 0
+    """Active members, this one included."""
+    projects: int = 0
+    """Projects shared with the team now."""
+
+
+class OverviewPeer(Result):
+    """A teammate's device, once however many teams it shares with this one."""
+
+    member_tag: str
+    device_id: str
+    teams: list[str] = msgspec.field(default_factory=list)
+    """Names of the teams shared with it."""
+    connected: bool | None = None
+    """Null while Syncthing's view is not known."""
+    last_seen: datetime | None = None
+
+
+class OverviewReceived(Result):
+    """The received session with the latest activity."""
+
+    session: str
+    member: str = ""
+    title: str = ""
+    active_at: datetime | None = None
+
+
+class OverviewIndex(Result):
+    state: str
+    """As `index.status`: `starting`, `scanning`, `indexing text`, `idle`, `disabled`, `error`."""
+    sessions: int = 0
+    lag_s: float = 0.0
+    detail: str = ""
+
+
+class Attention(Result):
+    """Something that waits for this member, said in words, with what to run."""
+
+    kind: str
+    """Stable, for scripts: `not_initialised`, `offer` (a shared project not yet accepted
+    or declined), `sharer_not_accepted`, `joining`, `pending` (Syncthing offers no team
+    explains), `subsystem` (a part of the daemon failing)."""
+    message: str
+    fix: str = ""
+    team: str = ""
+    project: str = ""
+
+
+class Overview(DaemonStatus):
+    """`daemon.status` and, at a glance, who this member is, with whom it shares, what
+    arrived last, and what waits for it."""
+
+    identity: IdentityInfo = msgspec.field(default_factory=lambda: IdentityInfo(initialised=False))
+    teams: list[OverviewTeam] = msgspec.field(default_factory=list)
+    peers: list[OverviewPeer] = msgspec.field(default_factory=list)
+    last_received: OverviewReceived | None = None
+    index: OverviewIndex | None = None
+    attention: list[Attention] = msgspec.field(default_factory=list)
+
+
+_method(
+    "daemon.overview",
+    NoParams,
+    Overview,
+    "Everything of `daemon.status`, plus identity, teams, peers online and last seen, the "
+    "last session received, the index's state and what waits for this member.",
+)
+
+
 # --------------------------------------------------------------------------- syncthing.*
 
 

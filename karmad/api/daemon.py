@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 
-from karmad import __version__, protocol
+import msgspec
+
+from karmad import __version__, overview, protocol
+from karmad.api.syncthing import pending
 from karmad.errors import invalid_argument
 from karmad.rpc.router import Router
 from karmad.rpc.server import Call
 from karmad.services import Services
+from karmad.sync import teamstore
 
 
 def register(router: Router, svc: Services) -> None:
@@ -22,6 +26,38 @@ def register(router: Router, svc: Services) -> None:
 
     @router.method("daemon.status")
     def status(params: protocol.NoParams, call: Call) -> protocol.DaemonStatus:
+        return daemon_status()
+
+    @router.method("daemon.overview")
+    def glance(params: protocol.NoParams, call: Call) -> protocol.Overview:
+        identity = svc.teams.identity_info()
+        infos = [svc.teams.info(t) for t in teamstore.teams(svc.store)]
+        snap = svc.syncthing.stream.snapshot if svc.syncthing.live else None
+        seen = {d: s.last_seen for d, s in snap.devices.items()} if snap is not None else {}
+        index = svc.indexer.status({})
+        latest = svc.index.list_sessions(protocol.SessionListParams(origin="remote", limit=1))
+        received = None
+        if latest.sessions:
+            last = latest.sessions[0]
+            received = protocol.OverviewReceived(
+                session=last.id, member=last.member, title=last.title, active_at=last.ended_at
+            )
+        base = daemon_status()
+        return protocol.Overview(
+            **msgspec.structs.asdict(base),
+            identity=identity,
+            teams=overview.teams(infos),
+            peers=overview.peers(infos, seen),
+            last_received=received,
+            index=protocol.OverviewIndex(
+                state=index.state, sessions=index.sessions, lag_s=index.lag_s, detail=index.detail
+            ),
+            attention=overview.attention(
+                identity, infos, pending(snap) if snap is not None else None, base.subsystems
+            ),
+        )
+
+    def daemon_status() -> protocol.DaemonStatus:
         now = svc.clock()
         p = svc.paths
         return protocol.DaemonStatus(
