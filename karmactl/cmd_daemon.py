@@ -8,7 +8,8 @@ import os
 import sys
 import time
 
-from karmactl import render
+from karmactl import cli, render
+from karmactl.client import RpcError
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -22,7 +23,14 @@ COMMANDS = ("status", "hello", "events", "stop")
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("status", parents=[common], help="what the daemon is doing")
+    p = sub.add_parser(
+        "status",
+        parents=[common, cli.wide_option()],
+        help="who you are, teams, peers, what arrived last and what waits for you",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="also the daemon's paths and subsystems"
+    )
     p.set_defaults(func=status)
 
     p = sub.add_parser("hello", parents=[common], help="protocol and daemon version")
@@ -31,8 +39,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("events", parents=[common], help="recent daemon events; --follow streams")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("-t", "--topic", action="append", default=[], help="topic prefix (repeatable)")
-    p.add_argument("-n", "--lines", type=int, default=20, help="recent events shown first")
-    p.add_argument("--count", type=int, default=0, help="exit after this many new events")
+    p.add_argument(
+        "-n", "--lines", type=cli.not_negative, default=20, help="recent events shown first"
+    )
+    p.add_argument(
+        "--count", type=cli.not_negative, default=0, help="exit after this many new events"
+    )
     p.set_defaults(func=events)
 
     p = sub.add_parser("stop", parents=[common], help="stop the daemon")
@@ -41,29 +53,126 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def status(ctx: Context) -> int:
-    result = ctx.call("daemon.status")
+    try:
+        result = ctx.call("daemon.overview")
+    except RpcError as exc:
+        if exc.reason != "method_not_found":
+            raise
+        result = ctx.call("daemon.status")  # a daemon older than this karmactl
     if ctx.json:
         render.emit_json(result)
         return 0
+    up = render.duration(float(result["uptime_s"]))
+    print(
+        f"karmad {result['version']} (protocol {result['protocol']}), up {up}, "
+        f"pid {result['pid']}, {result['backend']}"
+    )
+    pairs = _overview(result) if "identity" in result else []
+    if pairs:
+        render.kv(pairs)
+    waiting = result.get("attention") or []
+    if waiting:
+        print("\nwaiting for you:")
+        for item in waiting:
+            print(f"  - {item['message']}")
+            if item.get("fix"):
+                print(f"      {item['fix']}")
+    if ctx.args.verbose or "identity" not in result:
+        _details(result)
+    return 0
+
+
+def _overview(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    me = r["identity"]
+    pairs: list[tuple[str, Any]] = []
+    if me.get("initialised"):
+        device = (me.get("device_id") or "").split("-", 1)[0]
+        pairs.append(("you", me["member_tag"] + (f"  (device {device})" if device else "")))
+    else:
+        pairs.append(("you", "no user name yet"))
+    teams = r.get("teams") or []
+    for n, t in enumerate(teams):
+        counts = f"{_plural(t['members'], 'member')}, {_plural(t['projects'], 'project')}"
+        pairs.append(
+            ("teams" if n == 0 else "", f"{t['name']}: {t['role']}, {t['state']}, {counts}")
+        )
+    if not teams:
+        pairs.append(("teams", "none"))
+    peers = r.get("peers") or []
+    now = _now()
+    for n, p in enumerate(peers):
+        if p["connected"]:
+            seen = "online"
+        elif p.get("last_seen"):
+            seen = f"offline, last seen {_ago(p['last_seen'], now)}"
+        elif p["connected"] is None:
+            seen = "unknown (Syncthing not running)"
+        else:
+            seen = "offline, never seen"
+        pairs.append(
+            ("peers" if n == 0 else "", f"{p['member_tag']}  {seen}  ({', '.join(p['teams'])})")
+        )
+    last = r.get("last_received")
+    if last:
+        when = f", active {_ago(last['active_at'], now)}" if last.get("active_at") else ""
+        title = f' "{render.clip(last["title"], 40)}"' if last.get("title") else ""
+        pairs.append(("received", f"{last['member'] or '?'}: {last['session'][:8]}{title}{when}"))
+    elif teams:
+        pairs.append(("received", "nothing yet"))
+    index = r.get("index")
+    if index:
+        lag = f", {render.duration(index['lag_s'])} behind" if index["lag_s"] >= 1 else ""
+        detail = f" ({index['detail']})" if index.get("detail") else ""
+        pairs.append(
+            ("index", f"{index['state']}{detail}, {_plural(index['sessions'], 'session')}{lag}")
+        )
+    return pairs
+
+
+def _details(r: dict[str, Any]) -> None:
+    print()
     render.kv(
         [
-            ("karmad", f"{result['version']} (protocol {result['protocol']})"),
-            ("pid", result["pid"]),
-            ("uptime", render.duration(float(result["uptime_s"]))),
-            ("backend", result["backend"]),
-            ("socket", result["paths"]["socket"]),
-            ("state", result["paths"]["state_dir"]),
-            ("store", f"schema {result['store']['schema_version']}"),
+            ("pid", r["pid"]),
+            ("uptime", render.duration(float(r["uptime_s"]))),
+            ("backend", r["backend"]),
+            ("socket", r["paths"]["socket"]),
+            ("state", r["paths"]["state_dir"]),
+            ("store", f"schema {r['store']['schema_version']}"),
         ]
     )
-    subsystems = result.get("subsystems") or {}
+    subsystems = r.get("subsystems") or {}
     if subsystems:
         print()
         render.table(
             ["SUBSYSTEM", "STATE", "DETAIL"],
             [(name, s["state"], s.get("detail", "")) for name, s in sorted(subsystems.items())],
+            fit=render.Fit(shrink={2: 20}),
+            colours={1: render.by_state},
         )
-    return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _ago(iso: str, now: Any) -> str:
+    """How long ago, to the unit a person cares about: 5m, 3h, 2d."""
+    from datetime import datetime
+
+    seconds = (now - datetime.fromisoformat(iso)).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return "just now"
 
 
 def hello(ctx: Context) -> int:

@@ -239,8 +239,11 @@ _LABEL = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
 
 def _print(checks: list[Check]) -> None:
     width = max(len(c["name"]) for c in checks)
+    coloured = render.colour_enabled()
     for c in checks:
         label = _LABEL.get(c["status"], c["status"].upper())
+        if coloured:
+            label = render.by_state(label)
         print(f"{label}  {c['name'].ljust(width)}  {c['message']}")
         if c["fix"] and c["status"] != "pass":
             print(f"      {''.ljust(width)}  fix: {c['fix']}")

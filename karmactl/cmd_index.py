@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from karmactl import render
+from karmactl import cli, render
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -24,7 +24,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     index = sub.add_parser("index", parents=[common], help="the session index")
     verbs = index.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    p = verbs.add_parser("status", parents=[common], help="files, bytes, lag, errors, progress")
+    p = verbs.add_parser(
+        "status", parents=[common, cli.wide_option()], help="files, bytes, lag, errors, progress"
+    )
     p.add_argument("-f", "--follow", action="store_true", help="show progress until it is idle")
     p.set_defaults(func=status)
 
@@ -80,6 +82,7 @@ def _print_status(s: dict[str, Any]) -> None:
                 for r in roots
             ],
             right=(3, 4),
+            fit=render.Fit(shrink={0: 24, 2: 12}, drop=(1,)),
         )
 
 

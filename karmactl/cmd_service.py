@@ -11,7 +11,7 @@ from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from karmactl import render
+from karmactl import cli, render
 from karmactl.client import Client, ClientError
 from karmactl.service import Manager, ServiceError, detect, karmad_program
 from karmactl.service.runner import CommandMissing
@@ -70,7 +70,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=restart)
 
     p = actions.add_parser("logs", parents=[common, which], help="the service's log")
-    p.add_argument("-n", "--lines", type=int, default=50, help="lines shown (default: 50)")
+    p.add_argument("-n", "--lines", type=cli.positive, default=50, help="lines shown (default: 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument(
         "-p",

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 from karmactl import cli, pager, render, when
+from karmactl.client import CommandFailed
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -403,10 +404,9 @@ def search(ctx: Context) -> int:
         render.emit_json(result)
         return 0
     if not result["available"]:
-        print(
-            "karmactl: full-text search is not available (index.full_text or FTS5)", file=sys.stderr
+        raise CommandFailed(
+            "full-text search is not available (index.full_text or FTS5)", reason="unsupported"
         )
-        return 1
     if not result["hits"]:
         print("no matches", file=sys.stderr)
     tty = render.colour_enabled()

@@ -7,7 +7,8 @@ import re
 import sys
 import time
 
-from karmactl import render
+from karmactl import cli, render
+from karmactl.client import CommandFailed
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -32,7 +33,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("target", nargs="?", help="a session id (prefix) or a project")
     p.add_argument("--session", help="a local session id or prefix")
     p.add_argument("--project", help="remote, checkout path, identity or project key")
-    p.add_argument("--lines", type=int, default=20, help="redacted lines shown per file")
+    p.add_argument(
+        "--lines", type=cli.not_negative, default=20, help="redacted lines shown per file"
+    )
     p.set_defaults(func=preview)
 
 
@@ -45,8 +48,7 @@ def preview(ctx: Context) -> int:
         else:
             project = args.target
     if (session is None) == (project is None):
-        print("karmactl: give a session or a project", file=sys.stderr)
-        return 2
+        raise CommandFailed("give a session or a project", reason="usage", exit=cli.EXIT_USAGE)
     started = ctx.call("share.preview", session=session, project=project, max_lines=args.lines)
     deadline = time.monotonic() + ctx.timeout
     while True:

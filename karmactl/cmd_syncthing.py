@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from karmactl import render
+from karmactl import cli, render
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -27,14 +27,22 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("paths", nargs="*", help="paths inside the folder (default: all of it)")
     s.set_defaults(func=rescan)
 
-    p = sub.add_parser("devices", parents=[common], help="configured devices and connections")
+    p = sub.add_parser(
+        "devices", parents=[common, cli.wide_option()], help="configured devices and connections"
+    )
     p.set_defaults(func=devices)
-    p = sub.add_parser("folders", parents=[common], help="karmad-managed Syncthing folders")
+    p = sub.add_parser(
+        "folders", parents=[common, cli.wide_option()], help="karmad-managed Syncthing folders"
+    )
     p.set_defaults(func=folders)
-    p = sub.add_parser("pending", parents=[common], help="devices and folders offered to us")
+    p = sub.add_parser(
+        "pending", parents=[common, cli.wide_option()], help="devices and folders offered to us"
+    )
     p.set_defaults(func=pending)
     pe = p.add_subparsers(dest="pending_command", metavar="ACTION")
-    s = pe.add_parser("ls", parents=[common], help="offers waiting for you (the default)")
+    s = pe.add_parser(
+        "ls", parents=[common, cli.wide_option()], help="offers waiting for you (the default)"
+    )
     s.set_defaults(func=pending)
     s = pe.add_parser(
         "accept", parents=[common], help="accept a device as a team leader, or its folder offer"
@@ -136,7 +144,11 @@ def devices(ctx: Context) -> int:
         print("no devices configured")
         return 0
     render.table(
-        ["DEVICE", "NAME", "STATE", "LAST SEEN", "IN", "OUT", "FOLDERS"], rows, right=(4, 5, 6)
+        ["DEVICE", "NAME", "STATE", "LAST SEEN", "IN", "OUT", "FOLDERS"],
+        rows,
+        right=(4, 5, 6),
+        fit=render.Fit(shrink={2: 12, 1: 12}, drop=(6, 4, 5)),
+        colours={2: render.by_state},
     )
     return 0
 
@@ -168,7 +180,11 @@ def folders(ctx: Context) -> int:
         print("no karmad-managed folders")
         return 0
     render.table(
-        ["FOLDER", "TYPE", "STATE", "SYNCED", "FILES", "SIZE", "DEVICES"], rows, right=(3, 4, 5, 6)
+        ["FOLDER", "TYPE", "STATE", "SYNCED", "FILES", "SIZE", "DEVICES"],
+        rows,
+        right=(3, 4, 5, 6),
+        fit=render.Fit(shrink={2: 12, 0: 20}, drop=(6, 4, 1)),
+        colours={2: render.by_state},
     )
     return 0
 
@@ -184,7 +200,8 @@ def pending(ctx: Context) -> int:
     if result["devices"]:
         render.table(
             ["DEVICE", "NAME", "ADDRESS", "SINCE"],
-            [
+            fit=render.Fit(shrink={2: 16, 1: 12}, drop=(3,)),
+            rows=[
                 (d["device_id"], d["name"] or "-", d["address"] or "-", _when(d.get("time")))
                 for d in result["devices"]
             ],
@@ -194,7 +211,8 @@ def pending(ctx: Context) -> int:
             print()
         render.table(
             ["FOLDER", "LABEL", "OFFERED BY", "SINCE"],
-            [
+            fit=render.Fit(shrink={1: 12, 0: 20}, drop=(3,)),
+            rows=[
                 (f["folder_id"], o["label"] or "-", _short(o["device_id"]), _when(o.get("time")))
                 for f in result["folders"]
                 for o in f["offered_by"]

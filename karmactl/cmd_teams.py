@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from karmactl import render
+from karmactl import cli, render
+from karmactl.client import CommandFailed
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -62,9 +63,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = t.add_parser("create", parents=[common], help="create a team you lead")
     p.add_argument("name")
     p.set_defaults(func=team_create)
-    p = t.add_parser("ls", parents=[common], help="your teams")
+    p = t.add_parser("ls", parents=[common, cli.wide_option()], help="your teams")
     p.set_defaults(func=team_ls)
-    p = t.add_parser("show", parents=[common], help="roster, projects, subscriptions")
+    p = t.add_parser(
+        "show", parents=[common, cli.wide_option()], help="roster, projects, subscriptions"
+    )
     p.add_argument("team")
     p.set_defaults(func=team_show)
     p = t.add_parser("add", parents=[common], help="leader: add a member by pairing code")
@@ -89,9 +92,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("team")
     _yes(p)
     p.set_defaults(func=team_dissolve)
-    p = t.add_parser("activity", parents=[common], help="audit trail of a team (or all)")
+    p = t.add_parser(
+        "activity", parents=[common, cli.wide_option()], help="audit trail of a team (or all)"
+    )
     p.add_argument("team", nargs="?")
-    p.add_argument("-n", "--limit", type=int, default=50)
+    p.add_argument("-n", "--limit", type=cli.positive, default=50, help="events (default 50)")
     p.set_defaults(func=team_activity)
 
     project = sub.add_parser("project", parents=[common], help="shared projects")
@@ -107,13 +112,15 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("project")
     _yes(p)
     p.set_defaults(func=project_unshare)
-    p = pr.add_parser("ls", parents=[common], help="projects shared with your teams")
+    p = pr.add_parser(
+        "ls", parents=[common, cli.wide_option()], help="projects shared with your teams"
+    )
     p.add_argument("team", nargs="?")
     p.set_defaults(func=project_ls)
 
     subs = sub.add_parser("sub", parents=[common], help="your subscriptions to shared projects")
     s = subs.add_subparsers(dest="sub_command", metavar="ACTION", required=True)
-    p = s.add_parser("ls", parents=[common], help="your subscriptions")
+    p = s.add_parser("ls", parents=[common, cli.wide_option()], help="your subscriptions")
     p.add_argument("team", nargs="?")
     p.set_defaults(func=sub_ls)
     for name, helptext in (
@@ -149,7 +156,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
     sync = sub.add_parser("sync", parents=[common], help="reconciliation state")
     sy = sync.add_subparsers(dest="sync_command", metavar="ACTION", required=True)
-    p = sy.add_parser("status", parents=[common], help="last cycle, failures")
+    p = sy.add_parser("status", parents=[common, cli.wide_option()], help="last cycle, failures")
     p.set_defaults(func=sync_status)
 
 
@@ -203,8 +210,8 @@ def pair_code(ctx: Context) -> int:
         return 0
     print(r["code"])
     print(
-        f"\nThis is {r['member_tag']}. Give the code to a team leader, who runs:\n"
-        f"  karmactl team add TEAM {r['code'][:12]}...",
+        f"\nThis is {r['member_tag']}. Give the code above to a team leader, who runs:\n"
+        f"  karmactl team add TEAM {r['code']}",
         file=sys.stderr,
     )
     return 0
@@ -227,6 +234,14 @@ def pair_check(ctx: Context) -> int:
 # --------------------------------------------------------------------------- teams
 
 
+def team_state(t: dict[str, Any]) -> str:
+    """This member's standing in a team in one word: `active` once joined (the phase the
+    daemon calls `member`), else the phase (joining, leaving, removed) or the team's end."""
+    if t["state"] != "active" and t["state"] != "unknown":
+        return str(t["state"])
+    return "active" if t["phase"] == "member" else str(t["phase"])
+
+
 def _team_table(teams: list[dict[str, Any]]) -> None:
     render.table(
         ["TEAM", "ID", "ROLE", "STATE", "LEADER", "MEMBERS", "PROJECTS"],
@@ -235,13 +250,16 @@ def _team_table(teams: list[dict[str, Any]]) -> None:
                 t["name"],
                 t["team_id"][:8],
                 t["role"],
-                t["phase"] if t["state"] == "active" else t["state"],
+                team_state(t),
                 t["leader_tag"],
                 sum(1 for m in t["members"] if m["state"] == "active"),
                 sum(1 for p in t["projects"] if p["state"] == "shared"),
             )
             for t in teams
         ],
+        right=(5, 6),
+        fit=render.Fit(shrink={0: 12, 4: 12}, drop=(1,)),
+        colours={3: render.by_state},
     )
 
 
@@ -275,7 +293,7 @@ def team_show(ctx: Context) -> int:
         [
             ("team", f"{t['name']} ({t['team_id']})"),
             ("state", t["state"]),
-            ("you are", f"{t['role']} ({t['phase']})"),
+            ("you are", _standing(t)),
             ("leader", t["leader_tag"]),
         ]
     )
@@ -284,7 +302,10 @@ def team_show(ctx: Context) -> int:
     labels = {p["key"]: p["label"] for p in t["projects"]}
     render.table(
         ["MEMBER", "STATE", "CONNECTED", *[labels[k] for k in keys]],
-        [
+        fit=render.Fit(shrink={0: 16}),
+        colours={1: render.by_state, 2: render.by_state}
+        | {3 + n: render.by_state for n in range(len(keys))},
+        rows=[
             (
                 m["member_tag"]
                 + (" (leader)" if m["is_leader"] else "")
@@ -300,7 +321,9 @@ def team_show(ctx: Context) -> int:
         print()
         render.table(
             ["PROJECT", "KEY", "STATE", "YOURS"],
-            [
+            fit=render.Fit(shrink={0: 20}, drop=(1,)),
+            colours={2: render.by_state, 3: render.by_state},
+            rows=[
                 (
                     p["identity"],
                     p["key"],
@@ -313,14 +336,20 @@ def team_show(ctx: Context) -> int:
     return 0
 
 
+def _standing(t: dict[str, Any]) -> str:
+    """`leader`, `a member`, or the phase when not (yet, or any more) active."""
+    state = team_state(t)
+    who = "the leader" if t["role"] == "leader" else "a member"
+    return who if state == "active" else f"{who} ({state})"
+
+
 def team_add(ctx: Context) -> int:
     decoded = ctx.call("pair.decode", code=ctx.args.code)
     if decoded["kind"] != "member":
-        print(
-            "karmactl: that is an invite code; the new member's pairing code is needed",
-            file=sys.stderr,
+        raise CommandFailed(
+            "that is an invite code; the new member's pairing code is needed",
+            reason="invalid_code",
         )
-        return 1
     if not ctx.json and not _guarded(
         ctx,
         f"Add {decoded['member_tag']} (device {decoded['device_id'][:7]}) to {ctx.args.team}?",
@@ -338,8 +367,7 @@ def team_add(ctx: Context) -> int:
 def team_join(ctx: Context) -> int:
     decoded = ctx.call("pair.decode", code=ctx.args.invite)
     if decoded["kind"] != "invite":
-        print("karmactl: that is a pairing code, not an invite code", file=sys.stderr)
-        return 1
+        raise CommandFailed("that is a pairing code, not an invite code", reason="invalid_code")
     if not ctx.json and not _guarded(
         ctx,
         f"Join team {decoded['team_name']} led by {decoded['member_tag']} "
@@ -361,6 +389,13 @@ def team_remove(ctx: Context) -> int:
 
 
 def team_leave(ctx: Context) -> int:
+    team = ctx.call("team.get", team=ctx.args.team)
+    if team["role"] == "leader":
+        raise CommandFailed(
+            f"you lead {team['name']}, and a leader cannot leave its team: "
+            f"`karmactl team dissolve {team['name']}` ends it for everyone",
+            reason="invalid_transition",
+        )
     if not _guarded(ctx, f"Leave {ctx.args.team}? Its folders will be removed from this machine."):
         return 1
     r = ctx.call("team.leave", team=ctx.args.team)
@@ -381,7 +416,8 @@ def team_activity(ctx: Context) -> int:
         return 0
     render.table(
         ["TIME", "EVENT", "MEMBER", "DETAIL"],
-        [
+        fit=render.Fit(shrink={3: 20, 2: 12}),
+        rows=[
             (
                 e["time"][:19].replace("T", " "),
                 e["kind"],
@@ -427,7 +463,9 @@ def project_ls(ctx: Context) -> int:
         return 0
     render.table(
         ["PROJECT", "KEY", "TEAM", "STATE", "YOURS"],
-        [
+        fit=render.Fit(shrink={0: 20}, drop=(1,)),
+        colours={3: render.by_state, 4: render.by_state},
+        rows=[
             (
                 p["identity"],
                 p["key"],
@@ -451,7 +489,9 @@ def sub_ls(ctx: Context) -> int:
         return 0
     render.table(
         ["TEAM", "PROJECT", "STATE", "DIRECTION"],
-        [
+        fit=render.Fit(shrink={1: 20, 0: 12}),
+        colours={2: render.by_state},
+        rows=[
             (s["team_name"], s["project_identity"], s["state"], s["direction"])
             for s in r["subscriptions"]
         ],
@@ -525,7 +565,10 @@ def sync_status(ctx: Context) -> int:
         print()
         render.table(
             ["TEAM", "PROJECT", "YOURS", "LOCAL", "PACKAGED", "SENT (COMPLETION)", "RECEIVED"],
-            [
+            right=(3, 4),
+            fit=render.Fit(shrink={1: 20, 5: 16, 6: 16, 0: 12}),
+            colours={2: render.by_state},
+            rows=[
                 (
                     p["team_name"],
                     p["identity"],
@@ -548,7 +591,9 @@ def sync_status(ctx: Context) -> int:
         print()
         render.table(
             ["FAILING", "ACTION", "ATTEMPTS", "RETRY IN", "ERROR"],
-            [
+            right=(2, 3),
+            fit=render.Fit(shrink={4: 24, 0: 16}),
+            rows=[
                 (f["target"], f["action"], f["attempts"], f"{f['next_retry_s']:.0f}s", f["error"])
                 for f in r["failures"]
             ],

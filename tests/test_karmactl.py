@@ -30,7 +30,7 @@ def karmactl(
 
 
 def test_status_for_people_and_scripts(karmad: KarmadProcess) -> None:
-    human = karmactl(karmad.home, "status")
+    human = karmactl(karmad.home, "status", "--verbose")
     assert human.returncode == 0, human.stderr
     assert f"pid      {karmad.pid}" in human.stdout
     assert "SUBSYSTEM" in human.stdout
@@ -68,9 +68,9 @@ def test_usage_error_is_exit_2(home: Home) -> None:
 
 
 def test_error_reply_is_exit_1(karmad: KarmadProcess) -> None:
-    out = karmactl(karmad.home, "events", "--lines", "-1")
+    out = karmactl(karmad.home, "team", "show", "nosuch")
     assert out.returncode == 1
-    assert "[invalid_argument]" in out.stderr
+    assert "[not_found]" in out.stderr
 
 
 def test_events_recent_and_follow(karmad: KarmadProcess) -> None:
