@@ -7,7 +7,6 @@ Exit status is part of the interface: 0 success, 1 the daemon answered with an e
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
@@ -53,7 +52,14 @@ COMMAND_INDEX: dict[str, str] = {
 
 def command_modules() -> list[Any]:
     names = dict.fromkeys(COMMAND_INDEX.values())
-    return [importlib.import_module(f"karmactl.{name}") for name in names]
+    return [command_module(name) for name in names]
+
+
+def command_module(name: str) -> Any:
+    """`importlib.import_module` without importing `importlib` (a quarter of a millisecond
+    on every run, 1% of `karmactl status`): the module lands in `sys.modules`."""
+    __import__(f"karmactl.{name}")
+    return sys.modules[f"karmactl.{name}"]
 
 
 class Context:
@@ -208,7 +214,7 @@ def _wanted_command(argv: list[str]) -> tuple[str, Any] | None:
         if token.startswith("-"):
             continue
         name = COMMAND_INDEX.get(token)
-        return None if name is None else (token, importlib.import_module(f"karmactl.{name}"))
+        return None if name is None else (token, command_module(name))
     return None
 
 

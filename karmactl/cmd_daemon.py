@@ -25,7 +25,7 @@ COMMANDS = ("status", "hello", "events", "stop")
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "status",
-        parents=[common, cli.wide_option()],
+        parents=[common],
         help="who you are, teams, peers, what arrived last and what waits for you",
     )
     p.add_argument(
@@ -99,7 +99,8 @@ def _overview(r: dict[str, Any]) -> list[tuple[str, Any]]:
     if not teams:
         pairs.append(("teams", "none"))
     peers = r.get("peers") or []
-    now = _now()
+    # datetime costs more to import than the whole RPC: only when there is a time to show.
+    now = _now() if peers or r.get("last_received") else None
     for n, p in enumerate(peers):
         if p["connected"]:
             seen = "online"
