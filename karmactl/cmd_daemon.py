@@ -225,9 +225,11 @@ def events(ctx: Context) -> int:
 
 
 def stop(ctx: Context) -> int:
-    status = ctx.call("daemon.status")
+    from karmactl.typed import decode
+    from karmad.protocol import DaemonStatus
+
+    pid = decode(ctx.call("daemon.status"), DaemonStatus).pid
     ctx.call("daemon.shutdown")
-    pid = int(status["pid"])
     if not ctx.args.no_wait:
         deadline = time.monotonic() + ctx.timeout
         while time.monotonic() < deadline and _alive(pid):

@@ -21,6 +21,8 @@ from karmactl import render
 from karmactl.client import Client, ClientError, DaemonUnreachable, RpcError, default_socket
 from karmactl.service import ServiceError, detect
 from karmactl.service.runner import CommandMissing
+from karmactl.typed import decode
+from karmad.protocol import DoctorReport, DoctorStarted, Hello
 
 if TYPE_CHECKING:
     from karmactl.cli import Context
@@ -133,7 +135,7 @@ def daemon_checks(ctx: Context, path: str) -> tuple[list[Check], Client | None]:
     client = Client(path, timeout=ctx.timeout)
     try:
         client.connect()
-        hello = client.call("daemon.hello")
+        hello = decode(client.call("daemon.hello"), Hello)
     except DaemonUnreachable as exc:
         client.close()
         return [
@@ -149,8 +151,8 @@ def daemon_checks(ctx: Context, path: str) -> tuple[list[Check], Client | None]:
         client.close()
         return [_check("daemon.reachable", "fail", f"karmad at {path} misbehaves: {exc}")], None
     checks = [_check("daemon.reachable", "pass", f"karmad answers at {path}")]
-    theirs = str(hello.get("version"))
-    protocol = hello.get("protocol")
+    theirs = hello.version
+    protocol = hello.protocol
     if protocol != PROTOCOL_VERSION:
         checks.append(
             _check(
@@ -180,7 +182,7 @@ def remote_checks(client: Client) -> list[Check]:
     """Start a daemon-side run and collect its report."""
     try:
         client.call("events.subscribe", {"topics": ["doctor.finished"]})
-        run = int(client.call("doctor.run")["run"])
+        run = decode(client.call("doctor.run"), DoctorStarted).run
         for note in client.notifications():
             params = note.get("params") or {}
             data = params.get("data") or {}
@@ -195,7 +197,7 @@ def remote_checks(client: Client) -> list[Check]:
                     "see `karmactl service logs`",
                 )
             ]
-        report = client.call("doctor.report")
+        report = decode(client.call("doctor.report"), DoctorReport)
     except RpcError as exc:
         if exc.reason == "method_not_found":
             return [
@@ -209,9 +211,7 @@ def remote_checks(client: Client) -> list[Check]:
         return [_check("daemon.doctor", "fail", f"karmad refused: {exc.describe()}")]
     except ClientError as exc:
         return [_check("daemon.doctor", "fail", f"lost karmad during the checks: {exc}")]
-    return [
-        _check(c["name"], c["status"], c["message"], c.get("fix", "")) for c in report["checks"]
-    ]
+    return [_check(c.name, c.status, c.message, c.fix) for c in report.checks]
 
 
 def doctor(ctx: Context) -> int:

@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from karmactl import cli, render
+from karmactl.typed import decode
+from karmad.protocol import IndexProgress, IndexRebuild, IndexStatus
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -36,77 +38,80 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=rebuild)
 
 
-def _print_status(s: dict[str, Any]) -> None:
+def _print_status(s: IndexStatus) -> None:
     pairs: list[tuple[str, Any]] = [
-        ("state", s["state"] + (f" ({s['detail']})" if s.get("detail") else "")),
-        ("sessions", s["sessions"]),
-        ("files", f"{s['files']} ({render.size(s['bytes'])})"),
-        ("indexed", render.size(s["indexed_bytes"])),
-        ("search index", render.size(s["text_indexed_bytes"]) if s["full_text"] else "off"),
-        ("pending", render.size(s["pending_bytes"])),
-        ("lag", render.duration(s["lag_s"])),
-        ("skipped lines", s["bad_lines"]),
-        ("missing files", s["missing_files"]),
-        ("watching", "yes" if s["watching"] else "no"),
-        ("prices", s["price_version"]),
+        ("state", s.state + (f" ({s.detail})" if s.detail else "")),
+        ("sessions", s.sessions),
+        ("files", f"{s.files} ({render.size(s.bytes)})"),
+        ("indexed", render.size(s.indexed_bytes)),
+        ("search index", render.size(s.text_indexed_bytes) if s.full_text else "off"),
+        ("pending", render.size(s.pending_bytes)),
+        ("lag", render.duration(s.lag_s)),
+        ("skipped lines", s.bad_lines),
+        ("missing files", s.missing_files),
+        ("watching", "yes" if s.watching else "no"),
+        ("prices", s.price_version),
     ]
-    scan = s.get("last_scan")
+    scan = s.last_scan
     if scan:
         pairs.append(
             (
                 "last scan",
-                f"{render.local_time(scan['started_at'], '%Y-%m-%d %H:%M:%S')}, "
-                f"{scan['files']} files, {render.size(scan['bytes'])} in "
-                f"{render.duration(scan['seconds'])}",
+                f"{render.local_time(scan.started_at, '%Y-%m-%d %H:%M:%S')}, "
+                f"{scan.files} files, {render.size(scan.bytes)} in "
+                f"{render.duration(scan.seconds)}",
             )
         )
-    if s.get("error"):
-        pairs.append(("error", s["error"]))
+    if s.error:
+        pairs.append(("error", s.error))
     render.kv(pairs)
-    progress = s.get("progress")
-    if progress:
-        print(_progress_line(progress))
-    roots = s.get("roots") or []
-    if roots:
+    if s.progress:
+        print(_progress_line(s.progress))
+    if s.roots:
         print()
         render.table(
             ["ROOT", "ORIGIN", "MEMBER", "SESSIONS", "FILES"],
             [
                 (
-                    r["path"] + ("" if r["exists"] else " (missing)"),
-                    r["origin"],
-                    r["member"],
-                    r["sessions"],
-                    r["files"],
+                    r.path + ("" if r.exists else " (missing)"),
+                    r.origin,
+                    r.member,
+                    r.sessions,
+                    r.files,
                 )
-                for r in roots
+                for r in s.roots
             ],
             right=(3, 4),
             fit=render.Fit(shrink={0: 24, 2: 12}, drop=(1,)),
         )
 
 
-def _progress_line(p: dict[str, Any]) -> str:
-    what = "sessions" if p["phase"] == "scan" else "search index"
-    eta = f", {render.duration(p['eta_s'])} left" if p.get("eta_s") is not None else ""
+def _progress_line(p: IndexProgress) -> str:
+    what = "sessions" if p.phase == "scan" else "search index"
+    eta = f", {render.duration(p.eta_s)} left" if p.eta_s is not None else ""
     return (
-        f"{what} {render.progress_bar(p['percent'] / 100)} "
-        f"{p['files_done']}/{p['files_total']} files, {render.size(p['bytes_done'])}"
-        f"/{render.size(p['bytes_total'])}{eta}"
+        f"{what} {render.progress_bar(p.percent / 100)} "
+        f"{p.files_done}/{p.files_total} files, {render.size(p.bytes_done)}"
+        f"/{render.size(p.bytes_total)}{eta}"
     )
 
 
-def _follow(ctx: Context, status: dict[str, Any]) -> dict[str, Any]:
+def _status(ctx: Context) -> tuple[Any, IndexStatus]:
+    raw = ctx.call("index.status")
+    return raw, decode(raw, IndexStatus)
+
+
+def _follow(ctx: Context, raw: Any, status: IndexStatus) -> tuple[Any, IndexStatus]:
     """Redraw one progress line from `index.progress` events until the index is idle."""
-    if status["state"] not in BUSY:
-        return status
+    if status.state not in BUSY:
+        return raw, status
     tty = sys.stderr.isatty()
     ctx.client.set_timeout(None)
     ctx.call("events.subscribe", topics=["index", "daemon.subsystem"])
     # Ask again: the state may have changed before the subscription started.
-    status = ctx.call("index.status")
-    if status["state"] not in BUSY:
-        return status
+    raw, status = _status(ctx)
+    if status.state not in BUSY:
+        return raw, status
     for note in ctx.client.notifications():
         if note.get("method") != "event":
             continue
@@ -114,7 +119,7 @@ def _follow(ctx: Context, status: dict[str, Any]) -> dict[str, Any]:
         topic = event["topic"]
         data = event.get("data", {})
         if topic == "index.progress":
-            line = _progress_line(data)
+            line = _progress_line(decode(data, IndexProgress))
             if ctx.json:
                 render.emit_json(event)
             elif tty:
@@ -130,18 +135,18 @@ def _follow(ctx: Context, status: dict[str, Any]) -> dict[str, Any]:
             break
     if tty and not ctx.json:
         sys.stderr.write("\r\033[K")
-    return dict(ctx.call("index.status"))
+    return _status(ctx)
 
 
 def status(ctx: Context) -> int:
-    s = ctx.call("index.status")
+    raw, s = _status(ctx)
     if ctx.args.follow:
-        s = _follow(ctx, s)
+        raw, s = _follow(ctx, raw, s)
     if ctx.json:
-        render.emit_json(s)
+        render.emit_json(raw)
     else:
         _print_status(s)
-    return 1 if s["state"] == "error" else 0
+    return 1 if s.state == "error" else 0
 
 
 def _wait_for(ctx: Context, job: int) -> None:
@@ -153,7 +158,7 @@ def _wait_for(ctx: Context, job: int) -> None:
         event = note["params"]
         data = event.get("data", {})
         if event["topic"] == "index.progress" and not ctx.json:
-            line = _progress_line(data)
+            line = _progress_line(decode(data, IndexProgress))
             sys.stderr.write("\r\033[K" + line if tty else line + "\n")
             sys.stderr.flush()
         elif event["topic"] in ("index.done", "index.error") and data.get("job", job) == job:
@@ -167,18 +172,17 @@ def rebuild(ctx: Context) -> int:
         ctx.client.set_timeout(None)
         ctx.call("events.subscribe", topics=["index"])
     answer = ctx.call("index.rebuild", text_only=ctx.args.text_only)
+    job = decode(answer, IndexRebuild).job
     if ctx.args.wait:
-        _wait_for(ctx, answer["job"])
-        s = ctx.call("index.status")
+        _wait_for(ctx, job)
+        raw, s = _status(ctx)
         if ctx.json:
-            render.emit_json({"job": answer["job"], "status": s})
+            render.emit_json({"job": job, "status": raw})
         else:
             _print_status(s)
-        return 1 if s["state"] == "error" else 0
+        return 1 if s.state == "error" else 0
     if ctx.json:
         render.emit_json(answer)
     else:
-        print(
-            f"rebuilding the index (job {answer['job']}); `karmactl index status -f` shows progress"
-        )
+        print(f"rebuilding the index (job {job}); `karmactl index status -f` shows progress")
     return 0

@@ -9,6 +9,17 @@ from collections.abc import Iterator
 
 from karmactl import cli, pager, render, when
 from karmactl.client import CommandFailed
+from karmactl.typed import decode
+from karmad.protocol import (
+    ContentBlock,
+    SearchHit,
+    SearchResults,
+    SessionDetail,
+    SessionList,
+    SessionMessages,
+    SessionSummary,
+    TranscriptEntry,
+)
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -34,13 +45,12 @@ def whose(member: str | None) -> dict[str, str | None]:
     return {"member": member} if "." in member else {"user": member}
 
 
-def member_labels(sessions: list[dict[str, Any]]) -> dict[str, str]:
+def member_labels(items: list[SessionSummary] | list[SearchHit]) -> dict[str, str]:
     """Member tag -> what the MEMBER column says: the user name, or the whole tag when
     the rows show that user on several machines."""
     machines: dict[str, set[str]] = {}
-    for s in sessions:
-        tag = s.get("member") or ""
-        machines.setdefault(tag.split(".", 1)[0], set()).add(tag)
+    for item in items:
+        machines.setdefault(item.member.split(".", 1)[0], set()).add(item.member)
     return {
         tag: (tag or "local") if len(tags) > 1 else (user or "local")
         for user, tags in machines.items()
@@ -98,22 +108,26 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- ls
 
 
-def _pages(ctx: Context, params: dict[str, Any], limit: int, everything: bool) -> Iterator[Any]:
+def _pages(
+    ctx: Context, params: dict[str, Any], limit: int, everything: bool
+) -> Iterator[tuple[Any, SessionSummary, int]]:
+    """(the session as sent, as typed, how many match) for each session shown."""
     cursor = None
     shown = 0
     while True:
-        page = ctx.call("session.list", **params, limit=min(limit, 500), cursor=cursor)
-        for item in page["sessions"]:
-            yield item, page["total"]
+        raw = ctx.call("session.list", **params, limit=min(limit, 500), cursor=cursor)
+        page = decode(raw, SessionList)
+        for item, typed in zip(raw["sessions"], page.sessions, strict=True):
+            yield item, typed, page.total
             shown += 1
             if not everything and shown >= limit:
                 return
-        cursor = page.get("next_cursor")
+        cursor = page.next_cursor
         if not cursor:
             return
 
 
-SESSION_COLUMNS = (
+SESSION_COLUMNS = [
     "ID",
     "LAST",
     "DURATION",
@@ -123,7 +137,7 @@ SESSION_COLUMNS = (
     "TOKENS",
     "COST",
     "TITLE",
-)
+]
 SESSION_FIT = render.Fit(shrink={8: 16, 4: 14, 3: 8}, drop=(2, 5, 6, 8))
 """Narrow terminals: TITLE is cut first (to 16 characters), then PROJECT (to 14) and
 MEMBER (to 8); then DURATION, PROMPTS, TOKENS and TITLE are left out, in that order."""
@@ -143,26 +157,27 @@ def ls(ctx: Context) -> int:
     }
     items = list(_pages(ctx, params, a.limit, a.all))
     if ctx.json:
-        render.emit_json([item for item, _ in items])
+        render.emit_json([raw for raw, _, _ in items])
         return 0
     if not items:
         print("no sessions", file=sys.stderr)
         return 0
-    total = items[0][1]
-    labels = member_labels([s for s, _ in items])
+    total = items[0][2]
+    sessions = [s for _, s, _ in items]
+    labels = member_labels(sessions)
     rows = []
-    for s, _ in items:
-        t = s["tokens"]
+    for s in sessions:
+        t = s.tokens
         rows.append(
             (
-                s["id"][:8],
-                render.local_time(s.get("ended_at")) or "-",
-                render.duration(s["duration_s"]) if s["duration_s"] else "",
-                labels[s.get("member") or ""],
+                s.id[:8],
+                render.local_time(s.ended_at) or "-",
+                render.duration(s.duration_s) if s.duration_s else "",
+                labels[s.member],
                 _project(s),
-                s["user_prompts"],
-                render.count(t["total"]),
-                render.money(t["cost"], incomplete=t["unpriced_requests"] > 0),
+                s.user_prompts,
+                render.count(t.total),
+                render.money(t.cost, incomplete=t.unpriced_requests > 0),
                 _title(s),
             )
         )
@@ -172,18 +187,16 @@ def ls(ctx: Context) -> int:
     return 0
 
 
-def _title(s: dict[str, Any]) -> str:
+def _title(s: SessionSummary) -> str:
     """The title, or what the session is when it has none to show."""
-    title = " ".join(str(s.get("title") or "").split())
+    title = " ".join(s.title.split())
     if title:
         return title
-    if not s.get("started_at"):
-        return "(no messages)"
-    return "(no prompt)"
+    return "(no messages)" if s.started_at is None else "(no prompt)"
 
 
-def _project(s: dict[str, Any]) -> str:
-    project = str(s.get("project") or s.get("project_path") or "")
+def _project(s: SessionSummary) -> str:
+    project = s.project or s.project_path
     if project.startswith("/"):
         parts = project.rstrip("/").split("/")
         project = "/".join(parts[-2:]) if len(parts) > 2 else project
@@ -195,10 +208,10 @@ def _project(s: dict[str, Any]) -> str:
 
 def _messages(
     ctx: Context, ident: str, origin: str | None, sidechains: bool, max_text: int
-) -> Iterator[Any]:
+) -> Iterator[tuple[Any, TranscriptEntry]]:
     cursor = None
     while True:
-        page = ctx.call(
+        raw = ctx.call(
             "session.messages",
             id=ident,
             origin=origin,
@@ -207,176 +220,164 @@ def _messages(
             sidechains=sidechains,
             max_text=max_text,
         )
-        yield from page["items"]
-        cursor = page.get("next_cursor")
+        page = decode(raw, SessionMessages)
+        yield from zip(raw["items"], page.items, strict=True)
+        cursor = page.next_cursor
         if not cursor:
             return
 
 
 def show(ctx: Context) -> int:
     a = ctx.args
-    detail = ctx.call("session.get", id=a.id, origin=a.origin)
+    raw = ctx.call("session.get", id=a.id, origin=a.origin)
+    detail = decode(raw, SessionDetail)
+    sidechains = not a.no_sidechains
     if ctx.json:
-        doc = dict(detail)
+        doc = dict(raw)
         if not a.info:
-            doc["messages"] = list(
-                _messages(ctx, detail["id"], detail["origin"], not a.no_sidechains, a.max_text)
-            )
+            messages = _messages(ctx, detail.id, detail.origin, sidechains, a.max_text)
+            doc["messages"] = [item for item, _ in messages]
         render.emit_json(doc)
         return 0
     with pager.paged(not a.no_pager) as out:
         _header(detail, out)
         if not a.info:
             out.write("\n")
-            for item in _messages(
-                ctx, detail["id"], detail["origin"], not a.no_sidechains, a.max_text
-            ):
+            for _, item in _messages(ctx, detail.id, detail.origin, sidechains, a.max_text):
                 _entry(item, out)
     return 0
 
 
-def _header(d: dict[str, Any], out: TextIO) -> None:
-    t = d["tokens"]
-    written = t["cache_write_5m"] + t["cache_write_1h"]
+def _header(d: SessionDetail, out: TextIO) -> None:
+    t = d.tokens
+    written = t.cache_write_5m + t.cache_write_1h
     pairs: list[tuple[str, Any]] = [
-        ("session", d["id"]),
+        ("session", d.id),
         ("title", _title(d)),
-        (
-            "project",
-            d["project"]
-            + (f"  ({d['project_path']})" if d["project_path"] != d["project"] else ""),
-        ),
+        ("project", d.project + (f"  ({d.project_path})" if d.project_path != d.project else "")),
         ("when", _when(d)),
-        ("origin", d["origin"] + (f" ({d['member']})" if d.get("member") else "")),
-        ("claude code", ", ".join(d["versions"]) or "?"),
-        ("branches", ", ".join(d["branches"]) or "-"),
-        ("prompts", d["user_prompts"]),
+        ("origin", d.origin + (f" ({d.member})" if d.member else "")),
+        ("claude code", ", ".join(d.versions) or "?"),
+        ("branches", ", ".join(d.branches) or "-"),
+        ("prompts", d.user_prompts),
         (
             "tokens",
-            f"{render.count(t['total'])} (in {render.count(t['input'])}, out "
-            f"{render.count(t['output'])}, cache write {render.count(written)}, "
-            f"cache read {render.count(t['cache_read'])}) in {t['requests']} requests",
+            f"{render.count(t.total)} (in {render.count(t.input)}, out "
+            f"{render.count(t.output)}, cache write {render.count(written)}, "
+            f"cache read {render.count(t.cache_read)}) in {t.requests} requests",
         ),
         (
             "cost",
-            render.money(t["cost"], incomplete=t["unpriced_requests"] > 0)
-            + f"  (prices {d['price_version']})",
+            render.money(t.cost, incomplete=t.unpriced_requests > 0)
+            + f"  (prices {d.price_version})",
         ),
     ]
-    if d["tool_uses"]:
-        tools = sorted(d["tool_uses"].items(), key=lambda kv: -kv[1])
+    if d.tool_uses:
+        tools = sorted(d.tool_uses.items(), key=lambda kv: -kv[1])
         pairs.append(
             (
                 "tools",
                 ", ".join(f"{k} {v}" for k, v in tools)
-                + (f"; {d['tool_errors']} failed" if d["tool_errors"] else ""),
+                + (f"; {d.tool_errors} failed" if d.tool_errors else ""),
             )
         )
-    if d["subagents"]:
-        types = ", ".join(f"{k} {v}" for k, v in d["subagent_types"].items())
-        pairs.append(("subagents", f"{d['subagents']}" + (f" ({types})" if types else "")))
-    if d["compactions"]:
-        pairs.append(("compactions", d["compactions"]))
-    if d["shared_requests"]:
-        pairs.append(("shared", f"{d['shared_requests']} requests also counted in another session"))
-    if d["bad_lines"] or d["errors"]:
-        pairs.append(("problems", f"{d['bad_lines']} lines skipped"))
+    if d.subagents:
+        types = ", ".join(f"{k} {v}" for k, v in d.subagent_types.items())
+        pairs.append(("subagents", f"{d.subagents}" + (f" ({types})" if types else "")))
+    if d.compactions:
+        pairs.append(("compactions", d.compactions))
+    if d.shared_requests:
+        pairs.append(("shared", f"{d.shared_requests} requests also counted in another session"))
+    if d.bad_lines or d.errors:
+        pairs.append(("problems", f"{d.bad_lines} lines skipped"))
     render.kv(pairs, out)
-    if len(d["by_model"]) > 0:
+    if d.by_model:
         out.write("\n")
         render.table(
             ["MODEL", "REQ", "INPUT", "OUTPUT", "CACHE W", "CACHE R", "COST"],
             [
                 (
-                    m["model"],
-                    m["tokens"]["requests"],
-                    render.count(m["tokens"]["input"]),
-                    render.count(m["tokens"]["output"]),
-                    render.count(m["tokens"]["cache_write_5m"] + m["tokens"]["cache_write_1h"]),
-                    render.count(m["tokens"]["cache_read"]),
-                    render.money(m["tokens"]["cost"]) if m["priced"] else "unpriced",
+                    m.model,
+                    m.tokens.requests,
+                    render.count(m.tokens.input),
+                    render.count(m.tokens.output),
+                    render.count(m.tokens.cache_write_5m + m.tokens.cache_write_1h),
+                    render.count(m.tokens.cache_read),
+                    render.money(m.tokens.cost) if m.priced else "unpriced",
                 )
-                for m in d["by_model"]
+                for m in d.by_model
             ],
             out,
             right=(1, 2, 3, 4, 5, 6),
         )
-    for e in d["errors"][:10]:
-        kind = "repaired" if e["repaired"] else "skipped"
-        out.write(f"  {kind} {e['path'].rsplit('/', 1)[-1]}:{e['line']}: {e['reason']}\n")
+    for e in d.errors[:10]:
+        kind = "repaired" if e.repaired else "skipped"
+        out.write(f"  {kind} {e.path.rsplit('/', 1)[-1]}:{e.line}: {e.reason}\n")
 
 
-def _when(d: dict[str, Any]) -> str:
+def _when(d: SessionDetail) -> str:
     """When it ran; a session without timestamped messages (only a summary, or empty)
     says so rather than showing an empty span."""
-    start, end = render.local_time(d.get("started_at")), render.local_time(d.get("ended_at"))
-    if not start:
-        kinds = set(d.get("record_types") or {})
-        return "-  (only a summary: no messages)" if kinds == {"summary"} else "-  (no messages)"
-    if start == end or not d.get("duration_s"):
+    if d.started_at is None:
+        only_summary = set(d.record_types) == {"summary"}
+        return "-  (only a summary: no messages)" if only_summary else "-  (no messages)"
+    start, end = render.local_time(d.started_at), render.local_time(d.ended_at)
+    if start == end or not d.duration_s:
         return start
-    return f"{start} → {end}  ({render.duration(d['duration_s'])})"
+    return f"{start} → {end}  ({render.duration(d.duration_s)})"
 
 
-def _entry(item: dict[str, Any], out: TextIO) -> None:
-    prefix = "  │ " if item["sidechain"] else ""
-    who = item["kind"]
-    if item.get("model"):
-        who += f" · {item['model']}"
-    if item["sidechain"] and item.get("agent_id"):
-        who += f" · agent {item['agent_id']}"
-    if item.get("subtype"):
-        who += f" · {item['subtype']}"
-    if item.get("meta"):
+def _entry(item: TranscriptEntry, out: TextIO) -> None:
+    prefix = "  │ " if item.sidechain else ""
+    who = item.kind
+    if item.model:
+        who += f" · {item.model}"
+    if item.sidechain and item.agent_id:
+        who += f" · agent {item.agent_id}"
+    if item.subtype:
+        who += f" · {item.subtype}"
+    if item.meta:
         who += " · meta"
-    stamp = render.local_time(item.get("time"), "%H:%M:%S")
+    stamp = render.local_time(item.time, "%H:%M:%S")
     out.write(f"{prefix}── {who} {stamp} ──\n")
-    for block in item["blocks"]:
+    for block in item.blocks:
         for line in _block_lines(block):
             out.write(f"{prefix}{line}\n")
     out.write(prefix.rstrip() + "\n" if prefix else "\n")
 
 
-def _block_lines(block: dict[str, Any]) -> list[str]:
-    kind = block["type"]
-    more = " …" if block.get("truncated") else ""
+TOOL_SUBJECT = ("command", "file_path", "pattern", "url", "query", "description", "prompt")
+"""The input of a tool call that says what it does, in order of preference."""
+
+
+def _block_lines(block: ContentBlock) -> list[str]:
+    kind = block.type
+    more = " …" if block.truncated else ""
     if kind == "text":
-        return (block["text"] + more).splitlines() or [""]
+        return (block.text + more).splitlines() or [""]
     if kind == "thinking":
-        return ["✻ " + line for line in (block["text"] + more).splitlines()]
+        return ["✻ " + line for line in (block.text + more).splitlines()]
     if kind == "tool_use":
-        value = block.get("input")
+        value = block.input
         if isinstance(value, dict):
             shown = next(
-                (
-                    str(value[k])
-                    for k in (
-                        "command",
-                        "file_path",
-                        "pattern",
-                        "url",
-                        "query",
-                        "description",
-                        "prompt",
-                    )
-                    if k in value
-                ),
+                (str(value[k]) for k in TOOL_SUBJECT if k in value),
                 json.dumps(value, ensure_ascii=False),
             )
         else:
-            shown = block.get("text", "")
-        return [f"⏺ {block['name']}({render.clip(shown, 160)})"]
+            shown = block.text
+        return [f"⏺ {block.name}({render.clip(shown, 160)})"]
     if kind == "tool_result":
-        lines = block["text"].splitlines() or [""]
+        lines = block.text.splitlines() or [""]
         head = lines[:12]
-        mark = "✗ " if block.get("is_error") else ""
+        mark = "✗ " if block.is_error else ""
         out = [f"  ⎿ {mark}{head[0]}"] + [f"    {line}" for line in head[1:]]
-        if len(lines) > len(head) or block.get("truncated"):
+        if len(lines) > len(head) or block.truncated:
             out.append(f"    … ({len(lines)} lines)")
         return out
     if kind == "image":
         return ["[image]"]
-    return [f"[{block.get('text') or kind}]"]
+    return [f"[{block.text or kind}]"]
 
 
 # --------------------------------------------------------------------------- search
@@ -390,7 +391,7 @@ def _highlight(snippet: str) -> str:
 
 def search(ctx: Context) -> int:
     a = ctx.args
-    result = ctx.call(
+    raw = ctx.call(
         "session.search",
         text=" ".join(a.text),
         limit=a.limit,
@@ -401,35 +402,33 @@ def search(ctx: Context) -> int:
         until=a.until,
     )
     if ctx.json:
-        render.emit_json(result)
+        render.emit_json(raw)
         return 0
-    if not result["available"]:
+    result = decode(raw, SearchResults)
+    if not result.available:
         raise CommandFailed(
             "full-text search is not available (index.full_text or FTS5)", reason="unsupported"
         )
-    if not result["hits"]:
+    if not result.hits:
         print("no matches", file=sys.stderr)
-    tty = render.colour_enabled()
-    labels = member_labels(result["hits"])
-    rows = []
-    for h in result["hits"]:
-        snippet = " ".join(h["snippet"].split())
-        rows.append(
-            (
-                h["session"][:8],
-                render.local_time(h.get("time")),
-                labels[h.get("member") or ""],
-                h["kind"],
-                snippet,
-            )
+    labels = member_labels(result.hits)
+    rows = [
+        (
+            h.session[:8],
+            render.local_time(h.time),
+            labels[h.member],
+            h.kind,
+            " ".join(h.snippet.split()),
         )
+        for h in result.hits
+    ]
     if rows:
         render.table(
             ["SESSION", "TIME", "MEMBER", "WHO", "MATCH"],
             rows,
-            fit=render.Fit(shrink={4: 24, 2: 8}, drop=(3, 1)),
-            colours={4: _highlight} if tty else None,
+            fit=render.Fit(shrink={4: 40, 2: 8}, drop=(3, 1)),
+            colours={4: _highlight},
         )
-    if not result["complete"]:
+    if not result.complete:
         print("(the search index is still being built; results may be incomplete)", file=sys.stderr)
     return 0

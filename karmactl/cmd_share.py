@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import time
 
 from karmactl import cli, render
 from karmactl.client import CommandFailed
+from karmactl.typed import decode
+from karmad.protocol import PreviewStarted, SharePreview
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -50,35 +51,32 @@ def preview(ctx: Context) -> int:
     if (session is None) == (project is None):
         raise CommandFailed("give a session or a project", reason="usage", exit=cli.EXIT_USAGE)
     started = ctx.call("share.preview", session=session, project=project, max_lines=args.lines)
+    job = decode(started, PreviewStarted).job
     deadline = time.monotonic() + ctx.timeout
     while True:
-        result = ctx.call("share.previewResult", job=started["job"])
-        if result["state"] != "running" or time.monotonic() > deadline:
+        raw = ctx.call("share.previewResult", job=job)
+        result = decode(raw, SharePreview)
+        if result.state != "running" or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     if ctx.json:
-        render.emit_json(result)
-        return 0 if result["state"] == "done" else 1
-    if result["state"] != "done":
-        print(f"karmactl: preview {result['state']}: {result.get('error', '')}", file=sys.stderr)
-        return 1
-    print(f"redaction rules version {result['rules_version']}; nothing was written\n")
-    for s in result["sessions"]:
-        where = ", ".join(s["destinations"]) or s["reason"]
-        total = sum(s["redactions"].values())
-        print(f"session {s['session_id']}  ({s['project']})")
+        render.emit_json(raw)
+        return 0 if result.state == "done" else 1
+    if result.state != "done":
+        raise CommandFailed(f"preview {result.state}: {result.error}", reason="preview_failed")
+    print(f"redaction rules version {result.rules_version}; nothing was written\n")
+    for s in result.sessions:
+        where = ", ".join(s.destinations) or s.reason
+        total = sum(s.redactions.values())
+        print(f"session {s.session_id}  ({s.project})")
         print(f"  sent to: {where}")
-        print(
-            f"  redacted: {total} ({_kinds(s['redactions'])})" if total else "  redacted: nothing"
-        )
-        for f in s["files"]:
-            dropped = (
-                f" (+{f['dropped_lines']} non-JSON lines not sent)" if f["dropped_lines"] else ""
-            )
-            print(f"  {f['path']}: {render.size(f['bytes'])}, {f['lines']} lines{dropped}")
-            for line in f["redacted_lines"]:
-                paths = f"  at {', '.join(line['paths'])}" if line["paths"] else ""
-                print(f"    line {line['line']}: {_kinds(line['kinds'])}{paths}")
+        print(f"  redacted: {total} ({_kinds(s.redactions)})" if total else "  redacted: nothing")
+        for f in s.files:
+            dropped = f" (+{f.dropped_lines} non-JSON lines not sent)" if f.dropped_lines else ""
+            print(f"  {f.path}: {render.size(f.bytes)}, {f.lines} lines{dropped}")
+            for line in f.redacted_lines:
+                paths = f"  at {', '.join(line.paths)}" if line.paths else ""
+                print(f"    line {line.line}: {_kinds(line.kinds)}{paths}")
         print()
     return 0
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 
 from karmactl import cli, render
+from karmactl.typed import decode
+from karmad.protocol import DeviceList, FolderList, PendingList, RescanQueued, SyncthingStatus
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import Any
 
     from karmactl.cli import Context
@@ -62,82 +65,79 @@ def _short(device_id: str) -> str:
     return device_id.split("-", 1)[0]
 
 
-def _when(value: str | None) -> str:
-    if not value:
-        return "-"
-    return value.replace("T", " ")[:19]
+def _when(value: datetime | None) -> str:
+    return render.local_time(value, "%Y-%m-%d %H:%M:%S") or "-"
 
 
 def status(ctx: Context) -> int:
-    result = ctx.call("syncthing.status")
+    raw = ctx.call("syncthing.status")
     if ctx.json:
-        render.emit_json(result)
+        render.emit_json(raw)
         return 0
-    stream = result["stream"]
-    rows: list[tuple[str, Any]] = [
-        ("mode", result["mode"]),
-        ("state", result["state"]),
-    ]
-    if result.get("detail"):
-        rows.append(("detail", result["detail"]))
-    if result.get("version"):
-        rows.append(("version", result["version"]))
-    if result.get("device_id"):
-        rows.append(("device ID", result["device_id"]))
-    if result.get("profile"):
-        rows.append(("profile", result["profile"]))
-    if result.get("api_address"):
-        rows.append(("REST API", result["api_address"]))
-    if result.get("listen_addresses"):
-        rows.append(("listening", ", ".join(result["listen_addresses"])))
-    for listener in result.get("listeners") or []:
-        if listener.get("error"):
-            rows.append(("listener error", f"{listener['address']}: {listener['error']}"))
-    if result.get("pid"):
-        rows.append(("pid", f"{result['pid']} (restarts: {result['restarts']})"))
-    if result.get("home"):
-        rows.append(("home", result["home"]))
-    live = "live" if stream["live"] else f"down ({stream.get('down_reason') or '-'})"
+    result = decode(raw, SyncthingStatus)
+    stream = result.stream
+    rows: list[tuple[str, Any]] = [("mode", result.mode), ("state", result.state)]
+    if result.detail:
+        rows.append(("detail", result.detail))
+    if result.version:
+        rows.append(("version", result.version))
+    if result.device_id:
+        rows.append(("device ID", result.device_id))
+    if result.profile:
+        rows.append(("profile", result.profile))
+    if result.api_address:
+        rows.append(("REST API", result.api_address))
+    if result.listen_addresses:
+        rows.append(("listening", ", ".join(result.listen_addresses)))
+    for listener in result.listeners:
+        if listener.error:
+            rows.append(("listener error", f"{listener.address}: {listener.error}"))
+    if result.pid:
+        rows.append(("pid", f"{result.pid} (restarts: {result.restarts})"))
+    if result.home:
+        rows.append(("home", result.home))
+    live = "live" if stream.live else f"down ({stream.down_reason or '-'})"
     rows.append(
-        ("events", f"{live}; resyncs {stream['resyncs']} ({stream['last_resync_reason'] or '-'})")
+        ("events", f"{live}; resyncs {stream.resyncs} ({stream.last_resync_reason or '-'})")
     )
     render.kv(rows)
     return 0
 
 
 def rescan(ctx: Context) -> int:
-    result = ctx.call("syncthing.rescan", folder=ctx.args.folder, paths=ctx.args.paths)
+    raw = ctx.call("syncthing.rescan", folder=ctx.args.folder, paths=ctx.args.paths)
     if ctx.json:
-        render.emit_json(result)
+        render.emit_json(raw)
         return 0
-    what = ", ".join(result["paths"]) if result["paths"] else "everything"
-    folders = ", ".join(result["folders"]) or "no managed folders"
+    result = decode(raw, RescanQueued)
+    what = ", ".join(result.paths) if result.paths else "everything"
+    folders = ", ".join(result.folders) or "no managed folders"
     print(f"scan queued: {what} in {folders}")
     return 0
 
 
 def devices(ctx: Context) -> int:
-    result = ctx.call("device.list")
+    raw = ctx.call("device.list")
     if ctx.json:
-        render.emit_json(result)
+        render.emit_json(raw)
         return 0
     rows = []
-    for d in result["devices"]:
-        if d["paused"]:
+    for d in decode(raw, DeviceList).devices:
+        if d.paused:
             state = "paused"
-        elif d["connected"]:
-            state = f"connected {d['address']}"
+        elif d.connected:
+            state = f"connected {d.address}"
         else:
             state = "disconnected"
         rows.append(
             (
-                _short(d["device_id"]),
-                d["name"] or "-",
+                _short(d.device_id),
+                d.name or "-",
                 state,
-                _when(d.get("last_seen")),
-                render.size(d["in_bytes"]),
-                render.size(d["out_bytes"]),
-                len(d["folders"]),
+                _when(d.last_seen),
+                render.size(d.in_bytes),
+                render.size(d.out_bytes),
+                len(d.folders),
             )
         )
     if not rows:
@@ -154,26 +154,26 @@ def devices(ctx: Context) -> int:
 
 
 def folders(ctx: Context) -> int:
-    result = ctx.call("folder.list")
+    raw = ctx.call("folder.list")
     if ctx.json:
-        render.emit_json(result)
+        render.emit_json(raw)
         return 0
     rows = []
-    for f in result["folders"]:
+    for f in decode(raw, FolderList).folders:
         # The least complete device sharing it: what "is everything delivered" depends on.
-        worst = min((c["completion"] for c in f["completion"]), default=100.0)
-        state = f["state"] + (f": {f['error']}" if f.get("error") else "")
-        if f["pull_errors"]:
-            state += f" ({f['pull_errors']} errors)"
+        worst = min((c.completion for c in f.completion), default=100.0)
+        state = f.state + (f": {f.error}" if f.error else "")
+        if f.pull_errors:
+            state += f" ({f.pull_errors} errors)"
         rows.append(
             (
-                f["folder_id"],
-                f["type"],
+                f.folder_id,
+                f.type,
                 state,
                 f"{worst:.0f}%",
-                f["local_files"],
-                render.size(f["local_bytes"]),
-                len(f["devices"]),
+                f.local_files,
+                render.size(f.local_bytes),
+                len(f.devices),
             )
         )
     if not rows:
@@ -190,33 +190,31 @@ def folders(ctx: Context) -> int:
 
 
 def pending(ctx: Context) -> int:
-    result = ctx.call("pending.list")
+    raw = ctx.call("pending.list")
     if ctx.json:
-        render.emit_json(result)
+        render.emit_json(raw)
         return 0
-    if not result["devices"] and not result["folders"]:
+    result = decode(raw, PendingList)
+    if not result.devices and not result.folders:
         print("nothing pending")
         return 0
-    if result["devices"]:
+    if result.devices:
         render.table(
             ["DEVICE", "NAME", "ADDRESS", "SINCE"],
+            [(d.device_id, d.name or "-", d.address or "-", _when(d.time)) for d in result.devices],
             fit=render.Fit(shrink={2: 16, 1: 12}, drop=(3,)),
-            rows=[
-                (d["device_id"], d["name"] or "-", d["address"] or "-", _when(d.get("time")))
-                for d in result["devices"]
-            ],
         )
-    if result["folders"]:
-        if result["devices"]:
+    if result.folders:
+        if result.devices:
             print()
         render.table(
             ["FOLDER", "LABEL", "OFFERED BY", "SINCE"],
-            fit=render.Fit(shrink={1: 12, 0: 20}, drop=(3,)),
-            rows=[
-                (f["folder_id"], o["label"] or "-", _short(o["device_id"]), _when(o.get("time")))
-                for f in result["folders"]
-                for o in f["offered_by"]
+            [
+                (f.folder_id, o.label or "-", _short(o.device_id), _when(o.time))
+                for f in result.folders
+                for o in f.offered_by
             ],
+            fit=render.Fit(shrink={1: 12, 0: 20}, drop=(3,)),
         )
     return 0
 

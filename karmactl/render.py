@@ -10,6 +10,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from datetime import datetime
     from typing import Any, Final, TextIO
 
 
@@ -165,12 +166,15 @@ def sparkline(values: Sequence[float]) -> str:
     )
 
 
-def local_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if not iso:
+def local_time(moment: str | datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment (an ISO string, or a datetime of a typed answer) in local time."""
+    if not moment:
         return ""
     from datetime import datetime
 
-    return datetime.fromisoformat(iso).astimezone().strftime(fmt)
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone().strftime(fmt)
 
 
 def clip(text: str, width: int) -> str:

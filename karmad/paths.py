@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_SOCKET = "KARMAD_SOCKET"
-ENV_RUNTIME_DIR = "KARMAD_RUNTIME_DIR"
-SOCKET_NAME = "karmad.sock"
+from karmactl.client import ENV_RUNTIME_DIR, ENV_SOCKET, SOCKET_NAME, platform_runtime_dir
+
 ENV_CONFIG = "KARMAD_CONFIG"
 ENV_STATE_DIR = "KARMAD_STATE_DIR"
 ENV_LOG_DIR = "KARMAD_LOG_DIR"
@@ -106,18 +105,9 @@ def _xdg(env: Mapping[str, str], var: str, fallback: str) -> Path:
 
 
 def default_runtime_dir(env: Mapping[str, str]) -> Path:
-    """The per-user directory holding the socket.
-
-    `$XDG_RUNTIME_DIR` is per-user and 0700 by specification; without it we fall back to
-    a uid-named directory in /tmp whose ownership `ensure_private_dir` verifies. Every
-    client follows the same rule (docs/protocol.md), so it must not change lightly.
-    """
-    if sys.platform == "darwin":
-        return _home(env) / "Library" / "Application Support" / "karmad" / "run"
-    xdg = env.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "karmad"
-    return Path("/tmp") / f"karmad-{os.getuid()}"  # noqa: S108 - ownership is verified
+    """The per-user directory holding the socket: the rule is the clients' own
+    (`karmactl.client.platform_runtime_dir`), so that karmad listens where they look."""
+    return Path(platform_runtime_dir(env))
 
 
 def resolve(overrides: Overrides | None = None, environ: Mapping[str, str] | None = None) -> Paths:

@@ -1,0 +1,27 @@
+"""Daemon answers as the protocol's types, for commands that read their fields.
+
+`karmad.protocol` is the contract karmad encodes its answers from; decoding into the same
+structs here means a field renamed or retyped there is a type error in karmactl (mypy),
+not a KeyError at run time. It costs msgspec and the protocol module at start-up, so the
+commands that must start fastest (`status`, `hello`) read plain JSON instead. `--json`
+prints the answer as it came, so scripts see every field even of a newer daemon.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from karmactl.client import ProtocolViolation
+
+T = TypeVar("T")
+
+
+def decode(raw: Any, kind: type[T]) -> T:
+    """`raw` (decoded JSON) as `kind`; an answer that does not fit is the daemon's fault."""
+    try:
+        return msgspec.convert(raw, kind)
+    except msgspec.ValidationError as exc:
+        name = getattr(kind, "__name__", str(kind))
+        raise ProtocolViolation(f"the daemon's answer is not a {name}: {exc}") from None
