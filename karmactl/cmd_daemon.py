@@ -73,8 +73,9 @@ def status(ctx: Context) -> int:
     waiting = result.get("attention") or []
     if waiting:
         print("\nwaiting for you:")
+        width = render.width()
         for item in waiting:
-            print(f"  - {item['message']}")
+            print(_wrap(f"  - {item['message']}", width, "    "))
             if item.get("fix"):
                 print(f"      {item['fix']}")
     if ctx.args.verbose or "identity" not in result:
@@ -151,6 +152,15 @@ def _details(r: dict[str, Any]) -> None:
             fit=render.Fit(shrink={2: 20}),
             colours={1: render.by_state},
         )
+
+
+def _wrap(text: str, width: int | None, indent: str) -> str:
+    """`text` folded to the terminal's width; whole when output is not a terminal."""
+    if width is None or len(text) <= width:
+        return text
+    import textwrap
+
+    return textwrap.fill(text, width, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def _plural(n: int, word: str) -> str:

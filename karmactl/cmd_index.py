@@ -64,6 +64,16 @@ def _print_status(s: IndexStatus) -> None:
         )
     if s.error:
         pairs.append(("error", s.error))
+    if s.rejected:
+        newest = s.rejected[0]
+        who = f" from {newest.member}" if newest.member else ""
+        pairs.append(
+            (
+                "refused",
+                f"{len(s.rejected)} received files; the newest{who}: "
+                f"{newest.path.rsplit('/', 1)[-1]}: {newest.reason}",
+            )
+        )
     render.kv(pairs)
     if s.progress:
         print(_progress_line(s.progress))
