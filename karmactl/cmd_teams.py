@@ -197,7 +197,7 @@ def whoami(ctx: Context) -> int:
             ("member", r["member_tag"]),
             ("user", r["user_id"]),
             ("machine", r["machine_tag"]),
-            ("device", r["device_id"] or "(Syncthing not started yet)"),
+            ("device", _short(r["device_id"]) or "(Syncthing not started yet)"),
         ]
     )
     return 0
@@ -222,13 +222,18 @@ def pair_check(ctx: Context) -> int:
     if ctx.json:
         render.emit_json(r)
         return 0
-    rows = [("kind", r["kind"]), ("member", r["member_tag"]), ("device", r["device_id"])]
+    rows = [("kind", r["kind"]), ("member", r["member_tag"]), ("device", _short(r["device_id"]))]
     if r.get("team_name"):
         rows.append(("team", f"{r['team_name']} ({r['team_id']})"))
     if r.get("addresses"):
         rows.append(("addresses", ", ".join(r["addresses"])))
     render.kv(rows)
     return 0
+
+
+def _short(device_id: str | None) -> str:
+    """A device ID as Syncthing shows it in lists: its first group (`--json` has it whole)."""
+    return (device_id or "").split("-", 1)[0]
 
 
 # --------------------------------------------------------------------------- teams
@@ -352,7 +357,7 @@ def team_add(ctx: Context) -> int:
         )
     if not ctx.json and not _guarded(
         ctx,
-        f"Add {decoded['member_tag']} (device {decoded['device_id'][:7]}) to {ctx.args.team}?",
+        f"Add {decoded['member_tag']} (device {_short(decoded['device_id'])}) to {ctx.args.team}?",
     ):
         return 1
     r = ctx.call("team.addMember", team=ctx.args.team, code=ctx.args.code)
@@ -371,7 +376,7 @@ def team_join(ctx: Context) -> int:
     if not ctx.json and not _guarded(
         ctx,
         f"Join team {decoded['team_name']} led by {decoded['member_tag']} "
-        f"(device {decoded['device_id'][:7]})?",
+        f"(device {_short(decoded['device_id'])})?",
     ):
         return 1
     r = ctx.call("team.join", invite=ctx.args.invite)
