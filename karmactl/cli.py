@@ -154,12 +154,16 @@ def wide_option() -> argparse.ArgumentParser:
     return wide
 
 
-def positive(text: str) -> int:
-    """argparse `type=` for counts that must be at least 1 (`-n 0` is bad usage)."""
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive(text: str) -> int:
+    """argparse `type=` for counts that must be at least 1 (`-n 0` is bad usage)."""
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
@@ -179,10 +183,8 @@ def time_zone(text: str) -> str:
 
 
 def not_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    """argparse `type=` for counts where 0 means none (`events -n 0`)."""
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
     return value
@@ -269,14 +271,12 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-UNREACHABLE_ADVICE = (
-    "karmad does not seem to be running. Start it in the foreground with `karmad`,\n"
-    "or install it as a service with `karmactl service install`."
-)
-
-
 def unreachable_message(exc: DaemonUnreachable) -> str:
-    return f"karmactl: {exc}\n{UNREACHABLE_ADVICE}"
+    return (
+        f"karmactl: {exc}\n"
+        "karmad does not seem to be running. Start it in the foreground with `karmad`,\n"
+        "or install it as a service with `karmactl service install`."
+    )
 
 
 def emit_error(

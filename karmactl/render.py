@@ -72,7 +72,7 @@ def table(
     says which columns are cut and then dropped; `colours` maps a column to a function
     from a cell's text to the same text painted (`by_state`), applied when colour is on."""
     out = stream or sys.stdout
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    cells = [[str(h) for h in headers]] + [[_one_line(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     kept = list(range(len(headers)))
     limit = width() if stream is None or stream is sys.stdout else None
@@ -96,6 +96,12 @@ def table(
                 text = text.replace(cell, styled[i](cell), 1)
             parts.append(text)
         out.write((" " * GAP).join(parts).rstrip() + "\n")
+
+
+def _one_line(value: Any) -> str:
+    """A cell's text; line breaks and tabs (an error message, a title) would break rows."""
+    text = "" if value is None else str(value)
+    return " ".join(text.split()) if "\n" in text or "\t" in text or "\r" in text else text
 
 
 def duration(seconds: float) -> str:
