@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +15,9 @@ import pytest
 from karmactl import render
 from karmad.index.title import readable
 from tests.support.daemon import KarmadProcess, karmactl_command
+from tests.support.golden import check_golden
 from tests.support.transcripts import CORPUS, assistant, copy_corpus, user, write
 
-GOLDEN = Path(__file__).parent / "golden"
 needs_corpus = pytest.mark.skipif(
     not (CORPUS / "projects").is_dir(), reason=f"no corpus at {CORPUS} (KARMAD_TEST_CORPUS)"
 )
@@ -240,15 +239,6 @@ def test_an_error_is_said_once(home_daemon: KarmadProcess) -> None:
 
 
 # --------------------------------------------------------------------------- golden tables
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / f"{name}.txt"
-    if os.environ.get("KARMAD_UPDATE_GOLDEN"):
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} is missing: run with KARMAD_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from {path} (KARMAD_UPDATE_GOLDEN=1)"
 
 
 @needs_corpus

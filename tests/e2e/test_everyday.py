@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 
 from tests.support.daemon import karmactl_command
+from tests.support.golden import check_golden
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
 from tests.support.syncthing import Cluster, Node, wait_until
 from tests.support.teams import CONVERGE_S, form_team, init
@@ -17,11 +18,12 @@ REMOTE = "git@github.com:acme/app.git"
 IDENTITY = "github.com/acme/app"
 
 
-def ctl(node: Node, *args: str) -> subprocess.CompletedProcess[str]:
+def ctl(node: Node, *args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
     assert node.karmad is not None
-    env = node.karmad.home.env(
-        {"KARMAD_SOCKET": str(node.karmad.socket), "TZ": "UTC", "PAGER": "cat"}
-    )
+    extra = {"KARMAD_SOCKET": str(node.karmad.socket), "TZ": "UTC", "PAGER": "cat"}
+    if columns is not None:
+        extra["COLUMNS"] = str(columns)
+    env = node.karmad.home.env(extra)
     return subprocess.run(
         karmactl_command(*args),
         env=env,
@@ -96,3 +98,14 @@ def test_the_walkthrough_as_people_see_it(syncthing_cluster: Callable[..., Clust
     settled = ctl(b, "status").stdout
     assert f"received  alice.n1: {writer.session_id[:8]}" in settled
     assert "waiting for you" not in settled
+
+    # The team's tables, as golden files (the team id is random: masked, same width).
+    for columns in (80, 120):
+        for name, node, args in (
+            ("team-show", a, ("team", "show", "core")),
+            ("team-ls", b, ("team", "ls")),
+        ):
+            text = ctl(node, *args, columns=columns).stdout
+            assert all(len(line) <= columns for line in text.splitlines()), (name, columns)
+            text = text.replace(team_id, "x" * len(team_id)).replace(team_id[:8], "x" * 8)
+            check_golden(f"{name}-{columns}", text)
