@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import sys
 from _socket import AF_UNIX, SOCK_STREAM
 from _socket import socket as _unix_socket
+
+# The socket rule is shared with the daemon; it is standard library only, like this file.
+from karmad.socket_rule import default_socket
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -25,41 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from typing import Any
 
-ENV_SOCKET = "KARMAD_SOCKET"
-ENV_RUNTIME_DIR = "KARMAD_RUNTIME_DIR"
-SOCKET_NAME = "karmad.sock"
-
 MAX_LINE = 64 << 20
 """Longest response line accepted (session pages can be large, never unbounded)."""
-
-
-def platform_runtime_dir(environ: Mapping[str, str]) -> str:
-    """The per-user directory holding the socket when nothing overrides it.
-
-    The rule every client follows (docs/protocol.md), written only here: `karmad.paths`
-    calls this, so the daemon listens exactly where its clients look. `$XDG_RUNTIME_DIR`
-    is per-user and 0700 by specification; without it, a uid-named directory in /tmp
-    whose ownership karmad verifies.
-    """
-    if sys.platform == "darwin":
-        home = environ.get("HOME") or os.path.expanduser("~")
-        return os.path.join(home, "Library", "Application Support", "karmad", "run")
-    xdg = environ.get("XDG_RUNTIME_DIR")
-    # The XDG spec says relative values are invalid and must be ignored.
-    if xdg and os.path.isabs(xdg):
-        return os.path.join(xdg, "karmad")
-    return os.path.join("/tmp", f"karmad-{os.getuid()}")  # noqa: S108 - ownership is verified
-
-
-def default_socket(environ: Mapping[str, str] | None = None) -> str:
-    """Where karmad listens unless told otherwise: `$KARMAD_SOCKET`, else `karmad.sock`
-    in `$KARMAD_RUNTIME_DIR`, else in the platform's runtime directory."""
-    env = os.environ if environ is None else environ
-    if path := env.get(ENV_SOCKET):
-        return os.path.abspath(os.path.expanduser(path))
-    if runtime := env.get(ENV_RUNTIME_DIR):
-        return os.path.join(os.path.abspath(os.path.expanduser(runtime)), SOCKET_NAME)
-    return os.path.join(platform_runtime_dir(env), SOCKET_NAME)
 
 
 class ClientError(Exception):

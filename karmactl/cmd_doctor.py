@@ -18,11 +18,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from karmactl import render
-from karmactl.client import Client, ClientError, DaemonUnreachable, RpcError, default_socket
+from karmactl.client import Client, ClientError, DaemonUnreachable, RpcError
 from karmactl.service import ServiceError, detect
 from karmactl.service.runner import CommandMissing
 from karmactl.typed import decode
 from karmad.protocol import DoctorReport, DoctorStarted, Hello
+from karmad.socket_rule import default_socket
 
 if TYPE_CHECKING:
     from karmactl.cli import Context

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from karmactl.client import ENV_RUNTIME_DIR, ENV_SOCKET, SOCKET_NAME, platform_runtime_dir
+from karmad.socket_rule import ENV_RUNTIME_DIR, ENV_SOCKET, SOCKET_NAME, platform_runtime_dir
 
 ENV_CONFIG = "KARMAD_CONFIG"
 ENV_STATE_DIR = "KARMAD_STATE_DIR"
@@ -106,7 +106,7 @@ def _xdg(env: Mapping[str, str], var: str, fallback: str) -> Path:
 
 def default_runtime_dir(env: Mapping[str, str]) -> Path:
     """The per-user directory holding the socket: the rule is the clients' own
-    (`karmactl.client.platform_runtime_dir`), so that karmad listens where they look."""
+    (`karmad.socket_rule`), so that karmad listens where they look."""
     return Path(platform_runtime_dir(env))
 
 
