@@ -15,6 +15,8 @@ their names, and carry a sequence number that readers never let go backwards.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from karmad import codec, deviceid
@@ -45,6 +47,9 @@ class ControlFolder(_Wire, kw_only=True):
     kind: HeldKind
     devices: list[str]
     generation: int = 0
+    repair: int = 0
+    """Grows when members report that K serves corrupt data of this folder (errors K
+    cannot see itself): K then re-creates the folder and refills it."""
 
 
 class Control(_Wire, kw_only=True):
@@ -64,7 +69,10 @@ class Keys(_Wire, kw_only=True):
     sealed: list[Sealed] = msgspec.field(default_factory=list)
 
 
-def control_of(plan: KeeperPlan, seq: int) -> Control:
+def control_of(plan: KeeperPlan, seq: int, repairs: Mapping[str, int] | None = None) -> Control:
+    """The control file for `plan`; `repairs` are the leader's repair counters per folder
+    (kept by the leader, not derived from the roster)."""
+    repairs = repairs or {}
     return Control(
         seq=seq,
         leader=plan.leader,
@@ -77,6 +85,7 @@ def control_of(plan: KeeperPlan, seq: int) -> Control:
                 kind=f.kind,
                 devices=sorted(f.devices),
                 generation=f.generation,
+                repair=repairs.get(f.folder_id, 0),
             )
             for f in sorted(plan.held.values(), key=lambda f: f.folder_id)
         ],
@@ -144,6 +153,8 @@ def read_control(data: bytes, *, folder: str, leader: str, keeper: str) -> Contr
         seen.add(entry.id)
         if entry.generation < 0 or entry.generation > control.epoch:
             raise InvalidControl("a folder's password generation is not a past epoch")
+        if entry.repair < 0:
+            raise InvalidControl("a negative repair counter")
         for device in entry.devices:
             _check_device(device, "device")
             if device == keeper:

@@ -43,6 +43,17 @@ def test_the_keeper_reads_back_exactly_what_it_must_hold() -> None:
     assert ctl.held_of(_read(data)) == dict(keeper_plan.held)
 
 
+def test_repair_requests_travel_with_the_folder_they_concern() -> None:
+    keeper_plan = _plan()
+    content = next(f for f, h in keeper_plan.held.items() if h.kind is HeldKind.CONTENT)
+    control = ctl.control_of(keeper_plan, seq=2, repairs={content: 3})
+    read = _read(ctl.sign_control(LEADER, control, folder=FOLDER))
+    assert {f.id: f.repair for f in read.folders if f.repair} == {content: 3}
+    negative = [dict(codec.decode_any(codec.encode_json(f)), repair=-1) for f in control.folders]
+    with pytest.raises(ctl.InvalidControl, match="repair"):
+        _read(_signed_variant(folders=negative))
+
+
 def test_only_the_leaders_control_file_for_this_keeper_and_folder_is_believed() -> None:
     control = ctl.control_of(_plan(), seq=1)
     forged = ctl.sign_control(MEMBER, control, folder=FOLDER)
