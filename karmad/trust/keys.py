@@ -137,7 +137,9 @@ def device_key_from_pem(cert_pem: bytes, key_pem: bytes) -> DeviceKey:
     if not isinstance(
         key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     ):
-        raise IdentityError(f"the device key is of a kind Syncthing does not use ({type(key)})")
+        raise IdentityError(
+            f"the device key is of a kind Syncthing does not use ({type(key).__name__})"
+        )
     try:
         algorithm = _algorithm(key)
     except ValueError as exc:
