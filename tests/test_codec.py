@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from karmad import codec
 
@@ -35,3 +41,165 @@ def test_other_malformed_json_is_not_taken_for_invalid_utf8() -> None:
     with pytest.raises(codec.MalformedData) as info:
         codec.decode_any(b'{"text": ')
     assert not isinstance(info.value, codec.InvalidUtf8)
+
+
+# ------------------------------------------------------------------ nesting
+
+DEEP = 5_000
+"""Far deeper than the interpreter's recursion limit, wherever the caller's stack is."""
+
+
+def nested(depth: int, inner: bytes = b"") -> bytes:
+    return b"[" * depth + inner + b"]" * depth
+
+
+class _Typed(msgspec.Struct):
+    a: int = 0
+
+
+class _Outer(msgspec.Struct):
+    inner: _Typed
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [
+        codec.decode_any,
+        lambda data: codec.decode_any(data, max_depth=64),
+        lambda data: codec.decode_json(data, _Shape),
+        codec.Decoder(_Typed).decode,
+        codec.Decoder(_Typed).decode_lines,
+        codec.Decoder(Any).decode,
+    ],
+    ids=["any", "any-bounded", "typed", "decoder", "lines", "decoder-any"],
+)
+def test_nesting_beyond_the_interpreter_is_invalid_data(decode: Callable[[bytes], Any]) -> None:
+    # msgspec follows the interpreter's recursion limit and raises RecursionError there;
+    # a reader must see that as one more kind of bad data, never as a crash. (A typed
+    # decoder may stop earlier, at the first value of the wrong shape.)
+    with pytest.raises(codec.InvalidData):
+        decode(nested(DEEP))
+    with pytest.raises(codec.InvalidData):
+        decode(b'{"text": "x", "a": ' + nested(DEEP, b"1") + b"}")
+    with pytest.raises(codec.MalformedData):
+        decode(b'{"a": 1, "skipped": ' + nested(DEEP) + b"}")  # a field msgspec skips
+
+
+def test_a_too_deep_line_fails_its_buffer_and_is_found_line_by_line() -> None:
+    decoder = codec.Decoder(_Typed)
+    lines = [b'{"a": 1}', b'{"a": 2, "x": ' + nested(DEEP) + b"}", b'{"a": 3}']
+    with pytest.raises(codec.TooDeep):
+        decoder.decode_lines(b"\n".join(lines))
+    results: list[int | None] = []
+    for line in lines:
+        try:
+            results.append(decoder.decode(line).a)
+        except codec.MalformedData:
+            results.append(None)
+    assert results == [1, None, 3]
+
+
+def test_other_sources_translate_recursion_too() -> None:
+    deep_list: list[Any] = []
+    for _ in range(DEEP):
+        deep_list = [deep_list]
+    with pytest.raises(codec.TooDeep):
+        codec.encode_json(deep_list)
+    with pytest.raises(codec.TooDeep):
+        codec.to_builtins(deep_list)
+    with pytest.raises(codec.InvalidData):
+        codec.encode_pack(deep_list)
+    with pytest.raises(codec.MalformedData):
+        codec.PackDecoder(Any).decode(b"\x91" * DEEP + b"\x90")  # msgpack: [[[...[]...]]]
+    with pytest.raises(codec.MalformedData):
+        codec.decode_toml(b"a = " + nested(DEEP), dict[str, Any])
+    with pytest.raises(codec.InvalidData):
+        codec.convert({"inner": deep_list}, _Outer)
+
+
+def test_unencodable_values_are_invalid_data() -> None:
+    with pytest.raises(codec.InvalidData, match="cannot encode"):
+        codec.encode_json(object())
+    with pytest.raises(codec.InvalidData, match="cannot encode"):
+        codec.encode_json("\ud800")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 32, 64])
+def test_max_depth_is_exact(limit: int) -> None:
+    assert codec.decode_any(nested(limit), max_depth=limit) is not None
+    assert codec.decode_any(b'{"a": ' + nested(limit - 1, b"1") + b"}", max_depth=limit) == {
+        "a": msgspec.json.decode(nested(limit - 1, b"1"))
+    }
+    with pytest.raises(codec.TooDeep, match=f"more than {limit} deep"):
+        codec.decode_any(nested(limit + 1), max_depth=limit)
+    with pytest.raises(codec.TooDeep):
+        codec.decode_any(b'{"a": ' + nested(limit) + b"}", max_depth=limit)
+    # Siblings do not add up, whatever mixes of arrays and objects.
+    wide = b"[" + b",".join([nested(limit - 1, b"1")] * 50) + b"]"
+    assert len(codec.decode_any(wide, max_depth=limit)) == 50
+    mixed = b'{"k": [{"k": [1]}], "j": ' + nested(limit - 1, b"1") + b"}"
+    assert codec.decode_any(mixed, max_depth=max(limit, 4))
+
+
+def test_brackets_inside_strings_are_text() -> None:
+    text = '[[[[{{{{ "\\" ]]]] ' * 100
+    data = msgspec.json.encode({"text": text, "list": [text, [text]]})
+    assert codec.decode_any(data, max_depth=3)["text"] == text
+    with pytest.raises(codec.TooDeep):
+        codec.decode_any(msgspec.json.encode({"list": [[[text]]]}), max_depth=3)
+
+
+def test_a_syntax_error_is_not_taken_for_depth() -> None:
+    # More openers than the limit and unbalanced: malformed, which is what it is.
+    with pytest.raises(codec.MalformedData) as info:
+        codec.decode_any(b"[" * 40 + b"1,", max_depth=8)
+    assert not isinstance(info.value, codec.TooDeep)
+
+
+def depth_of(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((depth_of(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((depth_of(v) for v in value.values()), default=0)
+    return 0
+
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON, st.integers(1, 12), st.integers(0, 40))
+def test_max_depth_agrees_with_the_decoded_value(value: Any, limit: int, wrap: int) -> None:
+    for _ in range(wrap):
+        value = [value] if wrap % 2 else {"k": value}
+    data = msgspec.json.encode(value)
+    if depth_of(value) > limit:
+        with pytest.raises(codec.TooDeep):
+            codec.decode_any(data, max_depth=limit)
+    else:
+        assert codec.decode_any(data, max_depth=limit) == value
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=300) | st.text(alphabet='[]{}",:1\\ ', max_size=300).map(str.encode))
+def test_any_bytes_decode_or_fail_with_invalid_data(data: bytes) -> None:
+    for decode in (
+        codec.decode_any,
+        lambda d: codec.decode_any(d, max_depth=4),
+        codec.Decoder(_Typed).decode_lines,
+    ):
+        with contextlib.suppress(codec.InvalidData):
+            decode(data)
