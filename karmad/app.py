@@ -257,7 +257,8 @@ class Daemon:
         )
         bus, health, doctor = services.bus, services.health, services.doctor
         router = build_router(services)
-        server = RpcServer(self.paths.socket, Dispatcher(router.methods), bus, self.config.rpc)
+        dispatcher = Dispatcher(router.routes)
+        server = RpcServer(self.paths.socket, dispatcher, bus, self.config.rpc)
         health.set("store", "ok", f"schema {store.schema_version}")
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals)

@@ -1,7 +1,7 @@
 """Structured logging for the daemon.
 
 One structlog pipeline renders both our own events and the standard-library records of
-libraries (jsonrpcserver, httpx), so every line on stderr has the same shape. The shape
+libraries (httpx, watchfiles), so every line on stderr has the same shape. The shape
 depends on who reads it: people at a terminal get colours, systemd's journal gets
 `<N>`-prefixed lines so `journalctl -p err` works, everything else gets JSON lines.
 

@@ -22,6 +22,12 @@ PROTOCOL_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 1 << 20
 """Default longest request line the daemon accepts, newline excluded."""
 
+MAX_REQUEST_DEPTH: Final = 32
+"""Deepest nesting of arrays and objects in a request line, a batch's own array
+included. Every method's params fit in a few levels; deeper lines are refused before
+anything else looks at them, so no value deep enough to exhaust a recursive encoder or
+walker ever enters the daemon."""
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -41,6 +47,8 @@ class ErrorCode(enum.IntEnum):
     INTERNAL_ERROR = -32603
     MESSAGE_TOO_LARGE = -32000
     SHUTTING_DOWN = -32001
+    TOO_MANY_CLIENTS = -32002
+    MESSAGE_TOO_DEEP = -32003
 
     NOT_FOUND = 1000
     ALREADY_EXISTS = 1001
@@ -76,6 +84,8 @@ ERRORS: Final[Mapping[ErrorCode, ErrorInfo]] = {
     ErrorCode.INTERNAL_ERROR: ErrorInfo("internal_error", "Internal error"),
     ErrorCode.MESSAGE_TOO_LARGE: ErrorInfo("message_too_large", "Message too large"),
     ErrorCode.SHUTTING_DOWN: ErrorInfo("shutting_down", "The daemon is shutting down"),
+    ErrorCode.TOO_MANY_CLIENTS: ErrorInfo("too_many_clients", "Too many clients"),
+    ErrorCode.MESSAGE_TOO_DEEP: ErrorInfo("message_too_deep", "Message nested too deeply"),
     ErrorCode.NOT_FOUND: ErrorInfo("not_found", "Not found"),
     ErrorCode.ALREADY_EXISTS: ErrorInfo("already_exists", "Already exists"),
     ErrorCode.INVALID_TRANSITION: ErrorInfo("invalid_transition", "Invalid state transition"),

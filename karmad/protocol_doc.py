@@ -39,13 +39,20 @@ edit the types, not this file.
   order; use several connections for parallel calls.
 - **Size**: a request line may be at most `rpc.max_message_bytes` (default 1 MiB). A
   longer one is answered with error `message_too_large` and the connection is closed.
+- **Nesting**: arrays and objects may nest at most 32 deep in a request line, a batch's
+  own array included; a deeper line is answered `message_too_deep` and none of it runs.
+- **Connections**: at most `rpc.max_clients` (default 256) at once; one more is sent
+  `too_many_clients` (with a null id) and closed.
 - **Params** are always by name (an object; `[]` and omitted mean "no params"). Unknown
   fields are refused with `invalid_params`, naming the field.
 - **Batches** and **notifications** follow the specification: each batch item gets its
-  own answer, notifications get none, a batch of only notifications gets nothing.
+  own answer (an invalid item does not spoil the others), notifications get none, not
+  even an error, and a batch of only notifications gets nothing.
 - **Events**: after `events.subscribe`, the daemon pushes notifications on the same
   connection (see below). A client that does not keep up is sent `events.overflow` and
   disconnected; it may reconnect and resubscribe with `since` to fill the gap.
+- **Audit**: every call of a mutating method (see the table of methods) is logged with
+  the calling process's pid and its outcome (`rpc_mutation`).
 """
 
 

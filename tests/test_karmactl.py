@@ -132,7 +132,7 @@ def test_karmactl_imports_nothing_of_the_daemon() -> None:
     daemon_modules = {m for m in modules if m == "karmad" or m.startswith("karmad.")}
     # The contract it shares with the daemon: the protocol types and where the socket is.
     assert daemon_modules <= {"karmad", "karmad.protocol", "karmad.socket_rule"}, daemon_modules
-    for heavy in ("anyio", "httpx", "structlog", "jsonrpcserver", "sqlite3", "watchfiles"):
+    for heavy in ("anyio", "httpx", "structlog", "sqlite3", "watchfiles"):
         assert heavy not in modules, heavy
 
 

@@ -65,3 +65,75 @@ def test_params_accept_empty_object_or_say_what_is_missing(name: str) -> None:
         msgspec.convert({}, spec.params)
     except msgspec.ValidationError as exc:
         assert "required" in str(exc)
+
+
+def _reasons_in_code() -> dict[str, list[str]]:
+    """Every reason string the code raises or tests for, with where it appears.
+
+    Raised: the first argument of `DomainError(...)` and of helpers that pass their first
+    parameter on to it, `reason=` of those and of `ErrorData(...)`, and strings stored
+    under `["reason"]`. Tested for: string constants compared with a `.reason`.
+    """
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    trees = {
+        path: ast.parse(path.read_text())
+        for package in ("karmad", "karmactl")
+        for path in sorted((root / package).rglob("*.py"))
+    }
+
+    def name_of(func: ast.expr) -> str:
+        return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+    makers = {"DomainError"}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.args.args:
+                first = node.args.args[0].arg
+                for ret in ast.walk(node):
+                    if (
+                        isinstance(ret, ast.Return)
+                        and isinstance(ret.value, ast.Call)
+                        and name_of(ret.value.func) == "DomainError"
+                        and ret.value.args
+                        and isinstance(ret.value.args[0], ast.Name)
+                        and ret.value.args[0].id == first
+                    ):
+                        makers.add(node.name)
+    found: dict[str, list[str]] = {}
+    for path, tree in trees.items():
+        where = str(path.relative_to(root))
+        for node in ast.walk(tree):
+            constants: list[ast.expr] = []
+            if isinstance(node, ast.Call) and name_of(node.func) in {*makers, "ErrorData"}:
+                if node.args and name_of(node.func) != "ErrorData":
+                    constants.append(node.args[0])
+                constants.extend(k.value for k in node.keywords if k.arg == "reason")
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Subscript)
+                and isinstance(t.slice, ast.Constant)
+                and t.slice.value == "reason"
+                for t in node.targets
+            ):
+                constants.append(node.value)
+            if isinstance(node, ast.Compare) and any(
+                isinstance(side, ast.Attribute) and side.attr == "reason"
+                for side in (node.left, *node.comparators)
+            ):
+                constants.extend((node.left, *node.comparators))
+            for c in constants:
+                if isinstance(c, ast.Constant) and isinstance(c.value, str):
+                    found.setdefault(c.value, []).append(f"{where}:{c.lineno}")
+    return found
+
+
+def test_every_reason_in_the_code_is_in_the_table_and_the_docs() -> None:
+    found = _reasons_in_code()
+    assert {"invalid_argument", "not_found", "invalid_code", "method_not_found"} <= set(found)
+    known = {info.reason for info in ERRORS.values()}
+    unknown = {reason: where for reason, where in found.items() if reason not in known}
+    assert not unknown, f"reasons missing from protocol.ERRORS: {unknown}"
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    for code, info in ERRORS.items():
+        assert f"| {int(code)} | `{info.reason}` |" in doc, info.reason

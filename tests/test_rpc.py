@@ -375,3 +375,79 @@ def test_connection_from_another_uid_is_refused(
             assert b'"result"' in s.recv(4096)
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ hostile input
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"[" * 1_000 + b"]" * 1_000,
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"jsonrpc":"2.0","id":1,"method":"events.recent","params":{"topics":'
+        + b"[" * 5_000
+        + b"]" * 5_000
+        + b"}}",
+        b'{"jsonrpc":"2.0","id":' + b"[" * 2_000 + b"]" * 2_000 + b',"method":"daemon.hello"}',
+        b'[{"jsonrpc":"2.0","id":1,"method":"daemon.hello","params":{"x":'
+        + b'{"a":[' * 450
+        + b"]}" * 450
+        + b"}}]",
+        # Just past the limit, and far below what the interpreter could follow.
+        b'{"jsonrpc":"2.0","id":1,"method":"daemon.hello","params":{"a":'
+        + b"[" * 31
+        + b"]" * 31
+        + b"}}",
+    ],
+    ids=["1000", "50000", "params", "id", "batch-900", "33"],
+)
+async def test_deep_nesting_is_refused_and_the_daemon_lives_on(
+    karmad: KarmadProcess, line: bytes
+) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        await client.send_line(line)
+        answer = await client.receive()
+        assert answer["error"]["code"] == -32003
+        assert answer["error"]["data"]["reason"] == "message_too_deep"
+        assert "32" in answer["error"]["data"]["detail"]
+        assert answer["id"] is None
+        # The same connection goes on.
+        assert "result" in await client.call("daemon.hello")
+    await assert_alive(karmad)
+
+
+async def test_nesting_up_to_the_limit_is_served(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        # A batch (1), its request (2), params (3), and 29 more levels: 32.
+        deep: object = []
+        for _ in range(28):
+            deep = [deep]
+        await client.send(
+            [{"jsonrpc": "2.0", "id": 1, "method": "daemon.hello", "params": {"x": deep}}]
+        )
+        [answer] = await client.receive()
+        assert answer["error"]["data"]["reason"] == "invalid_params"  # no such param
+        assert answer["error"]["data"]["detail"] == "Object contains unknown field `x`"
+
+
+def request(ident: object, method: str, **params: object) -> dict[str, object]:
+    message: dict[str, object] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if ident is not None:
+        message["id"] = ident
+    return message
+
+
+async def test_mutating_calls_are_audited(karmad: KarmadProcess) -> None:
+    async with await RawClient.connect(karmad.socket) as client:
+        await client.call("daemon.hello")
+        refused = await client.call("identity.init", {"user": "No Such User"})
+        assert refused["error"]["data"]["reason"] == "invalid_argument"
+        assert "result" in await client.call("identity.init", {"user": "ada"})
+        # Bad params never reach the handler: nothing to audit.
+        await client.call("identity.init", {"usr": "ada"})
+    audit = [e for e in karmad.log_events() if e.get("event") == "rpc_mutation"]
+    assert [(e["method"], e["outcome"], e["pid"]) for e in audit] == [
+        ("identity.init", "invalid_argument", os.getpid()),
+        ("identity.init", "ok", os.getpid()),
+    ]

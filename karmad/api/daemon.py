@@ -9,8 +9,8 @@ import msgspec
 from karmad import __version__, overview, protocol
 from karmad.api.syncthing import pending
 from karmad.errors import invalid_argument
+from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.rpc.server import Call
 from karmad.services import Services
 from karmad.sync import teamstore
 

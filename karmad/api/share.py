@@ -7,8 +7,8 @@ from pathlib import Path
 from karmad import protocol
 from karmad.domain import DomainError, is_project_key, project_key
 from karmad.errors import not_found
+from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.rpc.server import Call
 from karmad.services import Services
 from karmad.store import Row
 

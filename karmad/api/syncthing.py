@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from karmad import protocol
+from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.rpc.server import Call
 from karmad.services import Services
 from karmad.syncthing import ids
 from karmad.syncthing.service import SyncthingService

@@ -36,8 +36,8 @@ from karmad.domain import (
 from karmad.errors import KarmadError
 from karmad.flow import shared
 from karmad.protocol import ErrorCode
+from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.rpc.server import Call
 from karmad.services import Services
 from karmad.store import Store
 from karmad.sync import teamstore

@@ -1,17 +1,24 @@
 """The Unix-socket transport: newline-delimited JSON-RPC, one task per client.
 
-Requests on one connection are answered in order; many connections are served at once.
-Handlers run synchronously on the event loop (they never block, by contract), so the
-only awaits here are socket I/O — a client that stops reading can stall its own
-connection and nothing else.
+What a line means is `dispatch.py`'s business. This file decides who is served and
+cuts the byte stream into lines:
+
+- Admission: only our own uid (kernel credentials), at most `rpc.max_clients`
+  connections (`too_many_clients`).
+- Framing: a line longer than `rpc.max_message_bytes` is answered `message_too_large`
+  and the connection closed, since the rest of it cannot be framed. A client that
+  accepts nothing we write for `WRITE_TIMEOUT_S` is dropped.
+
+Requests on one connection are answered in order; connections are served at once.
+Handlers run synchronously on the event loop (they never block), so the only awaits
+here are socket I/O: a client that stops reading stalls its own connection only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -23,31 +30,27 @@ from karmad.bus import Bus, Subscription
 from karmad.config import RpcConfig
 from karmad.peercred import PeerCredentials, PeerCredentialsUnavailable, peer_credentials
 from karmad.protocol import NOTIFY_EVENT, NOTIFY_OVERFLOW, ErrorCode, Overflow
-from karmad.rpc.dispatch import Dispatcher, error_response
+from karmad.rpc.call import Call
+from karmad.rpc.dispatch import Dispatcher, error_line
 
 log = logs.get("karmad.rpc")
 
 WRITE_TIMEOUT_S = 10.0
 """A client that accepts nothing for this long is disconnected."""
 
-
-@dataclass
-class Call:
-    """What a handler may know and do about the connection its request came from."""
-
-    connection: Connection
-    _after: list[Callable[[], None]] = field(default_factory=list)
-
-    @property
-    def peer(self) -> PeerCredentials:
-        return self.connection.peer
-
-    def after_response(self, fn: Callable[[], None]) -> None:
-        """Run `fn` once the response has been written (e.g. shut down after saying so)."""
-        self._after.append(fn)
+_GONE = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    anyio.IncompleteRead,
+    OSError,
+)
+"""How a socket says the peer has gone (or the connection is being torn down)."""
 
 
 class Connection:
+    """One client's connection; handlers see it as a `call.Channel`."""
+
     def __init__(
         self,
         ident: int,
@@ -70,6 +73,14 @@ class Connection:
         async with self._lock:
             with anyio.fail_after(WRITE_TIMEOUT_S):
                 await self._stream.send(line + b"\n")
+
+    async def send_quietly(self, line: bytes) -> bool:
+        """Send; False if the client is gone or stopped reading."""
+        try:
+            await self.send(line)
+        except (*_GONE, TimeoutError):
+            return False
+        return True
 
     def close(self) -> None:
         self._tg.cancel_scope.cancel()
@@ -103,7 +114,7 @@ class Connection:
                 note = {"jsonrpc": "2.0", "method": NOTIFY_OVERFLOW, "params": overflow}
                 await self.send(codec.encode_json(note))
                 self.close()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, TimeoutError):
+        except (*_GONE, TimeoutError):
             self.close()
         finally:
             self._bus.unsubscribe(sub)
@@ -166,14 +177,12 @@ class RpcServer:
             if peer.uid != self._uid:
                 log.warning("peer_refused", connection=ident, uid=peer.uid, pid=peer.pid)
                 return
-            if self._active >= self._config.max_clients:
-                log.warning("too_many_clients", connection=ident, limit=self._config.max_clients)
-                refusal = error_response(ErrorCode.SHUTTING_DOWN, "too many clients")
-                refusal["error"]["data"]["reason"] = "too_many_clients"
-                with anyio.move_on_after(1):
-                    await stream.send(codec.encode_json(refusal) + b"\n")
+            if refusal := self._refusal(peer):
+                log.warning("too_many_clients", connection=ident, pid=peer.pid, detail=refusal)
+                with anyio.move_on_after(1), contextlib.suppress(*_GONE):
+                    await stream.send(error_line(ErrorCode.TOO_MANY_CLIENTS, refusal) + b"\n")
                 return
-            self._active += 1
+            self._admit(peer, +1)
             self._bus.publish(
                 "rpc.client.connected", {"connection": ident, "pid": peer.pid}, remember=False
             )
@@ -184,9 +193,22 @@ class RpcServer:
                     )
                     await self._read_loop(conn, stream)
                     tg.cancel_scope.cancel()
+            except Exception:
+                # One connection's failure is a bug to fix, never a reason to stop serving.
+                log.exception("connection_failed", connection=ident, pid=peer.pid)
             finally:
-                self._active -= 1
+                self._admit(peer, -1)
                 self._bus.publish("rpc.client.disconnected", {"connection": ident}, remember=False)
+
+    def _refusal(self, peer: PeerCredentials) -> str:
+        """Why this peer may not connect now; empty when it may."""
+        limit = self._config.max_clients
+        if self._active >= limit:
+            return f"karmad serves at most {limit} connections at once (rpc.max_clients)"
+        return ""
+
+    def _admit(self, peer: PeerCredentials, delta: int) -> None:
+        self._active += delta
 
     async def _read_loop(self, conn: Connection, stream: SocketStream) -> None:
         reader = BufferedByteReceiveStream(stream)
@@ -195,40 +217,20 @@ class RpcServer:
             try:
                 line = await reader.receive_until(b"\n", limit + 1)
             except anyio.DelimiterNotFound:
+                line = None
+            except _GONE:
+                return
+            # A newline anywhere in what was buffered ends a line, however far.
+            if line is None or len(line) > limit:
                 log.warning("message_too_large", connection=conn.id, limit=limit)
-                answer = error_response(
-                    ErrorCode.MESSAGE_TOO_LARGE, f"a message may be at most {limit} bytes"
-                )
-                await self._send_quietly(conn, codec.encode_json(answer))
-                return
-            except (
-                anyio.IncompleteRead,
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
-                return
-            if len(line) > limit:
-                answer = error_response(
-                    ErrorCode.MESSAGE_TOO_LARGE, f"a message may be at most {limit} bytes"
-                )
-                await self._send_quietly(conn, codec.encode_json(answer))
+                detail = f"a message may be at most {limit} bytes"
+                await conn.send_quietly(error_line(ErrorCode.MESSAGE_TOO_LARGE, detail))
                 return
             line = line.rstrip(b"\r")
             if not line.strip():
                 continue
             call = Call(conn)
             response = self._dispatcher.dispatch(line, call)
-            if response is not None and not await self._send_quietly(conn, response):
+            if response is not None and not await conn.send_quietly(response):
                 return
-            for fn in call._after:
-                fn()
-
-    @staticmethod
-    async def _send_quietly(conn: Connection, line: bytes) -> bool:
-        try:
-            await conn.send(line)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, TimeoutError):
-            return False
-        return True
+            call.answered()
