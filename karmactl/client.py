@@ -101,6 +101,18 @@ class ProtocolViolation(ClientError):
         return "protocol_violation"
 
 
+class _ClosedWhileIdle(Exception):
+    pass
+
+
+def _is_idle_notice(reply: Any) -> bool:
+    """The line karmad sends before closing an idle connection (error `idle_timeout`)."""
+    if not isinstance(reply, dict) or reply.get("id") is not None:
+        return False
+    data = (reply.get("error") or {}).get("data")
+    return isinstance(data, dict) and data.get("reason") == "idle_timeout"
+
+
 class Client:
     def __init__(self, path: str | None = None, timeout: float | None = 30.0) -> None:
         self.path = path or default_socket()
@@ -109,6 +121,7 @@ class Client:
         self._buffer = bytearray()
         self._ids = itertools.count(1)
         self._pending_notes: list[dict[str, Any]] = []
+        self._answered = False
 
     def __enter__(self) -> Client:
         self.connect()
@@ -140,6 +153,8 @@ class Client:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self._buffer.clear()
+        self._answered = False
 
     def set_timeout(self, timeout: float | None) -> None:
         self._timeout = timeout
@@ -182,19 +197,39 @@ class Client:
             self._buffer += chunk
 
     def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
-        """Send one request and return its result; notifications read meanwhile are kept."""
+        """Send one request and return its result; notifications read meanwhile are kept.
+
+        A connection the daemon closed as idle (`rpc.idle_timeout_s`, while a command
+        waited for the user, say) is replaced once: the daemon reads nothing written
+        after it gave up on a connection, so sending the request again is safe.
+        """
+        try:
+            return self._call(method, params)
+        except _ClosedWhileIdle:
+            self.close()
+            return self._call(method, params)
+
+    def _call(self, method: str, params: Mapping[str, Any] | None) -> Any:
         ident = next(self._ids)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": method}
         if params:
             message["params"] = {k: v for k, v in params.items() if v is not None}
-        self._send(message)
+        try:
+            self._send(message)
+        except DaemonUnreachable:
+            if self._answered:  # it served this connection before: closed as idle since
+                raise _ClosedWhileIdle from None
+            raise
         while True:
             reply = self._read_message()
             if isinstance(reply, dict) and "method" in reply and "id" not in reply:
                 self._pending_notes.append(reply)
                 continue
+            if _is_idle_notice(reply):
+                raise _ClosedWhileIdle
             if not isinstance(reply, dict) or reply.get("id") != ident:
                 raise ProtocolViolation(f"unexpected message from daemon: {reply!r:.200}")
+            self._answered = True
             if "error" in reply:
                 error = reply["error"]
                 raise RpcError(

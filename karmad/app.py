@@ -257,7 +257,7 @@ class Daemon:
         )
         bus, health, doctor = services.bus, services.health, services.doctor
         router = build_router(services)
-        dispatcher = Dispatcher(router.routes)
+        dispatcher = Dispatcher(router.routes, self.config.rpc)
         server = RpcServer(self.paths.socket, dispatcher, bus, self.config.rpc)
         health.set("store", "ok", f"schema {store.schema_version}")
         async with anyio.create_task_group() as tg:

@@ -35,10 +35,22 @@ class DaemonConfig(_Section):
 
 
 class RpcConfig(_Section):
+    """Limits of the control socket; docs/protocol.md lists them with their errors."""
+
     max_message_bytes: int = 1 << 20
+    """Longest request line; a longer one is answered `message_too_large` and closed."""
+    max_batch_items: int = 100
+    """Most requests in one batch; a longer batch is answered `batch_too_large`."""
+    max_response_bytes: int = 32 << 20
+    """Most bytes of results in one answer (a batch's answers together)."""
     client_buffer: int = 1000
     """Notifications queued per subscribed client before it is dropped as too slow."""
     max_clients: int = 256
+    """Connections served at once."""
+    max_clients_per_process: int = 64
+    """Connections one client process (by its pid) may hold, so none can take them all."""
+    idle_timeout_s: float = 300.0
+    """A connection without a request for this long, and no event subscription, is closed."""
 
 
 class SyncthingConfig(_Section):
@@ -212,12 +224,7 @@ def load(path: Path) -> Config:
 
 
 def _validate(config: Config, path: Path) -> None:
-    if config.rpc.max_message_bytes < 4096:
-        raise ConfigError(f"{path}: rpc.max_message_bytes must be at least 4096")
-    if config.rpc.client_buffer < 1:
-        raise ConfigError(f"{path}: rpc.client_buffer must be at least 1")
-    if config.rpc.max_clients < 1:
-        raise ConfigError(f"{path}: rpc.max_clients must be at least 1")
+    _validate_rpc(config.rpc, path)
     if config.daemon.log_max_bytes < 4096:
         raise ConfigError(f"{path}: daemon.log_max_bytes must be at least 4096")
     if config.daemon.log_backups < 1:
@@ -248,6 +255,26 @@ def _validate(config: Config, path: Path) -> None:
         if not getattr(config.teams, name) > 0:
             raise ConfigError(f"{path}: teams.{name} must be greater than 0")
     _validate_redaction(config.redaction, path)
+
+
+_RPC_RANGES: dict[str, tuple[float, float]] = {
+    "max_message_bytes": (4096, 1 << 30),
+    "max_batch_items": (1, 100_000),
+    "max_response_bytes": (65536, 1 << 30),
+    "client_buffer": (1, 1_000_000),
+    "max_clients": (1, 100_000),
+    "max_clients_per_process": (1, 100_000),
+    "idle_timeout_s": (1, 7 * 86_400),
+}
+
+
+def _validate_rpc(rpc: RpcConfig, path: Path) -> None:
+    for name, (low, high) in _RPC_RANGES.items():
+        value = getattr(rpc, name)
+        if not value >= low:  # NaN included
+            raise ConfigError(f"{path}: rpc.{name} must be at least {low}")
+        if not value <= high:
+            raise ConfigError(f"{path}: rpc.{name} must be at most {high}")
 
 
 def _validate_syncthing(st: SyncthingConfig, path: Path) -> None:

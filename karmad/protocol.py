@@ -49,6 +49,9 @@ class ErrorCode(enum.IntEnum):
     SHUTTING_DOWN = -32001
     TOO_MANY_CLIENTS = -32002
     MESSAGE_TOO_DEEP = -32003
+    BATCH_TOO_LARGE = -32004
+    RESPONSE_TOO_LARGE = -32005
+    IDLE_TIMEOUT = -32006
 
     NOT_FOUND = 1000
     ALREADY_EXISTS = 1001
@@ -86,6 +89,9 @@ ERRORS: Final[Mapping[ErrorCode, ErrorInfo]] = {
     ErrorCode.SHUTTING_DOWN: ErrorInfo("shutting_down", "The daemon is shutting down"),
     ErrorCode.TOO_MANY_CLIENTS: ErrorInfo("too_many_clients", "Too many clients"),
     ErrorCode.MESSAGE_TOO_DEEP: ErrorInfo("message_too_deep", "Message nested too deeply"),
+    ErrorCode.BATCH_TOO_LARGE: ErrorInfo("batch_too_large", "Batch too large"),
+    ErrorCode.RESPONSE_TOO_LARGE: ErrorInfo("response_too_large", "Response too large"),
+    ErrorCode.IDLE_TIMEOUT: ErrorInfo("idle_timeout", "Connection closed after being idle"),
     ErrorCode.NOT_FOUND: ErrorInfo("not_found", "Not found"),
     ErrorCode.ALREADY_EXISTS: ErrorInfo("already_exists", "Already exists"),
     ErrorCode.INVALID_TRANSITION: ErrorInfo("invalid_transition", "Invalid state transition"),

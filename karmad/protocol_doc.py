@@ -18,6 +18,9 @@ import msgspec
 from msgspec import inspect as mi
 
 from karmad import protocol
+from karmad.config import RpcConfig
+from karmad.protocol import ErrorCode
+from karmad.rpc.server import WRITE_TIMEOUT_S
 
 INTRO = """\
 # karmad control protocol
@@ -37,23 +40,104 @@ edit the types, not this file.
 - **Framing**: [JSON-RPC 2.0](https://www.jsonrpc.org/specification), one compact JSON
   value per line (UTF-8, `\\n`-terminated). Requests on one connection are answered in
   order; use several connections for parallel calls.
-- **Size**: a request line may be at most `rpc.max_message_bytes` (default 1 MiB). A
-  longer one is answered with error `message_too_large` and the connection is closed.
-- **Nesting**: arrays and objects may nest at most 32 deep in a request line, a batch's
-  own array included; a deeper line is answered `message_too_deep` and none of it runs.
-- **Connections**: at most `rpc.max_clients` (default 256) at once; one more is sent
-  `too_many_clients` (with a null id) and closed.
 - **Params** are always by name (an object; `[]` and omitted mean "no params"). Unknown
   fields are refused with `invalid_params`, naming the field.
 - **Batches** and **notifications** follow the specification: each batch item gets its
   own answer (an invalid item does not spoil the others), notifications get none, not
-  even an error, and a batch of only notifications gets nothing.
+  even an error, and a batch of only notifications gets nothing. The items of a batch
+  run one after the other, interleaved with other clients' requests.
 - **Events**: after `events.subscribe`, the daemon pushes notifications on the same
   connection (see below). A client that does not keep up is sent `events.overflow` and
   disconnected; it may reconnect and resubscribe with `since` to fill the gap.
 - **Audit**: every call of a mutating method (see the table of methods) is logged with
   the calling process's pid and its outcome (`rpc_mutation`).
 """
+
+LIMITS = [
+    (
+        "request line",
+        "max_message_bytes",
+        "bytes, newline excluded",
+        ErrorCode.MESSAGE_TOO_LARGE,
+        "answered, then the connection is closed (the rest of the line cannot be framed)",
+    ),
+    (
+        "nesting",
+        "",
+        "levels of arrays and objects, a batch's own array included",
+        ErrorCode.MESSAGE_TOO_DEEP,
+        "answered with a null id; nothing of the line is run",
+    ),
+    (
+        "batch",
+        "max_batch_items",
+        "requests and notifications",
+        ErrorCode.BATCH_TOO_LARGE,
+        "one error with a null id; nothing of the batch is run",
+    ),
+    (
+        "response",
+        "max_response_bytes",
+        "bytes of results in one response line (the short errors below come on top)",
+        ErrorCode.RESPONSE_TOO_LARGE,
+        "the answer that would cross the limit is replaced by this error; the batch items "
+        "after it are not run and get the same error (detail `not run`)",
+    ),
+    (
+        "connections",
+        "max_clients",
+        "connections at once",
+        ErrorCode.TOO_MANY_CLIENTS,
+        "sent with a null id instead of serving the new connection, which is closed",
+    ),
+    (
+        "per process",
+        "max_clients_per_process",
+        "connections from one process (by the peer's pid)",
+        ErrorCode.TOO_MANY_CLIENTS,
+        "as above; other processes are still served",
+    ),
+    (
+        "idle",
+        "idle_timeout_s",
+        "seconds without a complete request, on a connection without an event subscription",
+        ErrorCode.IDLE_TIMEOUT,
+        "sent with a null id, then the connection is closed; reconnect to go on",
+    ),
+    (
+        "events",
+        "client_buffer",
+        "notifications queued for a subscriber that does not read",
+        None,
+        "`events.overflow`, then the connection is closed",
+    ),
+]
+"""What the transport bounds; defaults come from `RpcConfig`, so they cannot drift."""
+
+
+def _limits() -> Iterator[str]:
+    defaults = RpcConfig()
+    yield "## Limits"
+    yield ""
+    yield (
+        "Every limit has an error (or notification) of its own. Those marked with a key can be "
+        "changed in the `[rpc]` section of karmad's config."
+    )
+    yield ""
+    yield "| limit | key | default | of | when exceeded |"
+    yield "|---|---|---|---|---|"
+    for name, key, unit, code, effect in LIMITS:
+        value = getattr(defaults, key) if key else protocol.MAX_REQUEST_DEPTH
+        setting = f"`rpc.{key}`" if key else "(fixed)"
+        default = f"{value:g}" if isinstance(value, float) else f"{value}"
+        what = f"{int(code)} `{protocol.ERRORS[code].reason}`: " if code is not None else ""
+        yield f"| {name} | {setting} | {default} | {unit} | {what}{effect} |"
+    yield ""
+    yield (
+        f"A client that accepts nothing the daemon writes for {WRITE_TIMEOUT_S:g} s is "
+        "disconnected."
+    )
+    yield ""
 
 
 def _field_docs() -> dict[str, dict[str, str]]:
@@ -159,7 +243,7 @@ def _referenced(t: mi.Type, seen: dict[str, type[Any]]) -> None:
 
 def render() -> str:
     docs = _field_docs()
-    out: list[str] = [INTRO, f"Protocol version: **{protocol.PROTOCOL_VERSION}**.", ""]
+    out: list[str] = [INTRO, *_limits(), f"Protocol version: **{protocol.PROTOCOL_VERSION}**.", ""]
     out += ["## Methods", "", "| method | mutating | summary |", "|---|---|---|"]
     for name in sorted(protocol.METHODS):
         spec = protocol.METHODS[name]

@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from karmactl.client import Client, RpcError
 from karmad import paths
 from karmad.socket_rule import default_socket
 from tests.support.daemon import Home, KarmadProcess, karmactl_command
@@ -100,6 +102,26 @@ def test_events_recent_and_follow(karmad: KarmadProcess) -> None:
     assert all(e["topic"] in ("rpc.client.connected", "rpc.client.disconnected") for e in streamed)
     seqs = [e["seq"] for e in streamed]
     assert seqs == sorted(seqs)
+
+
+def test_a_connection_closed_as_idle_is_replaced(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    # A command that asks the user something between two calls may wait longer than
+    # the daemon keeps an idle connection.
+    daemon = karmad_factory(anyio_backend, start=False)
+    daemon.home.write_config("[rpc]\nidle_timeout_s = 1\n")
+    daemon.start()
+    with Client(str(daemon.socket), timeout=10) as client:
+        first = client.call("daemon.status")
+        time.sleep(1.5)
+        assert client.call("daemon.status")["pid"] == first["pid"]
+        time.sleep(1.5)
+        with pytest.raises(RpcError) as error:  # and errors still come through
+            client.call("no.such")
+        assert error.value.reason == "method_not_found"
+    timeouts = [e for e in daemon.log_events() if e.get("event") == "idle_timeout"]
+    assert len(timeouts) == 2
 
 
 def test_stop(karmad: KarmadProcess) -> None:

@@ -431,11 +431,197 @@ async def test_nesting_up_to_the_limit_is_served(karmad: KarmadProcess) -> None:
         assert answer["error"]["data"]["detail"] == "Object contains unknown field `x`"
 
 
+def daemon_with(factory: Callable[..., KarmadProcess], backend: str, rpc: str) -> KarmadProcess:
+    daemon = factory(backend, start=False)
+    daemon.home.write_config(f"[rpc]\n{rpc}\n")
+    return daemon.start()
+
+
 def request(ident: object, method: str, **params: object) -> dict[str, object]:
     message: dict[str, object] = {"jsonrpc": "2.0", "method": method, "params": params}
     if ident is not None:
         message["id"] = ident
     return message
+
+
+async def test_a_batch_over_the_limit_is_refused_whole(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    daemon = daemon_with(karmad_factory, anyio_backend, "max_batch_items = 5")
+    async with await RawClient.connect(daemon.socket) as client:
+        await client.send([request(i, "daemon.hello") for i in range(5)])
+        assert len(await client.receive()) == 5
+        # One more, with a shutdown in it: nothing of the batch may run.
+        await client.send(
+            [request(i, "daemon.hello") for i in range(5)] + [request(None, "daemon.shutdown")]
+        )
+        answer = await client.receive()
+        assert answer["error"]["code"] == -32004
+        assert answer["error"]["data"] == {
+            "reason": "batch_too_large",
+            "detail": "a batch may hold at most 5 requests, not 6",
+        }
+        assert answer["id"] is None
+        assert "result" in await client.call("daemon.hello")
+    await assert_alive(daemon)
+
+
+async def test_a_response_is_bounded_and_what_does_not_fit_is_not_run(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    daemon = daemon_with(karmad_factory, anyio_backend, "max_response_bytes = 65536")
+    batch = [request(i, "daemon.status") for i in range(90)]
+    batch.append(request(None, "daemon.shutdown"))  # a notification past the limit
+    batch.append(request("last", "daemon.hello"))
+    async with await RawClient.connect(daemon.socket) as client:
+        await client.send_line(json.dumps(batch).encode())
+        line = await client._reader.receive_until(b"\n", 64 << 20)
+        answers = json.loads(line)
+        results = [a for a in answers if "result" in a]
+        errors = [a for a in answers if "error" in a]
+        assert results and errors
+        assert len(results) + len(errors) == 91  # every request answered, the notification not
+        assert [a["id"] for a in answers] == [*range(90), "last"]
+        assert sum(len(json.dumps(a, separators=(",", ":"))) for a in results) <= 65536
+        assert len(line) < 65536 + 91 * 300  # results within the limit, then short errors
+        assert {a["error"]["data"]["reason"] for a in errors} == {"response_too_large"}
+        not_run = [a for a in errors if a["error"]["data"]["detail"].startswith("not run")]
+        assert len(not_run) >= len(errors) - 1
+        assert answers[-1]["error"]["data"]["reason"] == "response_too_large"
+        # A single answer over the limit is refused too.
+        answer = await client.call("events.recent", {"limit": 10})
+        assert "result" in answer
+    await assert_alive(daemon)  # the shutdown past the limit did not run
+
+
+async def test_a_long_batch_does_not_make_other_clients_wait(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    daemon = daemon_with(
+        karmad_factory,
+        anyio_backend,
+        "max_batch_items = 100000\nmax_message_bytes = 16777216\nmax_response_bytes = 1073741824",
+    )
+    finished: list[str] = []
+    batch = json.dumps([request(i, "daemon.status") for i in range(10_000)]).encode()
+    async with (
+        await RawClient.connect(daemon.socket) as greedy,
+        await RawClient.connect(daemon.socket) as other,
+    ):
+        assert "result" in await other.call("daemon.hello")
+
+        async def run_batch() -> None:
+            await greedy.send_line(batch)
+            await greedy.stream.receive()  # the answer begins once every item has run
+            finished.append("batch")
+
+        async def call_other() -> None:
+            # Once the daemon is busy with the batch (it answered nothing yet).
+            await anyio.sleep(0.2)
+            for _ in range(5):
+                assert "result" in await other.call("daemon.hello", timeout=60)
+            finished.append("other")
+
+        with anyio.fail_after(300):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_batch)
+                tg.start_soon(call_other)
+    # Before, handlers ran back to back on the event loop: the other client waited for
+    # the whole batch to run. Now the batch yields between its items.
+    assert finished == ["other", "batch"]
+
+
+async def test_idle_connections_are_closed_but_subscribers_are_not(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    daemon = daemon_with(karmad_factory, anyio_backend, "idle_timeout_s = 1")
+    async with (
+        await RawClient.connect(daemon.socket) as idle,
+        await RawClient.connect(daemon.socket) as partial,
+        await RawClient.connect(daemon.socket) as subscriber,
+    ):
+        assert "result" in await idle.call("daemon.hello")
+        await subscriber.call("events.subscribe", {"topics": ["nothing.here"]})
+        await partial.stream.send(b'{"jsonrpc":"2.0","id":1,"method":"daemo')  # never ends
+        for client in (idle, partial):
+            answer = await client.receive()
+            assert answer["error"]["code"] == -32006
+            assert answer["error"]["data"]["reason"] == "idle_timeout"
+            assert "rpc.idle_timeout_s" in answer["error"]["data"]["detail"]
+            assert answer["id"] is None
+            assert await client.at_eof()
+        await anyio.sleep(1.5)
+        assert "result" in await subscriber.call("daemon.hello")
+    events = [e for e in daemon.log_events() if e.get("event") == "idle_timeout"]
+    assert len(events) == 2
+    assert {e["pid"] for e in events} == {os.getpid()}
+
+
+HOLDER = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"daemon.hello"}\\n')
+except OSError:  # refused at once: the refusal is still there to read
+    pass
+answer = json.loads(s.makefile("rb").readline())
+print(answer["error"]["data"]["reason"] if "error" in answer else "served", flush=True)
+sys.stdin.read()  # hold the connection until told to go
+"""
+
+
+async def test_one_process_cannot_take_every_connection(
+    karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
+) -> None:
+    daemon = daemon_with(
+        karmad_factory, anyio_backend, "max_clients = 6\nmax_clients_per_process = 4"
+    )
+    holders: list[subprocess.Popen[bytes]] = []
+
+    def holder() -> str:
+        """Another process that connects, says how it was received, and stays."""
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(daemon.socket)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        holders.append(proc)
+        assert proc.stdout is not None
+        return proc.stdout.readline().decode().strip()
+
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            mine = [
+                await stack.enter_async_context(await RawClient.connect(daemon.socket))
+                for _ in range(4)
+            ]
+            for client in mine:
+                assert "result" in await client.call("daemon.hello")
+            async with await RawClient.connect(daemon.socket) as fifth:
+                answer = await fifth.receive()
+                assert answer["error"]["code"] == -32002
+                assert answer["error"]["data"]["reason"] == "too_many_clients"
+                assert "rpc.max_clients_per_process" in answer["error"]["data"]["detail"]
+                assert answer["id"] is None
+                assert await fifth.at_eof()
+            # Other processes are still served, until the daemon as a whole is full.
+            assert await anyio.to_thread.run_sync(holder) == "served"
+            assert await anyio.to_thread.run_sync(holder) == "served"
+            assert await anyio.to_thread.run_sync(holder) == "too_many_clients"
+            await mine[0].aclose()
+            with anyio.fail_after(10):
+                while (answer := await anyio.to_thread.run_sync(holder)) != "served":
+                    assert answer == "too_many_clients"  # until the daemon saw the close
+                    await anyio.sleep(0.05)
+    finally:
+        for proc in holders:
+            proc.kill()
+            proc.communicate()  # reaps it and closes its pipes
+    refused = [e for e in daemon.log_events() if e.get("event") == "too_many_clients"]
+    assert refused[0]["pid"] == os.getpid()
+    assert "rpc.max_clients_per_process" in refused[0]["detail"]
+    assert "(rpc.max_clients)" in refused[1]["detail"]
 
 
 async def test_mutating_calls_are_audited(karmad: KarmadProcess) -> None:

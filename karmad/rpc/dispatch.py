@@ -4,15 +4,18 @@ The transport (`server.py`) frames lines and bounds their size; the rest of a
 request's way to its handler and back is this file, top to bottom:
 
 1. `Dispatcher.dispatch`: the line must be JSON nested at most `MAX_REQUEST_DEPTH`
-   deep (`parse_error`, `message_too_deep`). An array is a batch: not empty
-   (`invalid_request`), answered item by item.
+   deep (`parse_error`, `message_too_deep`). An array is a batch: not empty, at most
+   `rpc.max_batch_items` items (`invalid_request`, `batch_too_large`), answered item by
+   item, yielding to the other clients between items.
 2. `Dispatcher._answer`: an item must be a request object (`invalid_request`, answered
    with a null id); its method must be registered (`method_not_found`) and its params
    must fit the declared struct (`invalid_params`). Then the handler runs, on the event
    loop (handlers never block), and `_as_error` turns whatever it raised into a
    `KarmadError`. A notification (no `id`) is never answered, not even with an error.
    Calls of mutating methods leave an audit line in the log.
-3. Answers are encoded here.
+3. Answers are encoded here. A response holds at most `rpc.max_response_bytes`: an
+   answer that would cross it becomes `response_too_large`, and the batch items after
+   it are not run and are answered the same way.
 
 Every error object the daemon sends is built by `error_line`, here and in the transport.
 
@@ -27,10 +30,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import anyio
+import anyio.lowlevel
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from karmad import codec, logs
+from karmad.config import RpcConfig
 from karmad.domain import DomainError
 from karmad.errors import KarmadError
 from karmad.protocol import ERRORS, MAX_REQUEST_DEPTH, ErrorCode, ErrorData
@@ -101,27 +107,50 @@ def _as_error(exc: Exception, method: str) -> KarmadError:
     return KarmadError(ErrorCode.INTERNAL_ERROR, f"{method} failed; see karmad's log")
 
 
-class Dispatcher:
-    def __init__(self, routes: Mapping[str, Route]) -> None:
-        self._routes = routes
+class _Room:
+    """What is left of `rpc.max_response_bytes` for the answers to one line."""
 
-    def dispatch(self, line: bytes, call: Call) -> bytes | None:
-        """The response line (without newline), or None when nothing must be answered."""
+    __slots__ = ("left",)
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+
+class Dispatcher:
+    def __init__(self, routes: Mapping[str, Route], config: RpcConfig) -> None:
+        self._routes = routes
+        self._max_batch = config.max_batch_items
+        self._max_response = config.max_response_bytes
+
+    async def dispatch(self, line: bytes, call: Call) -> list[bytes] | None:
+        """The response line (without newline) in pieces to be written one after the
+        other, or None when nothing must be answered."""
         try:
             document = codec.decode_any(line, max_depth=MAX_REQUEST_DEPTH)
         except codec.TooDeep:
             detail = f"arrays and objects may nest at most {MAX_REQUEST_DEPTH} deep"
-            return error_line(ErrorCode.MESSAGE_TOO_DEEP, detail)
+            return [error_line(ErrorCode.MESSAGE_TOO_DEEP, detail)]
         except codec.InvalidData as exc:
-            return error_line(ErrorCode.PARSE_ERROR, str(exc))
+            return [error_line(ErrorCode.PARSE_ERROR, str(exc))]
+        room = _Room(self._max_response)
         if not isinstance(document, list):
-            return self._answer(document, call)
+            answer = self._answer(document, call, room)
+            return None if answer is None else [answer]
         if not document:
-            return error_line(ErrorCode.INVALID_REQUEST, "empty batch")
-        answers = [a for item in document if (a := self._answer(item, call)) is not None]
-        return b"[" + b",".join(answers) + b"]" if answers else None
+            return [error_line(ErrorCode.INVALID_REQUEST, "empty batch")]
+        if len(document) > self._max_batch:
+            detail = f"a batch may hold at most {self._max_batch} requests, not {len(document)}"
+            return [error_line(ErrorCode.BATCH_TOO_LARGE, detail)]
+        pieces: list[bytes] = []
+        for n, item in enumerate(document):
+            if n:
+                await anyio.lowlevel.checkpoint()  # a long batch must not stall other clients
+            answer = self._answer(item, call, room)
+            if answer is not None:
+                pieces += (b",", answer) if pieces else (b"[", answer)
+        return [*pieces, b"]"] if pieces else None
 
-    def _answer(self, item: Any, call: Call) -> bytes | None:
+    def _answer(self, item: Any, call: Call, room: _Room) -> bytes | None:
         """One request's answer; None for a notification, never answered, even an error."""
         try:
             request = codec.convert(item, _Request)
@@ -129,17 +158,23 @@ class Dispatcher:
             detail = f"not a JSON-RPC 2.0 request object: {exc}"
             return error_line(ErrorCode.INVALID_REQUEST, detail, exc.path)
         try:
-            result = self._run(request, call)
+            result = self._run(request, call, room)
             if isinstance(request.id, UnsetType):
                 return None
-            return self._encode(request.method, result, request.id)
+            return self._encode(request.method, result, request.id, room)
         except KarmadError as exc:
             if isinstance(request.id, UnsetType):
                 return None
             return error_line(exc.code, exc.detail, exc.field, request.id)
 
-    def _run(self, request: _Request, call: Call) -> Any:
+    def _run(self, request: _Request, call: Call, room: _Room) -> Any:
         """The handler's result; every failure raised as a `KarmadError`."""
+        if room.left <= 0:
+            raise KarmadError(
+                ErrorCode.RESPONSE_TOO_LARGE,
+                f"not run: the answers before it reached rpc.max_response_bytes "
+                f"({self._max_response}); send it again",
+            )
         route = self._routes.get(request.method)
         if route is None:
             raise KarmadError(ErrorCode.METHOD_NOT_FOUND, request.method)
@@ -161,15 +196,24 @@ class Dispatcher:
             if route.spec.mutating:
                 self._audit(request.method, call, outcome)
 
-    @staticmethod
-    def _encode(method: str, result: Any, id_: Id) -> bytes:
+    def _encode(self, method: str, result: Any, id_: Id, room: _Room) -> bytes:
         try:
-            return codec.encode_json(_Success("2.0", result, id_))
+            answer = codec.encode_json(_Success("2.0", result, id_))
         except codec.InvalidData:
             log.exception("result_unencodable", method=method)
             raise KarmadError(
                 ErrorCode.INTERNAL_ERROR, f"{method} failed; see karmad's log"
             ) from None
+        if len(answer) > room.left:
+            log.warning("response_too_large", method=method, bytes=len(answer))
+            detail = (
+                f"{method} answered {len(answer)} bytes, more than the {room.left} left of "
+                f"rpc.max_response_bytes ({self._max_response}); ask for less"
+            )
+            room.left = 0
+            raise KarmadError(ErrorCode.RESPONSE_TOO_LARGE, detail)
+        room.left -= len(answer)
+        return answer
 
     @staticmethod
     def _audit(method: str, call: Call, outcome: str) -> None:

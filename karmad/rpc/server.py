@@ -1,27 +1,33 @@
 """The Unix-socket transport: newline-delimited JSON-RPC, one task per client.
 
 What a line means is `dispatch.py`'s business. This file decides who is served and
-cuts the byte stream into lines:
+for how long, and cuts the byte stream into lines:
 
 - Admission: only our own uid (kernel credentials), at most `rpc.max_clients`
-  connections (`too_many_clients`).
+  connections, and at most `rpc.max_clients_per_process` of them from one process (by
+  the peer's pid), so a client that leaks connections cannot lock the others out.
 - Framing: a line longer than `rpc.max_message_bytes` is answered `message_too_large`
-  and the connection closed, since the rest of it cannot be framed. A client that
-  accepts nothing we write for `WRITE_TIMEOUT_S` is dropped.
+  and the connection closed, since the rest of it cannot be framed.
+- Idleness: a connection that completes no request for `rpc.idle_timeout_s` and holds
+  no event subscription is told `idle_timeout` and closed; one that accepts nothing we
+  write for `WRITE_TIMEOUT_S` is dropped.
 
 Requests on one connection are answered in order; connections are served at once.
-Handlers run synchronously on the event loop (they never block), so the only awaits
-here are socket I/O: a client that stops reading stalls its own connection only.
+Handlers run synchronously on the event loop (they never block) and a batch yields
+between its items, so a slow or greedy client delays only itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
@@ -29,7 +35,7 @@ from karmad import codec, logs
 from karmad.bus import Bus, Subscription
 from karmad.config import RpcConfig
 from karmad.peercred import PeerCredentials, PeerCredentialsUnavailable, peer_credentials
-from karmad.protocol import NOTIFY_EVENT, NOTIFY_OVERFLOW, ErrorCode, Overflow
+from karmad.protocol import ERRORS, NOTIFY_EVENT, NOTIFY_OVERFLOW, ErrorCode, Overflow
 from karmad.rpc.call import Call
 from karmad.rpc.dispatch import Dispatcher, error_line
 
@@ -37,6 +43,10 @@ log = logs.get("karmad.rpc")
 
 WRITE_TIMEOUT_S = 10.0
 """A client that accepts nothing for this long is disconnected."""
+
+WRITE_PIECE = 1 << 16
+"""Long answers are written in pieces of this size, each a chance for other clients to
+be served, and none piling up in the event loop's write buffer."""
 
 _GONE = (
     anyio.BrokenResourceError,
@@ -46,6 +56,22 @@ _GONE = (
     OSError,
 )
 """How a socket says the peer has gone (or the connection is being torn down)."""
+
+
+def _pieces(parts: Sequence[bytes]) -> Iterator[bytes]:
+    """`parts` and a newline, re-cut into pieces of at most `WRITE_PIECE` bytes."""
+    buffer = bytearray()
+    for part in parts:
+        view = memoryview(part)
+        while len(buffer) + len(view) >= WRITE_PIECE:
+            cut = WRITE_PIECE - len(buffer)
+            buffer += view[:cut]
+            view = view[cut:]
+            yield bytes(buffer)
+            buffer.clear()
+        buffer += view
+    buffer += b"\n"
+    yield bytes(buffer)
 
 
 class Connection:
@@ -69,15 +95,17 @@ class Connection:
         self._lock = anyio.Lock()
         self.subscriptions: list[Subscription] = []
 
-    async def send(self, line: bytes) -> None:
+    async def send(self, *parts: bytes) -> None:
+        """Write one line: `parts` joined, and a newline."""
         async with self._lock:
-            with anyio.fail_after(WRITE_TIMEOUT_S):
-                await self._stream.send(line + b"\n")
+            for piece in _pieces(parts):
+                with anyio.fail_after(WRITE_TIMEOUT_S):
+                    await self._stream.send(piece)
 
-    async def send_quietly(self, line: bytes) -> bool:
+    async def send_quietly(self, *parts: bytes) -> bool:
         """Send; False if the client is gone or stopped reading."""
         try:
-            await self.send(line)
+            await self.send(*parts)
         except (*_GONE, TimeoutError):
             return False
         return True
@@ -137,6 +165,7 @@ class RpcServer:
         self._uid = os.getuid() if allowed_uid is None else allowed_uid
         self._ids = itertools.count(1)
         self._active = 0
+        self._per_process: dict[int, int] = {}
         self._inode: int | None = None
 
     @property
@@ -205,32 +234,62 @@ class RpcServer:
         limit = self._config.max_clients
         if self._active >= limit:
             return f"karmad serves at most {limit} connections at once (rpc.max_clients)"
+        per_process = self._config.max_clients_per_process
+        if peer.pid is not None and self._per_process.get(peer.pid, 0) >= per_process:
+            return (
+                f"process {peer.pid} already holds {per_process} connections "
+                "(rpc.max_clients_per_process)"
+            )
         return ""
 
     def _admit(self, peer: PeerCredentials, delta: int) -> None:
         self._active += delta
+        if peer.pid is not None:
+            held = self._per_process.get(peer.pid, 0) + delta
+            if held:
+                self._per_process[peer.pid] = held
+            else:
+                del self._per_process[peer.pid]
 
     async def _read_loop(self, conn: Connection, stream: SocketStream) -> None:
         reader = BufferedByteReceiveStream(stream)
-        limit = self._config.max_message_bytes
         while True:
-            try:
-                line = await reader.receive_until(b"\n", limit + 1)
-            except anyio.DelimiterNotFound:
-                line = None
-            except _GONE:
+            idle = math.inf if conn.subscriptions else self._config.idle_timeout_s
+            line = await self._receive(reader, idle)
+            if line is None:
                 return
-            # A newline anywhere in what was buffered ends a line, however far.
-            if line is None or len(line) > limit:
-                log.warning("message_too_large", connection=conn.id, limit=limit)
-                detail = f"a message may be at most {limit} bytes"
-                await conn.send_quietly(error_line(ErrorCode.MESSAGE_TOO_LARGE, detail))
+            if isinstance(line, ErrorCode):
+                await conn.send_quietly(error_line(line, self._why(line, idle)))
+                log.warning(ERRORS[line].reason, connection=conn.id, pid=conn.peer.pid)
                 return
             line = line.rstrip(b"\r")
             if not line.strip():
                 continue
             call = Call(conn)
-            response = self._dispatcher.dispatch(line, call)
-            if response is not None and not await conn.send_quietly(response):
+            response = await self._dispatcher.dispatch(line, call)
+            if response is None:
+                await anyio.lowlevel.checkpoint()  # a stream of notifications yields too
+            elif not await conn.send_quietly(*response):
                 return
             call.answered()
+
+    async def _receive(
+        self, reader: BufferedByteReceiveStream, idle: float
+    ) -> bytes | ErrorCode | None:
+        """The next line; the error that ends the connection; None once the client is gone."""
+        limit = self._config.max_message_bytes
+        with anyio.move_on_after(idle):
+            try:
+                line = await reader.receive_until(b"\n", limit + 1)
+            except anyio.DelimiterNotFound:
+                return ErrorCode.MESSAGE_TOO_LARGE
+            except _GONE:
+                return None
+            # A newline anywhere in what was buffered ends a line, however far.
+            return line if len(line) <= limit else ErrorCode.MESSAGE_TOO_LARGE
+        return ErrorCode.IDLE_TIMEOUT
+
+    def _why(self, code: ErrorCode, idle: float) -> str:
+        if code == ErrorCode.IDLE_TIMEOUT:
+            return f"no request for {idle:g} s (rpc.idle_timeout_s)"
+        return f"a message may be at most {self._config.max_message_bytes} bytes"
