@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec import inspect as mi
 
 from karmad import codec
 
@@ -203,3 +205,75 @@ def test_any_bytes_decode_or_fail_with_invalid_data(data: bytes) -> None:
     ):
         with contextlib.suppress(codec.InvalidData):
             decode(data)
+
+
+# ------------------------------------------------------------------ typed sources
+
+
+def type_depth(t: mi.Type, seen: frozenset[type] = frozenset()) -> float:
+    """How deep a value of this type can nest: infinite for `Any` or a recursive type.
+
+    `msgspec.Raw` is kept as bytes (decoded later, by a type of its own), so it adds
+    nothing.
+    """
+    if isinstance(t, mi.AnyType):
+        return math.inf
+    if isinstance(t, mi.RawType):
+        return 0
+    if isinstance(t, mi.UnionType):
+        return max(type_depth(x, seen) for x in t.types)
+    if isinstance(t, mi.StructType):
+        if t.cls in seen:
+            return math.inf
+        inner = [type_depth(f.type, seen | {t.cls}) for f in t.fields]
+        return 1 + max(inner, default=0)
+    if isinstance(t, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+        return 1 + type_depth(t.item_type, seen)
+    if isinstance(t, mi.TupleType):
+        return 1 + max((type_depth(x, seen) for x in t.item_types), default=0)
+    if isinstance(t, mi.DictType):
+        return 1 + type_depth(t.value_type, seen)
+    return 0
+
+
+def _typed_sources() -> dict[str, Any]:
+    from karmad.protocol import METHODS
+    from karmad.sync.statefile import StateFile, WireTeam
+    from karmad.syncthing import models
+
+    sources: dict[str, Any] = {"state file": StateFile, "team record": WireTeam}
+    for name in dir(models):
+        value = getattr(models, name)
+        if isinstance(value, type) and issubclass(value, msgspec.Struct):
+            sources[f"syncthing {name}"] = value
+    for name, spec in METHODS.items():
+        sources[f"params of {name}"] = spec.params
+    return sources
+
+
+TYPED_DEPTH = 8
+"""Deepest value a typed decode of peers' state files, Syncthing's payloads or RPC params
+can make: their explicit bound, kept by the types themselves."""
+
+
+def test_typed_sources_bound_their_own_depth() -> None:
+    # These are decoded into types, not checked with max_depth: the type is the limit,
+    # so none may hold an `Any` (or recurse) without a max_depth at its decode.
+    depths = {name: type_depth(mi.type_info(t)) for name, t in _typed_sources().items()}
+    assert len(depths) > 40
+    too_deep = {name: d for name, d in depths.items() if d > TYPED_DEPTH}
+    assert not too_deep, too_deep
+
+
+@pytest.mark.parametrize("name", ["state file", "team record", "syncthing ConfigView"])
+def test_typed_sources_refuse_hostile_nesting_as_invalid_data(name: str) -> None:
+    type_ = _typed_sources()[name]
+    for line in (
+        nested(DEEP),
+        b'{"unknownField": ' + nested(DEEP) + b"}",
+        b'{"version": ' + nested(DEEP, b"1") + b"}",
+    ):
+        with pytest.raises(codec.InvalidData):
+            codec.decode_json(line, type_)
+        with pytest.raises(codec.InvalidData):
+            codec.Decoder(type_).decode(line)
