@@ -7,15 +7,32 @@ redaction pattern) is worse than a daemon that will not start.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+from msgspec import Meta
 
 from karmad import codec
 from karmad.sync.model import Policy
+
+KIB: Final = 1 << 10
+MIB: Final = 1 << 20
+GIB: Final = 1 << 30
+HOUR: Final = 3600.0
+DAY: Final = 24 * HOUR
+
+# Every number has a range: a value outside it would make karmad refuse all work (a
+# limit of -1 bytes), spin (a zero interval) or never act (a timeout of 10**18 s).
+Timeout = Annotated[float, Meta(gt=0, le=HOUR)]
+"""Seconds to wait for something that normally takes a fraction of a second."""
+Interval = Annotated[float, Meta(gt=0, le=DAY)]
+Rate = Annotated[float, Meta(ge=0, le=1_000_000)]
+"""US dollars per million tokens."""
+ShortText = Annotated[str, Meta(max_length=4096)]
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -23,33 +40,37 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class DaemonConfig(_Section):
+    """Logging (docs/operations.md); `--log-level`, `--log-format` and `--log-file`
+    override these."""
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe messages logged."""
     log_format: Literal["auto", "console", "json", "journal"] = "auto"
     """`auto`: journal lines under systemd, a console on a TTY, JSON lines otherwise."""
     log_file: bool = False
     """Write `karmad.log` in the log directory instead of stderr (launchd uses this)."""
-    log_max_bytes: int = 10 << 20
+    log_max_bytes: Annotated[int, Meta(ge=4 * KIB, le=GIB)] = 10 * MIB
     """The log file is rotated when it reaches this size..."""
-    log_backups: int = 5
+    log_backups: Annotated[int, Meta(ge=1, le=100)] = 5
     """...and this many rotated files are kept."""
 
 
 class RpcConfig(_Section):
     """Limits of the control socket; docs/protocol.md lists them with their errors."""
 
-    max_message_bytes: int = 1 << 20
+    max_message_bytes: Annotated[int, Meta(ge=4 * KIB, le=256 * MIB)] = MIB
     """Longest request line; a longer one is answered `message_too_large` and closed."""
-    max_batch_items: int = 100
+    max_batch_items: Annotated[int, Meta(ge=1, le=100_000)] = 100
     """Most requests in one batch; a longer batch is answered `batch_too_large`."""
-    max_response_bytes: int = 32 << 20
+    max_response_bytes: Annotated[int, Meta(ge=64 * KIB, le=1024 * MIB)] = 32 * MIB
     """Most bytes of results in one answer (a batch's answers together)."""
-    client_buffer: int = 1000
+    client_buffer: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
     """Notifications queued per subscribed client before it is dropped as too slow."""
-    max_clients: int = 256
-    """Connections served at once."""
-    max_clients_per_process: int = 64
+    max_clients: Annotated[int, Meta(ge=1, le=10_000)] = 256
+    """Connections served at once; more are answered `too_many_clients`."""
+    max_clients_per_process: Annotated[int, Meta(ge=1, le=10_000)] = 64
     """Connections one client process (by its pid) may hold, so none can take them all."""
-    idle_timeout_s: float = 300.0
+    idle_timeout_s: Annotated[float, Meta(ge=1, le=7 * 86_400)] = 300.0
     """A connection without a request for this long, and no event subscription, is closed."""
 
 
@@ -59,46 +80,53 @@ class SyncthingConfig(_Section):
     mode: Literal["managed", "external", "off"] = "managed"
     """`managed`: karmad runs its own Syncthing; `external`: attach to the user's own;
     `off`: no sharing (sessions are still indexed)."""
-    binary: str = ""
+    binary: ShortText = ""
     """managed: the Syncthing executable; empty searches PATH."""
     profile: Literal["internet", "lan-only", "loopback"] = "internet"
     """managed: `internet` keeps Syncthing's discovery, relays and NAT traversal; `lan-only`
     and `loopback` turn them off and listen on explicit addresses only. external: what
     `karmactl doctor` expects of that Syncthing's discovery and relays."""
-    listen_addresses: list[str] = msgspec.field(default_factory=list)
+    listen_addresses: Annotated[list[ShortText], Meta(max_length=64)] = msgspec.field(
+        default_factory=list
+    )
     """managed: explicit sync listen addresses (`tcp://host:port`); empty follows the profile."""
-    gui_address: str = "auto"
+    gui_address: ShortText = "auto"
     """managed: where Syncthing's REST API listens. `auto` is a Unix socket beside karmad's
     own (or 127.0.0.1 on a free port when that path is too long); otherwise a loopback
     `host:port` or an absolute socket path."""
-    address: str = ""
+    address: ShortText = ""
     """external: Syncthing's GUI/REST address; empty reads it from its config.xml."""
-    api_key: str = ""
+    api_key: ShortText = ""
     """external: the REST API key; empty reads it from its config.xml."""
-    home: str = ""
+    home: ShortText = ""
     """external: the Syncthing home holding config.xml; empty tries the default homes."""
-    connect_timeout_s: float = 5.0
-    request_timeout_s: float = 30.0
-    scan_timeout_s: float = 600.0
+    connect_timeout_s: Timeout = 5.0
+    """How long connecting to Syncthing's REST API may take."""
+    request_timeout_s: Timeout = 30.0
+    """How long one REST request may take."""
+    scan_timeout_s: Interval = 600.0
     """A scan request returns only once Syncthing has scanned, which can take long."""
-    start_timeout_s: float = 60.0
+    start_timeout_s: Timeout = 60.0
     """managed: how long a starting Syncthing may take to answer before it is restarted."""
-    stop_timeout_s: float = 10.0
+    stop_timeout_s: Timeout = 10.0
     """managed: grace period after SIGTERM before the process group is killed."""
-    restart_delay_s: float = 1.0
-    restart_delay_max_s: float = 60.0
-    event_poll_s: int = 30
+    restart_delay_s: Timeout = 1.0
+    """Delay before restarting (managed) or reattaching to (external) a Syncthing that
+    went away; doubled after each short run..."""
+    restart_delay_max_s: Interval = 60.0
+    """...up to this."""
+    event_poll_s: Annotated[int, Meta(ge=1, le=300)] = 30
     """Long-poll duration of the event stream (the HTTP read timeout is above it)."""
 
 
 class TeamsConfig(_Section):
     """Timings of the team control plane; see docs/teams.md."""
 
-    removal_grace_s: float = 14 * 24 * 3600
+    removal_grace_s: Annotated[float, Meta(gt=0, le=3650 * DAY)] = 14 * DAY
     """How long a removal or dissolution stays deliverable to a member that is offline."""
-    ack_linger_s: float = 30.0
+    ack_linger_s: Interval = 30.0
     """How long the leader keeps an acknowledged device so it also sees the answer."""
-    sweep_interval_s: float = 60.0
+    sweep_interval_s: Interval = 60.0
     """The safety sweep: a reconcile cycle even when nothing seems to have changed."""
 
     def policy(self) -> Policy:
@@ -108,40 +136,50 @@ class TeamsConfig(_Section):
         )
 
 
+MAX_PARSE_PROCESSES: Final = 32
+
+
 class IndexConfig(_Section):
     """The session index (`index.db`): what is indexed and how eagerly."""
 
     enabled: bool = True
+    """Index local and received sessions at all; without it `sessions` and `usage` are empty."""
     full_text: bool = True
     """Keep a full-text index of user and assistant text for `session.search`."""
     watch: bool = True
     """Follow changes as they happen; without it only start-up and `index.rebuild` scan."""
-    watch_step_ms: int = 20
+    watch_step_ms: Annotated[int, Meta(ge=1, le=10_000)] = 20
     """How often the file watcher looks for news: a shorter step shows appended lines
     sooner, a longer one wakes the daemon less when nothing happens."""
-    watch_debounce_ms: int = 500
+    watch_debounce_ms: Annotated[int, Meta(ge=1, le=60_000)] = 500
     """Longest time changes are gathered into one batch while writes keep coming."""
-    batch_bytes: int = 32 << 20
+    batch_bytes: Annotated[int, Meta(ge=4 * KIB, le=4 * GIB)] = 32 * MIB
     """New transcript bytes written per transaction during a long scan."""
-    chunk_bytes: int = 4 << 20
+    chunk_bytes: Annotated[int, Meta(ge=4 * KIB, le=GIB)] = 4 * MIB
     """Read size; bounds the memory one file costs however large it is."""
-    max_line_bytes: int = 256 << 20
+    max_line_bytes: Annotated[int, Meta(ge=4 * KIB, le=16 * GIB)] = 256 * MIB
     """Longer lines are recorded as malformed and skipped without being held in memory."""
-    max_received_file_bytes: int = 1 << 30
+    max_received_file_bytes: Annotated[int, Meta(ge=64 * KIB, le=1 << 40)] = GIB
     """A file received from a teammate larger than this is refused, not indexed."""
-    parse_processes: int = -1
+    parse_processes: Annotated[int, Meta(ge=-1, le=MAX_PARSE_PROCESSES)] = -1
     """Processes that parse a large backlog while the worker thread writes what they
-    parsed; -1 picks one per CPU but one (at most 4), 0 parses in the worker thread."""
+    parsed; -1 picks one per CPU but one (at most 4), 0 parses in the worker thread.
+    More than a few gain nothing: the one thread that writes is then the bottleneck."""
 
 
 class PriceRates(_Section):
     """US dollars per million tokens; a field left out keeps the table's value."""
 
-    input: float | None = None
-    output: float | None = None
-    cache_write_5m: float | None = None
-    cache_write_1h: float | None = None
-    cache_read: float | None = None
+    input: Rate | None = None
+    """Input tokens."""
+    output: Rate | None = None
+    """Output tokens."""
+    cache_write_5m: Rate | None = None
+    """Tokens written to the prompt cache for 5 minutes."""
+    cache_write_1h: Rate | None = None
+    """Tokens written to the prompt cache for 1 hour."""
+    cache_read: Rate | None = None
+    """Tokens read from the prompt cache."""
 
 
 class ModelPriceOverride(PriceRates):
@@ -154,42 +192,53 @@ class ModelPriceOverride(PriceRates):
 class PricesConfig(_Section):
     """Overrides of, and additions to, the price table shipped with karmad."""
 
-    models: dict[str, ModelPriceOverride] = msgspec.field(default_factory=dict)
+    models: Annotated[dict[ShortText, ModelPriceOverride], Meta(max_length=10_000)] = msgspec.field(
+        default_factory=dict
+    )
+    """By model name (`claude-sonnet-4-5`), spelled as docs/index.md says; a model the
+    table does not know needs every rate."""
 
 
 class DoctorConfig(_Section):
     """Thresholds of `karmactl doctor`'s daemon-side checks."""
 
-    min_free_mb: int = 500
-    """Free space below this on the state directory's disk is a failure..."""
-    warn_free_mb: int = 2048
+    min_free_mb: Annotated[int, Meta(ge=0, le=10**9)] = 500
+    """Free space (MiB) below this on the state directory's disk is a failure..."""
+    warn_free_mb: Annotated[int, Meta(ge=0, le=10**9)] = 2048
     """...and below this a warning: outboxes and inboxes grow with every session."""
-    check_timeout_s: float = 15.0
+    check_timeout_s: Timeout = 15.0
     """A check that takes longer is reported as failed (a hung Syncthing, a slow disk)."""
-    peer_unseen_days: float = 7.0
+    peer_unseen_days: Annotated[float, Meta(gt=0, le=3650)] = 7.0
     """A configured peer not seen for longer is a warning: its sessions are not moving."""
-    team_phase_warn_hours: float = 24.0
+    team_phase_warn_hours: Annotated[float, Meta(gt=0, le=24 * 3650)] = 24.0
     """A team still joining, leaving, removed or dissolved after this long is a warning:
     those phases end once the other side answers, which normally takes seconds."""
 
 
 class RedactionPattern(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str
+    name: ShortText
     """The kind in the placeholder: `[REDACTED:<name>]`."""
-    regex: str
+    regex: ShortText
     """Python regex, matched against each string value; a `secret` group, when present,
     is the part replaced."""
-    anchors: list[str] = msgspec.field(default_factory=list)
+    anchors: Annotated[list[ShortText], Meta(max_length=100)] = msgspec.field(default_factory=list)
     """Literal strings every match contains; needed only when the regex does not start
     with at least 3 literal characters."""
 
 
 class RedactionConfig(_Section):
-    disable: list[str] = msgspec.field(default_factory=list)
+    """Your own additions to redaction (docs/security.md)."""
+
+    disable: Annotated[list[ShortText], Meta(max_length=100)] = msgspec.field(default_factory=list)
     """Built-in kinds not to redact."""
-    literals: list[str] = msgspec.field(default_factory=list)
-    """Exact strings always redacted, as `[REDACTED:literal]`."""
-    patterns: list[RedactionPattern] = msgspec.field(default_factory=list)
+    literals: Annotated[list[ShortText], Meta(max_length=100_000)] = msgspec.field(
+        default_factory=list
+    )
+    """Exact strings always redacted, as `[REDACTED:literal]` (at least 3 characters)."""
+    patterns: Annotated[list[RedactionPattern], Meta(max_length=1000)] = msgspec.field(
+        default_factory=list
+    )
+    """Regular expressions whose matches are redacted as `[REDACTED:<name>]`."""
 
 
 class Config(_Section):
@@ -218,63 +267,47 @@ def load(path: Path) -> Config:
     try:
         config = codec.decode_toml(data, Config)
     except codec.InvalidData as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {_explain(exc)}") from None
     _validate(config, path)
     return config
 
 
+_BOUND = re.compile(r"Expected `\w+`(?P<length> of length)? (?P<op>>=|<=|>|<) (?P<limit>[-+\w.]+)$")
+_BOUND_WORDS = {">=": "at least", "<=": "at most", ">": "greater than", "<": "less than"}
+
+
+def _explain(exc: codec.InvalidData) -> str:
+    """The key in TOML's spelling and, for a value out of range, the range in words:
+    `index.max_received_file_bytes must be at least 65536`."""
+    text = str(exc)
+    if not exc.path.startswith("$."):
+        return text
+    key = exc.path.removeprefix("$.")
+    message = text.rsplit(" - at `", 1)[0]
+    bound = _BOUND.match(message)
+    if bound is None:
+        return f"{key}: {message}"
+    limit = bound["limit"].removesuffix(".0")
+    if bound["op"] == ">" and limit == "0":
+        return f"{key} must be positive"
+    unit = " items or characters" if bound["length"] else ""
+    return f"{key} must be {_BOUND_WORDS[bound['op']]} {limit}{unit}"
+
+
 def _validate(config: Config, path: Path) -> None:
-    _validate_rpc(config.rpc, path)
-    if config.daemon.log_max_bytes < 4096:
-        raise ConfigError(f"{path}: daemon.log_max_bytes must be at least 4096")
-    if config.daemon.log_backups < 1:
-        raise ConfigError(f"{path}: daemon.log_backups must be at least 1")
-    if config.doctor.min_free_mb < 0:
-        raise ConfigError(f"{path}: doctor.min_free_mb must not be negative")
+    """What a range on one key cannot say: how keys relate, and values with a syntax."""
     if config.doctor.warn_free_mb < config.doctor.min_free_mb:
         raise ConfigError(f"{path}: doctor.warn_free_mb must be at least doctor.min_free_mb")
-    for name in ("check_timeout_s", "peer_unseen_days", "team_phase_warn_hours"):
-        if not getattr(config.doctor, name) > 0:
-            raise ConfigError(f"{path}: doctor.{name} must be positive")
     index = config.index
-    if not 1 <= index.watch_step_ms <= 10_000:
-        raise ConfigError(f"{path}: index.watch_step_ms must be between 1 and 10000")
     if index.watch_debounce_ms < index.watch_step_ms:
         raise ConfigError(f"{path}: index.watch_debounce_ms must be at least watch_step_ms")
-    if index.chunk_bytes < 4096:
-        raise ConfigError(f"{path}: index.chunk_bytes must be at least 4096")
     if index.max_line_bytes < index.chunk_bytes:
         raise ConfigError(f"{path}: index.max_line_bytes must be at least index.chunk_bytes")
     if index.batch_bytes < index.chunk_bytes:
         raise ConfigError(f"{path}: index.batch_bytes must be at least index.chunk_bytes")
-    if index.parse_processes < -1:
-        raise ConfigError(f"{path}: index.parse_processes must be -1 (automatic) or more")
     _validate_prices(config.prices, path)
     _validate_syncthing(config.syncthing, path)
-    for name in ("removal_grace_s", "ack_linger_s", "sweep_interval_s"):
-        if not getattr(config.teams, name) > 0:
-            raise ConfigError(f"{path}: teams.{name} must be greater than 0")
     _validate_redaction(config.redaction, path)
-
-
-_RPC_RANGES: dict[str, tuple[float, float]] = {
-    "max_message_bytes": (4096, 1 << 30),
-    "max_batch_items": (1, 100_000),
-    "max_response_bytes": (65536, 1 << 30),
-    "client_buffer": (1, 1_000_000),
-    "max_clients": (1, 100_000),
-    "max_clients_per_process": (1, 100_000),
-    "idle_timeout_s": (1, 7 * 86_400),
-}
-
-
-def _validate_rpc(rpc: RpcConfig, path: Path) -> None:
-    for name, (low, high) in _RPC_RANGES.items():
-        value = getattr(rpc, name)
-        if not value >= low:  # NaN included
-            raise ConfigError(f"{path}: rpc.{name} must be at least {low}")
-        if not value <= high:
-            raise ConfigError(f"{path}: rpc.{name} must be at most {high}")
 
 
 def _validate_syncthing(st: SyncthingConfig, path: Path) -> None:
@@ -282,22 +315,8 @@ def _validate_syncthing(st: SyncthingConfig, path: Path) -> None:
     # config never needs them.
     from karmad.syncthing import addresses
 
-    positive = (
-        "connect_timeout_s",
-        "request_timeout_s",
-        "scan_timeout_s",
-        "start_timeout_s",
-        "stop_timeout_s",
-        "restart_delay_s",
-        "restart_delay_max_s",
-    )
-    for name in positive:
-        if not getattr(st, name) > 0:
-            raise ConfigError(f"{path}: syncthing.{name} must be greater than 0")
     if st.restart_delay_max_s < st.restart_delay_s:
         raise ConfigError(f"{path}: syncthing.restart_delay_max_s is below restart_delay_s")
-    if not 1 <= st.event_poll_s <= 300:
-        raise ConfigError(f"{path}: syncthing.event_poll_s must be between 1 and 300")
     try:
         for address in st.listen_addresses:
             addresses.check_listen_address(address)

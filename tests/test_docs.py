@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from karmad import protocol_doc
+from karmad import config_doc, protocol_doc
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,3 +23,14 @@ def test_cli_reference_is_current() -> None:
     assert current == reference.render(), (
         "docs/cli.md is stale: run `python -m karmactl.reference > docs/cli.md`"
     )
+
+
+def test_configuration_reference_is_current() -> None:
+    current = (REPO / "docs" / "configuration.md").read_text()
+    assert current == config_doc.render(), (
+        "docs/configuration.md is stale: run `python -m karmad.config_doc > docs/configuration.md`"
+    )
+
+
+def test_every_config_key_says_what_it_does() -> None:
+    assert config_doc.undocumented() == []
