@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskGroup
 
-from karmad import logs, sdnotify
+from karmad import logs, sdnotify, state_guard
 from karmad.api import daemon as daemon_api
 from karmad.api import doctor as doctor_api
 from karmad.api import index as index_api
@@ -56,6 +56,7 @@ from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Store
 from karmad.sync import teamstore
 from karmad.sync.reconciler import Reconciler
+from karmad.syncthing import home as syncthing_home
 from karmad.syncthing.port import ServicePort
 from karmad.syncthing.service import SyncthingService
 
@@ -238,8 +239,19 @@ class Daemon:
                 return
 
     async def run(self) -> None:
+        # Before the store is opened: SQLite would make a missing or empty file a new
+        # store, and this machine a new member without a word.
+        witness = self.paths.syncthing_home / syncthing_home.CONFIG
+        state_guard.check_before_open(self.paths.store, witness)
         store = Store.open(self.paths.store, STATE_SCHEMA)
         try:
+            identity = teamstore.get_identity(store)
+            state_guard.check_after_open(
+                self.paths.store,
+                witness,
+                None if identity is None else identity.member_tag,
+                None if identity is None else identity.created_at,
+            )
             # The index is derived data: a damaged or too new file is set aside and rebuilt.
             index_store = open_index(self.paths.index)
             try:

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(leaf, StoreCorrupt):
             return fail(
                 f"{leaf}; restore it from a backup, or move it aside to start afresh "
-                "(docs/operations.md, 'Starting over')",
+                "(docs/starting-over.md)",
                 "store_failed",
             )
         if isinstance(leaf, StoreError):

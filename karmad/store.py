@@ -9,7 +9,9 @@ opens its own.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,6 +120,8 @@ class Store:
         check_same_thread: bool = True,
         migrate: bool = True,
     ) -> Store:
+        if str(path) != ":memory:":
+            _make_private(path)
         try:
             conn = sqlite3.connect(
                 path,
@@ -245,6 +249,34 @@ class Store:
     def close(self) -> None:
         with self._translating():
             self._conn.close()
+
+
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _make_private(path: Path) -> None:
+    """The database and its side files readable by this user only.
+
+    SQLite creates a database 0644 (less the umask) and gives its `-wal` and `-shm`
+    the database's mode, so creating the file 0600 first makes all of them private;
+    files an older karmad created are taken back from group and others.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create: {exc.strerror or exc}") from None
+    else:
+        os.close(fd)
+    for name in (path.name, *(path.name + suffix for suffix in SIDE_FILES)):
+        target = path.with_name(name)
+        try:
+            st = target.stat()
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(target, stat.S_IMODE(st.st_mode) & 0o700)
+        except OSError:
+            continue  # absent, or not ours: SQLite says what is wrong when it opens it
 
 
 def _split_sql(script: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,32 @@ def test_incomplete_migration_sql_is_rejected(tmp_path: Path) -> None:
     bad = Schema("bad", (Migration(1, "CREATE TABLE x (a"),))
     with pytest.raises(ValueError, match="incomplete SQL"):
         Store.open(tmp_path / "s.db", bad)
+
+
+def test_database_and_side_files_are_private(tmp_path: Path) -> None:
+    """SQLite would create them 0644; they hold identity, teams and session text."""
+    path = tmp_path / "s.db"
+    store = Store.open(path, SCHEMA)
+    store.execute("INSERT INTO a (name) VALUES ('x')")
+    files = sorted(tmp_path.iterdir())
+    assert {f.name for f in files} >= {"s.db", "s.db-wal", "s.db-shm"}
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f.name
+    store.close()
+
+
+def test_files_of_an_older_karmad_are_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    Store.open(path, SCHEMA).close()
+    for name in ("s.db", "s.db-wal", "s.db-shm"):
+        (tmp_path / name).touch()
+        os.chmod(tmp_path / name, 0o644)
+    store = Store.open(path, SCHEMA)
+    for name in ("s.db", "s.db-wal", "s.db-shm"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    store.close()
+
+
+def test_a_store_that_cannot_be_created_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot create"):
+        Store.open(tmp_path / "missing" / "s.db", SCHEMA)

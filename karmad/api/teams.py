@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from karmad import codes, deviceid, gitremote, protocol
+from karmad import codes, deviceid, gitremote, protocol, state_guard
 from karmad.domain import (
     Direction,
     DomainError,
@@ -126,7 +126,9 @@ class TeamService:
                 else machine_tag_from_hostname(self.hostname())
             )
         created = current.created_at if current is not None else self.clock()
-        teamstore.set_identity(self.store, teamstore.Identity(user, tag, created))
+        identity = teamstore.Identity(user, tag, created)
+        teamstore.set_identity(self.store, identity)
+        state_guard.remember_quietly(self.store.path, identity.member_tag, created)
         self.reconciler.wake()
         return self.identity_info()
 
