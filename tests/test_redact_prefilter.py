@@ -97,6 +97,19 @@ PIECES = [
     "set-cookie:",
     "_auth=",
     "AgEIcHlwaS5vcmc",
+    "mysql ",
+    "mysql -u root -p",
+    " -p",
+    "-p'",
+    "sshpass -p ",
+    "docker login ",
+    "smbclient -U ",
+    "%",
+    "-storepass ",
+    "-passin pass:",
+    "7z a -p",
+    "--db-password ",
+    "zip -P ",
 ]
 TOKEN = st.text(alphabet=string.ascii_letters + string.digits + "+/=_-.", min_size=1, max_size=50)
 NAMES = st.sampled_from(

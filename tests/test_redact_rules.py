@@ -171,6 +171,135 @@ def test_redacts_and_keeps_the_context(text: str, expected: str) -> None:
     assert redact(text) == expected
 
 
+P = "[REDACTED:password]"
+
+# Passwords on command lines: one case per form, the command around it intact.
+COMMAND_LINES = [
+    # mysql and mariadb: `-p` glued to the password
+    ("mysql -u root -phunter2 app", f"mysql -u root -p{P} app"),
+    ("mysql -uroot -phunter2", f"mysql -uroot -p{P}"),
+    ("mysql -h db -P 3306 -u app -p'two words' app", f"mysql -h db -P 3306 -u app -p'{P}' app"),
+    ('mysqldump -p"hunter2" --all-databases', f'mysqldump -p"{P}" --all-databases'),
+    ("mariadb -u root -phunter2 -e 'select 1'", f"mariadb -u root -p{P} -e 'select 1'"),
+    ("mysqladmin -uroot -phunter2 status", f"mysqladmin -uroot -p{P} status"),
+    ("/usr/bin/mysql -phunter2", f"/usr/bin/mysql -p{P}"),
+    ("docker exec db mysql -uroot -phunter2 app", f"docker exec db mysql -uroot -p{P} app"),
+    ("cd /srv && mysql -phunter2 app; mkdir -p x", f"cd /srv && mysql -p{P} app; mkdir -p x"),
+    ('{"command":"mysql -phunter2"}', f'{{"command":"mysql -p{P}"}}'),
+    # `--password`, `--password=`, and long options ending in password
+    ("mysql --password=hunter2 app", f"mysql --password={P} app"),
+    ("mysql --password hunter2 app", f"mysql --password {P} app"),
+    ("app --passwd hunter2", f"app --passwd {P}"),
+    ("wget --http-password hunter2 https://x", f"wget --http-password {P} https://x"),
+    ("tool --db-password hunter2", f"tool --db-password {P}"),
+    ("wget --ftp-password=hunter2 ftp://x", f"wget --ftp-password={P} ftp://x"),
+    # environment variables that tools read
+    ("PGPASSWORD=hunter2 psql -h db", f"PGPASSWORD={P} psql -h db"),
+    ("MYSQL_PWD=hunter2 mysql -u root", f"MYSQL_PWD={P} mysql -u root"),
+    ("export REDISCLI_AUTH=hunter2", "export REDISCLI_AUTH=[REDACTED:secret]"),
+    ("SSHPASS=hunter2 sshpass -e ssh host", f"SSHPASS={P} sshpass -e ssh host"),
+    # tools whose short option takes the password
+    ("sshpass -p hunter2 ssh deploy@web1", f"sshpass -p {P} ssh deploy@web1"),
+    ("sshpass -phunter2 scp a b:", f"sshpass -p{P} scp a b:"),
+    ("redis-cli -h cache -a hunter2 ping", f"redis-cli -h cache -a {P} ping"),
+    ("mongosh -u admin -p hunter2 db", f"mongosh -u admin -p {P} db"),
+    ("docker login -u ci -p hunter2 ghcr.io", f"docker login -u ci -p {P} ghcr.io"),
+    ("podman login -phunter2 quay.io", f"podman login -p{P} quay.io"),
+    ("helm registry login r.io -u a -p hunter2", f"helm registry login r.io -u a -p {P}"),
+    ("az login --service-principal -u id -p hunter2", f"az login --service-principal -u id -p {P}"),
+    ("zip -P hunter2 -r b.zip docs", f"zip -P {P} -r b.zip docs"),
+    ("unzip -P hunter2 b.zip", f"unzip -P {P} b.zip"),
+    ("7z a -phunter2 b.7z docs", f"7z a -p{P} b.7z docs"),
+    ("rar a -hphunter2 b.rar docs", f"rar a -hp{P} b.rar docs"),
+    ("ldapsearch -x -D cn=admin -w hunter2 -b dc=x", f"ldapsearch -x -D cn=admin -w {P} -b dc=x"),
+    ("ldappasswd -w hunter2 -s newpass1 uid=bob", f"ldappasswd -w {P} -s {P} uid=bob"),
+    ("sqlcmd -S db -U sa -P hunter2 -Q 'select 1'", f"sqlcmd -S db -U sa -P {P} -Q 'select 1'"),
+    ("ipmitool -H bmc -U admin -P hunter2 power on", f"ipmitool -H bmc -U admin -P {P} power on"),
+    ("xfreerdp /u:bob /p:hunter2 /v:host", f"xfreerdp /u:bob /p:{P} /v:host"),
+    ("ssh-keygen -t ed25519 -N hunter2 -f k", f"ssh-keygen -t ed25519 -N {P} -f k"),
+    ("smbclient //nas/s -U bob%hunter2", f"smbclient //nas/s -U bob%{P}"),
+    ("smbclient //nas/s --user=bob%hunter2", f"smbclient //nas/s --user=bob%{P}"),
+    ("lftp -u bob,hunter2 sftp://host", f"lftp -u bob,{P} sftp://host"),
+    ("curl -u bob:hunter2 https://x", f"curl -u bob:{P} https://x"),
+    ("curl -ubob:hunter2 https://x", f"curl -ubob:{P} https://x"),
+    ("openssl enc -aes-256-cbc -k hunter2 -in a", f"openssl enc -aes-256-cbc -k {P} -in a"),
+    # single-dash long options
+    (
+        "keytool -list -storepass hunter2 -keypass hunter3",
+        f"keytool -list -storepass {P} -keypass {P}",
+    ),
+    ("openssl pkcs12 -passin pass:hunter2 -in a", f"openssl pkcs12 -passin pass:{P} -in a"),
+    ("openssl rsa -passout pass:hunter2", f"openssl rsa -passout pass:{P}"),
+    ("influx -username bob -password hunter2", f"influx -username bob -password {P}"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), COMMAND_LINES)
+def test_command_line_passwords(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_command_line_passwords_on_the_fast_path() -> None:
+    """In a transcript line (a Bash tool call), through the prefilter."""
+    line = (
+        b'{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash",'
+        b'"input":{"command":"mysql -u root -pSECRETpw123 -e \\"select 1\\""}}]}}\n'
+    )
+    out = REDACTOR.redact_chunk(line).data
+    assert b"SECRETpw123" not in out
+    assert b"mysql -u root -p[REDACTED:password] -e" in out
+
+
+# `-p` and friends where they are not passwords: the text must stay as it is.
+NOT_PASSWORDS = [
+    "mkdir -p build/out",
+    "cp -p a b",
+    "ssh -p 2222 host",
+    "scp -P 2222 a host:",
+    "docker run -p 8080:80 nginx",
+    "docker run -p 8080:80 -e MYSQL_ROOT_PASSWORD=$PW mysql",
+    "git log -p -- src",
+    "git add -p",
+    "patch -p1 < fix.diff",
+    "psql -h db -p 5432 -U app",
+    "redis-cli -p 6379 ping",
+    "mysql -P 3306 -h db",
+    "mysql -u root -p",
+    "mysql -u root -p app",
+    "mysql -u root -p -e 'select 1'",
+    "mysqldump --single-transaction -p app > dump.sql",
+    "mysql -p$MYSQL_PASSWORD app",
+    'mysql -p"${DB_PASS}" app',
+    "sshpass -f ~/.pw ssh host",
+    "sshpass -e ssh host",
+    "read -p 'Password: ' pw",
+    "sudo -p 'pw: ' ls",
+    "ps -p 1234",
+    "lsof -p 42",
+    "python -m pip install -p x",
+    "openssl req -new -key k.pem -out c.csr",
+    "openssl pkcs12 -passin env:P12_PASS -in a",
+    "openssl pkcs12 -passin file:pw.txt -in a",
+    "keytool -storepass:env STOREPASS -list",
+    "zip -r b.zip docs",
+    "7z x -p b.7z",
+    "ldapsearch -x -W -b dc=x",
+    "ssh-keygen -N '' -f k",
+    "smbclient //nas/s -U bob",
+    "curl -u bob https://x",
+    "docker login -u ci --password-stdin ghcr.io",
+    "psql --no-password db",
+    "ansible-playbook --ask-pass site.yml",
+    "ansible-playbook --ask-become-pass site.yml",
+    "the mysql client asks for it with -p",
+]
+
+
+@pytest.mark.parametrize("text", NOT_PASSWORDS)
+def test_options_that_are_not_passwords_stay(text: str) -> None:
+    assert redact(text) == text
+
+
 def _jwt() -> str:
     head = base64.urlsafe_b64encode(b'{"alg":"RS256"}').rstrip(b"=").decode()
     body = base64.urlsafe_b64encode(b'{"sub":"1234567890"}').rstrip(b"=").decode()
@@ -291,6 +420,8 @@ def test_placeholders_never_match_a_rule(kind: str) -> None:
         ("TOKEN_TYPE", None),
         ("PWD", None),
         ("bypass", None),
+        ("SSHPASS", "password"),
+        ("compass", None),
         ("password_file", None),
         ("", None),
     ],

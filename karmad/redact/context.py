@@ -1,7 +1,8 @@
 """Contextual secrets: what surrounds them says they are secrets.
 
 Assignments to names that announce a secret, authentication headers, passwords in URLs,
-`curl -u` and `.netrc` credentials, and AWS secrets, which have no prefix of their own.
+`.netrc` credentials, and AWS secrets, which have no prefix of their own. Passwords on
+command lines are in `commands`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def not_a_secret(value: str) -> bool:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*[A-Za-z]", re.ASCII)
 _NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", re.ASCII)
 _PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase", "pass", "pwd"})
+_PASSWORD_VARIABLES = frozenset({"sshpass"})
+"""One-word names that tools read a password from, which the last-word rule misses
+(`SSHPASS` is not `SSH_PASS`, and `bypass` must stay a word)."""
 _KEY_QUALIFIERS_PUBLIC = frozenset(
     [
         "primary",
@@ -149,7 +153,7 @@ def secret_name_kind(name: str) -> str | None:
     if not words:
         return None
     last = words[-1]
-    if last in _PASSWORD_WORDS:
+    if last in _PASSWORD_WORDS or (len(words) == 1 and last in _PASSWORD_VARIABLES):
         # A lone `PWD` is the shell's working directory.
         return None if last == "pwd" and len(words) == 1 else "password"
     if last.endswith(("password", "passwd", "passphrase")):
@@ -260,30 +264,6 @@ ASSIGNMENT = Rule(
 """`NAME=value`, `export NAME="value"`, `name: value`, `"name": "value"` where the name
 announces a secret. The value is replaced, the name kept. The same anchor covers JSON
 object keys, which the engine checks for the same names."""
-
-
-def _classify_flag(match: re.Match[str], text: str) -> Hit | None:
-    value = span_text(match, text, "value")
-    if value.startswith("-") or not_a_secret(value):
-        return None
-    kind = "password" if match["flag"].lower().startswith("pass") else "secret"
-    return Hit(*match.span("value"), kind)
-
-
-CLI_FLAG = any_case_rule(
-    ("password", "secret"),
-    r"--(?<![\w-]--)(?P<flag>password|passwd|pass|token|secret|api-key|apikey|auth-token"
-    r"|access-token|client-secret)[ \t]+\\?[\"']?(?P<value>[^\s\"'`;|&)\\]+)",
-    (
-        raw_anchor(
-            rb"--(?:password|passwd|pass|token|secret|api-key|apikey|auth-token|access-token"
-            rb"|client-secret)(?:[ \t]|\\t)",
-            caseless=True,
-        ),
-    ),
-    _classify_flag,
-)
-"""`--password hunter2`, `--token abc` (the `--flag=value` form is an assignment)."""
 
 
 AWS_SECRET = any_case_rule(
@@ -410,26 +390,6 @@ COOKIE = any_case_rule(
     _classify_cookie,
 )
 """`Cookie:` and `Set-Cookie:` headers: session cookies are credentials."""
-
-
-def _classify_curl_user(match: re.Match[str], text: str) -> Hit | None:
-    if not_a_secret(span_text(match, text, "secret")):
-        return None
-    return Hit(*match.span("secret"), "password")
-
-
-CURL_USER = Rule(
-    ("password",),
-    re.compile(
-        r"-(?:u(?<![\w-]-u)|-user(?<![\w-]--user))[ \t]+\\?[\"']?"
-        r"(?P<user>[^\s:\"'\\\x00-\x1f]+)"
-        r":(?P<secret>[^\s\"'\\\x00-\x1f]+)",
-        re.ASCII,
-    ),
-    (raw_anchor(rb"(?:-u|--user)(?:[ \t]|\\t)+\S*:"),),
-    classify=_classify_curl_user,
-)
-"""`curl -u user:password`: the user stays, the password goes."""
 
 
 def _classify_url(match: re.Match[str], text: str) -> Hit | None:

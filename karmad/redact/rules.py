@@ -6,22 +6,21 @@ manifests record it so a receiver knows which rules a session went through.
 
 from __future__ import annotations
 
+from karmad.redact.commands import CLI_FLAG, CURL_USER, DASH_FLAG, TOOL_OPTIONS
 from karmad.redact.context import (
     ASSIGNMENT,
     AUTH_HEADER,
     AWS_SECRET,
     BASIC,
     BEARER,
-    CLI_FLAG,
     COOKIE,
-    CURL_USER,
     NETRC,
     URL_PASSWORD,
 )
 from karmad.redact.rule import Rule
 from karmad.redact.tokens import TOKEN_RULES
 
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 BUILTIN_RULES: tuple[Rule, ...] = (
     *TOKEN_RULES,
@@ -34,6 +33,8 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     NETRC,
     COOKIE,
     CLI_FLAG,
+    DASH_FLAG,
+    TOOL_OPTIONS,
     ASSIGNMENT,
 )
 """In priority order: where matches overlap they are merged and the earliest rule names

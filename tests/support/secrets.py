@@ -251,6 +251,27 @@ class SecretFactory:
         add("password", f"curl -u admin:{pw6} https://ci.example.com/api", pw6, where="command")
         pw7 = self.password()
         add("password", f'{{"username": "admin", "password": "{pw7}"}}', pw7, where="output")
+        # Passwords on command lines, in the forms tools take them.
+        for command in (
+            "mysql -u root -p{pw} app",
+            "mysqldump -h db.internal -uadmin -p'{pw}' --all-databases",
+            "sshpass -p {pw} ssh deploy@web1",
+            "docker login -u ci -p {pw} registry.example.com",
+            "PGPASSWORD={pw} psql -h db -U app",
+            "MYSQL_PWD={pw} mysql -u root",
+            "redis-cli -h cache -a {pw} ping",
+            "mongosh -u admin -p {pw} --authenticationDatabase admin",
+            "smbclient //nas/share -U bob%{pw}",
+            "keytool -list -keystore ks.jks -storepass {pw}",
+            "openssl pkcs12 -export -in c.pem -passout pass:{pw} -out c.p12",
+            "ldapsearch -x -D cn=admin,dc=example -w {pw} -b dc=example",
+            "curl -uadmin:{pw} https://ci.example.com/api",
+            "7z a -p{pw} backup.7z docs/",
+            "zip -P {pw} -r backup.zip docs",
+            "wget --http-user=bob --http-password {pw} https://files.example.com/a",
+        ):
+            pw = self.password()
+            add("password", command.format(pw=pw), pw, where="command")
         pw8 = self.password()
         add(
             "password",
