@@ -278,6 +278,9 @@ class Daemon:
             health.set("rpc", "listening", str(self.paths.socket))
             # After the socket: a long first scan runs in the background, never delaying it.
             await tg.start(services.indexer.run)
+            # Before Syncthing starts: an outbox line a killed karmad left half-written
+            # must be cut back before anything can scan it.
+            await services.packager.recover()
             # Ready once Syncthing answers, or is known absent or failing: never later.
             await tg.start(syncthing.run)
             await tg.start(reconciler.run)

@@ -255,17 +255,60 @@ def test_unanswering_syncthing_is_reported_then_restarted(
 def test_a_killed_karmad_leaves_no_syncthing_behind(
     syncthing_cluster: ClusterFactory, anyio_backend: str
 ) -> None:
+    """SIGKILL gives karmad no chance to stop its children: its guard does, at once."""
     (node,) = syncthing_cluster(1, karmad=True, backend=anyio_backend)
     assert node.karmad is not None
     device = node.status()["device_id"]
     orphans = node.syncthing_pids()
+    assert len(orphans) == 2  # the monitor and the Syncthing it forked
     node.karmad.kill()
-    assert all(proctree.alive(pid) for pid in orphans)
+    wait_until(
+        lambda: not any(proctree.alive(pid) for pid in orphans),
+        5,
+        message="Syncthing gone with its karmad",
+    )
+    assert proctree.syncthings_of(node.syncthing_home) == []
     node.karmad.start()
     status = attach_karmad_node(node)
     assert status["device_id"] == device
-    assert not any(proctree.alive(pid) for pid in orphans)
-    assert "stopped_leftover_syncthing" in node.karmad.log()
+    assert "stopped_leftover_syncthing" not in node.karmad.log()
+
+
+def test_a_karmad_killed_while_syncthing_starts_leaves_none_behind(
+    syncthing_cluster: ClusterFactory, anyio_backend: str
+) -> None:
+    """Killed before it knew the pid of the Syncthing the monitor forks: the guard finds
+    every process serving karmad's home by its command line."""
+    (node,) = syncthing_cluster(1, karmad=True, backend=anyio_backend)
+    assert node.karmad is not None
+    home = node.syncthing_home
+    for _ in range(3):
+        node.karmad.stop()
+        assert proctree.syncthings_of(home) == []
+        node.karmad.start(wait=False)
+        wait_until(lambda: proctree.syncthings_of(home), 60, interval=0.005)
+        node.karmad.kill()
+        wait_until(
+            lambda: not proctree.syncthings_of(home), 5, message="Syncthing gone with karmad"
+        )
+        node.karmad.start()
+        attach_karmad_node(node)
+
+
+def test_a_stopped_karmad_leaves_no_guard_behind(
+    syncthing_cluster: ClusterFactory, anyio_backend: str
+) -> None:
+    (node,) = syncthing_cluster(1, karmad=True, backend=anyio_backend)
+    assert node.karmad is not None
+    guards = [
+        p.pid
+        for p in proctree.table()
+        if "karmad.syncthing.guard" in proctree.command_line(p.pid)
+        and str(node.syncthing_home) in proctree.command_line(p.pid)
+    ]
+    assert len(guards) == 1
+    assert node.karmad.stop() == 0
+    assert not proctree.alive(guards[0])
 
 
 def test_a_removed_binary_is_reported_as_not_installed(

@@ -2,13 +2,22 @@
 
 Transcripts only ever grow, so normally only the new complete lines are read, redacted
 and appended (cost proportional to what was added, not to the file). A source that
-shrank or was replaced (new inode) is copied again whole. The outbox is never left with
-a partial line or a line twice, whatever happens:
+shrank or was replaced (new inode) is copied again whole. Syncthing never sends a
+partial line or a line twice, whatever happens:
 
 - a new file is written under a temporary name (ignored by Syncthing) and renamed;
-- an append is one `write` of whole lines; the progress (source offset, outbox size)
-  is recorded only afterwards, and an outbox file longer than its recorded size — a
-  crash between the write and the record — is cut back before anything else happens.
+- an append writes whole lines, in pieces of at most `PIECE_BYTES` that each end at a
+  line end, read and redacted a block at a time (memory stays around a block and the
+  longest line, however large the backlog). The progress (source offset, outbox size)
+  is recorded only afterwards.
+
+An append cannot be atomic for a reader, and a crash (kill -9) in the middle of a
+piece leaves a partial line on disk. Nothing sends it: the managed Syncthing dies with
+karmad (`karmad.syncthing.guard`), and before Syncthing starts again every outbox file
+longer than recorded is cut back to its last recorded line (`recover`). While karmad
+runs, a Syncthing scan that overlaps a write sees the file change under it (Syncthing
+checks size and time after hashing) and scans again. Rewriting the file under a new
+name instead would make the cost of one appended line the size of the session.
 
 Lines that are not a JSON object (a comment, a line cut by a crash of the writer) are
 dropped and counted rather than passed on, so receivers can insist on valid lines.
@@ -26,6 +35,9 @@ from karmad.redact import Redactor, Tally
 from karmad.sync.statefile import TEMP_PREFIX
 
 READ_BYTES = 8 << 20
+PIECE_BYTES = 1 << 20
+"""Largest write of an append: each piece ends at a line end (unless one line is
+longer), so a reader that overlaps a write sees a partial line for at most one piece."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,37 +156,75 @@ def _rewrite(
     )
 
 
+def _write_pieces(fd: int, data: bytes) -> None:
+    """`data` (whole lines) in pieces that each end at a line end."""
+    view = memoryview(data)
+    start, size = 0, len(data)
+    while start < size:
+        end = size
+        if size - start > PIECE_BYTES:
+            cut = data.rfind(b"\n", start, start + PIECE_BYTES)
+            end = cut + 1 if cut >= 0 else data.find(b"\n", start + PIECE_BYTES) + 1 or size
+        piece = view[start:end]
+        while piece:
+            piece = piece[os.write(fd, piece) :]
+        start = end
+
+
 def _append(
     src: Path, dest: Path, previous: Progress, redactor: Redactor, hashers: Hashers
 ) -> Progress | None:
     try:
-        st, raw = _read_from(src, previous.src_offset)
+        f = src.open("rb", buffering=0)
     except FileNotFoundError:
         return None
-    body = _complete(raw)
-    if not body:
-        return None
-    consumed = len(body)
-    body, dropped = objects_only(body)
-    out, tally = _redact(redactor, body)
-    hasher = hashers.for_file(dest, previous.dest_size)
-    if out:
-        fd = os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    with f:
+        st = os.fstat(f.fileno())
+        f.seek(previous.src_offset)
+        # What is there now; lines added meanwhile wait for the next pass. Reading no
+        # more than that keeps the common case (one new line) to one small read.
+        remaining = st.st_size - previous.src_offset
+        # A copy: an append that fails half-way must leave the remembered hash alone
+        # (the file is cut back to what it hashes before the next attempt).
+        hasher = hashers.for_file(dest, previous.dest_size).copy()
+        consumed = written = lines = dropped = 0
+        tally = Tally()
+        fd = -1
+        carry = b""
         try:
-            view = memoryview(out)
-            while view:
-                view = view[os.write(fd, view) :]
+            while remaining > 0 and (block := f.read(min(READ_BYTES, remaining))):
+                remaining -= len(block)
+                data = carry + block if carry else block
+                end = data.rfind(b"\n") + 1
+                carry = data[end:]
+                if not end:
+                    continue  # one line longer than a block: read on to its end
+                body, n_dropped = objects_only(data[:end])
+                consumed += end
+                dropped += n_dropped
+                out, block_tally = _redact(redactor, body)
+                tally.merge(block_tally)
+                if not out:
+                    continue
+                if fd < 0:
+                    fd = os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+                _write_pieces(fd, out)
+                hasher.update(out)
+                written += len(out)
+                lines += out.count(b"\n")
         finally:
-            os.close(fd)
-        hasher.update(out)
-    size = previous.dest_size + len(out)
+            if fd >= 0:
+                os.close(fd)
+    if not consumed:
+        return None  # nothing but the start of a line still being written
+    size = previous.dest_size + written
     hashers.keep(dest, size, hasher)
     return replace(
         previous,
         src_inode=st.st_ino,
         src_offset=previous.src_offset + consumed,
         dest_size=size,
-        lines=previous.lines + out.count(b"\n"),
+        lines=previous.lines + lines,
         sha256=hasher.hexdigest(),
         dropped=previous.dropped + dropped,
         redactions=_merge(previous.redactions, tally),

@@ -111,6 +111,47 @@ class Packager:
         self.packaged_bytes = 0
         self.passes = 0
 
+    # ------------------------------------------------------------------ start-up
+
+    async def recover(self) -> None:
+        """Cut every outbox file longer than recorded back to its last recorded line.
+
+        Run before Syncthing starts. Only a crash (kill -9 in the middle of an append)
+        leaves such a file, its last line partial; the Syncthing that started next would
+        scan and send it before the packager's first pass came to it.
+        """
+        try:
+            cut = await anyio.to_thread.run_sync(self._recover, limiter=self._limiter)
+        except (OSError, StoreError) as exc:
+            # The first pass cuts each file back before appending to it anyway.
+            log.error("outbox_recovery_failed", error=str(exc))
+            return
+        if cut:
+            log.warning("outboxes_cut_back", files=cut)
+
+    def _recover(self) -> int:
+        state, _index = self._open()
+        cut = 0
+        for row in state.query("SELECT folder_id, rel, dest_size FROM packaged_files"):
+            try:
+                base = Path(folder_path(str(self._folders_dir), row["folder_id"]))
+            except ValueError:
+                continue
+            dest = base / row["rel"]
+            if not dest.resolve().is_relative_to(base.resolve()):
+                continue  # not a path karmad wrote: leave it alone
+            try:
+                if dest.stat().st_size <= row["dest_size"]:
+                    continue
+                with dest.open("r+b") as f:
+                    f.truncate(row["dest_size"])
+                    os.fsync(f.fileno())
+            except OSError:
+                continue  # gone or unreadable: the packager's pass decides what to do
+            log.warning("outbox_cut_back", path=str(dest), size=row["dest_size"])
+            cut += 1
+        return cut
+
     # ------------------------------------------------------------------ triggers
 
     def wake(self, *, full: bool = False, sessions: set[str] | None = None) -> None:

@@ -117,7 +117,44 @@ def command_line(pid: int) -> str:
 
 def is_syncthing_of(pid: int, home: Path) -> bool:
     """The live process `pid` is a Syncthing serving `home` (not a recycled pid)."""
-    return alive(pid) and f"--home={home}" in command_line(pid)
+    if not alive(pid):
+        return False
+    wanted = f"--home={home}"
+    if _use_proc():
+        try:
+            args = (_PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return wanted.encode() in args
+    line = command_line(pid)
+    return f" {wanted} " in f" {line.strip()} "
+
+
+def syncthings_of(home: Path) -> list[int]:
+    """Every live process serving `home`: the monitor and the Syncthing it forked."""
+    return [p.pid for p in table() if not p.zombie and is_syncthing_of(p.pid, home)]
+
+
+def uptime() -> float | None:
+    """Seconds since boot, on the clock of `started_after_boot` (Linux only)."""
+    if not _use_proc():
+        return None
+    try:
+        return float((_PROC / "uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def started_after_boot(pid: int) -> float | None:
+    """When `pid` started, in seconds since boot (Linux only)."""
+    if not _use_proc():
+        return None
+    try:
+        stat = (_PROC / str(pid) / "stat").read_bytes()
+        ticks = int(stat.rsplit(b")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def send(pid: int, signum: int, *, group: bool = False) -> bool:

@@ -7,6 +7,8 @@ backoff; a run that lasted long enough resets the backoff, and a restart Syncthi
 for (exit status 3) happens at once. A Syncthing that stops answering is restarted too.
 On shutdown Syncthing gets SIGTERM, then SIGKILL after a grace period, and so does the
 real Syncthing process its monitor started (see `proctree`): no orphan survives karmad.
+A karmad that is killed cannot do this, so a guard process (`guard`) kills its
+Syncthing the moment karmad's process ends.
 
 States reported: starting, running, restarting, failed (the same problem again and
 again, or one a restart cannot fix; retries continue at the longest delay).
@@ -35,6 +37,7 @@ from karmad.syncthing import proctree
 from karmad.syncthing.binary import Binary, BinaryError
 from karmad.syncthing.compat import EXIT_RESTART, child_env
 from karmad.syncthing.errors import AuthFailed, SyncthingError
+from karmad.syncthing.guard import Guard
 from karmad.syncthing.home import HomeError, HomeSettings, PreparedHome
 
 log = logs.get("karmad.syncthing.supervisor")
@@ -95,6 +98,7 @@ class Supervisor:
         self._unresponsive_for = unresponsive_for
         self._clock = clock
         self._pid_file = proctree.PidFile(settings.home / PID_FILE)
+        self._guard = Guard(settings.home)
         self._inner: list[int] = []
         self._binary_stamp: tuple[int, int] | None = None
         self.current: RunInfo | None = None
@@ -102,6 +106,18 @@ class Supervisor:
         self.restarts = 0
 
     async def run(self) -> None:
+        try:
+            await self._run_forever()
+        finally:
+            # Syncthing is stopped by now (`_run_once` stops it, shielded, on the way out).
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._guard.release)
+
+    @property
+    def guard_pid(self) -> int | None:
+        return self._guard.pid
+
+    async def _run_forever(self) -> None:
         failures = 0
         while True:
             outcome = await self._run_once()
@@ -144,6 +160,12 @@ class Supervisor:
         leftovers = proctree.terminate(self._pid_file.read(), home, self._config.stop_timeout_s)
         if leftovers:
             log.warning("stopped_leftover_syncthing", pids=leftovers)
+        try:
+            self._guard.start()
+        except OSError as exc:
+            # Without it only a karmad killed outright leaves Syncthing running (until
+            # the next start's sweep); not a reason to share nothing.
+            log.warning("syncthing_guard_failed", error=str(exc))
         prepared = home_mod.prepare(self.binary, self.settings, now=self._clock)
         if prepared.notes or prepared.changed:
             log.info("syncthing_home", notes=prepared.notes, settings_applied=prepared.changed)

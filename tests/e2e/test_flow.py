@@ -7,17 +7,22 @@ complete and with the same figures — and only where the subscriptions say so.
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from karmad.domain import project_key
 from karmad.redact import Redactor
+from karmad.syncthing import proctree
 from tests.support.daemon import karmactl_command
 from tests.support.sessions import SessionWriter, corpus_records, dump, make_checkout
-from tests.support.syncthing import Cluster, Node, wait_until
+from tests.support.syncthing import Cluster, Node, wait_started, wait_until
 from tests.support.teams import (
     CONVERGE_S,
     folders_dir,
@@ -252,13 +257,6 @@ def test_secrets_subagents_tool_results_and_a_receive_only_member(
 def test_pause_resume_refused_files_and_a_crash_while_packaging(
     syncthing_cluster: Callable[..., Cluster],
 ) -> None:
-    import os
-    import signal
-    import time
-    import uuid
-
-    from tests.support.syncthing import wait_started
-
     a, b = syncthing_cluster(
         2, karmad=True, config="[index]\nmax_received_file_bytes = 2000000\n"
     ).nodes
@@ -412,3 +410,100 @@ def test_a_hand_edit_in_an_inbox_is_undone(syncthing_cluster: Callable[..., Clus
         CONVERGE_S,
         message="alice's later lines still arrive",
     )
+
+
+KILL_TRIALS = int(os.environ.get("KARMAD_KILL_TRIALS", "3"))
+"""Raise it for a soak: `KARMAD_KILL_TRIALS=20 pytest tests/e2e/test_flow.py -k kill`."""
+BACKLOG_MB = 24
+
+
+def backlog(writer: SessionWriter, trial: int) -> list[bytes]:
+    """Large lines, as a long tool output makes them: the catch-up append takes a while."""
+    rng = random.Random(trial)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    records = []
+    for n in range(BACKLOG_MB * 10):
+        text = " ".join(rng.choice(words) for _ in range(16_000))  # ~100 KB
+        records.append(
+            {
+                "type": "user",
+                "sessionId": writer.session_id,
+                "cwd": str(writer.checkout),
+                "uuid": str(uuid.UUID(int=rng.getrandbits(128))),
+                "message": {"role": "user", "content": f"{trial}.{n} {text}"},
+            }
+        )
+    return writer.append(*records)
+
+
+def test_a_kill_during_a_catch_up_append_never_sends_a_partial_line(
+    syncthing_cluster: Callable[..., Cluster],
+) -> None:
+    """kill -9 of the sender's karmad in the middle of appending a backlog to an outbox:
+    its Syncthing dies with it, the next karmad cuts the file back before Syncthing
+    starts, and the teammate's copy never ends in the middle of a line."""
+    a, b, team_id, checkout = setup(syncthing_cluster, ("both", "both"))
+    assert a.karmad is not None
+    writer = SessionWriter(a.karmad.home.claude, checkout)
+    written = writer.append(*corpus_records(5))
+    key = project_key(IDENTITY)
+    rel = writer.path.relative_to(a.karmad.home.claude / "projects")
+    outbox_file = folders_dir(a) / own_folder(a, team_id) / "projects" / key / rel
+    inbox_file = received_file(a, b, team_id, writer)
+    wait_until(
+        lambda: inbox_file.exists() and inbox_file.read_bytes() == expected(written), CONVERGE_S
+    )
+    seen: list[int] = []
+
+    def whole_lines() -> bytes:
+        data = inbox_file.read_bytes()
+        assert data.endswith(b"\n"), f"the receiver's copy ends mid-line at {len(data)}"
+        seen.append(len(data))
+        return data
+
+    cut_mid_line = 0
+    for trial in range(KILL_TRIALS):
+        a.karmad.stop()
+        recorded = outbox_file.stat().st_size
+        written += backlog(writer, trial)
+        a.karmad.start(wait=False)
+        syncthing_home = a.syncthing_home
+        # Kill as soon as the outbox grows: in the middle of the catch-up append.
+        deadline = time.monotonic() + 120
+        fd = os.open(outbox_file, os.O_RDONLY)
+        try:
+            while os.fstat(fd).st_size <= recorded:
+                assert time.monotonic() < deadline, "the catch-up append never started"
+            os.kill(a.karmad.pid, signal.SIGKILL)
+        finally:
+            os.close(fd)
+        a.karmad.wait()
+        mid_line = not outbox_file.read_bytes().endswith(b"\n")
+        cut_mid_line += mid_line
+        wait_until(
+            lambda: not proctree.syncthings_of(syncthing_home),  # noqa: B023
+            5,
+            message="the killed karmad's Syncthing is gone",
+        )
+        # The window in which a surviving Syncthing would send what it found.
+        until = time.monotonic() + 5
+        while time.monotonic() < until:
+            whole_lines()
+            time.sleep(0.02)
+        a.karmad.start(wait=False)
+        wait_started(a)
+        if mid_line:
+            # Cut back before the new Syncthing could scan it, not when packaging gets there.
+            events = [e.get("event") for e in a.karmad.log_events()]
+            assert "outbox_cut_back" in events, events
+            assert events.index("outbox_cut_back") < events.index("syncthing_started")
+        want = expected(written)
+        wait_until(
+            lambda: whole_lines() == want,  # noqa: B023
+            CONVERGE_S * 4,
+            interval=0.02,
+            message="bob converges, never seeing a partial line",
+        )
+    # The kill hit the middle of a line at least once; the pieces that were written
+    # before it (whole lines) may also have been cut back.
+    print(f"kill -9 trials: {KILL_TRIALS}, mid-line on disk: {cut_mid_line}, reads: {len(seen)}")
