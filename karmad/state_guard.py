@@ -159,7 +159,7 @@ def check_after_open(
     """With the store open: an identity present is remembered; one missing while a
     witness says it existed (a store already replaced by a fresh one) stops karmad."""
     if member_tag is not None and created_at is not None:
-        remember(store, member_tag, created_at)
+        remember_quietly(store, member_tag, created_at)
         return
     witness = _witness(store, syncthing_config)
     if witness is not None:

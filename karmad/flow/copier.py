@@ -2,8 +2,10 @@
 
 Transcripts only ever grow, so normally only the new complete lines are read, redacted
 and appended (cost proportional to what was added, not to the file). A source that
-shrank or was replaced (new inode) is copied again whole. Syncthing never sends a
-partial line or a line twice, whatever happens:
+shrank or was replaced (new inode) is copied again whole. A managed Syncthing never
+sends a partial line or a line twice, whatever happens (an external one, which outlives
+karmad, may send a partial last line after a kill -9 until karmad starts again;
+receivers read only complete lines):
 
 - a new file is written under a temporary name (ignored by Syncthing) and renamed;
 - an append writes whole lines, in pieces of at most `PIECE_BYTES` that each end at a

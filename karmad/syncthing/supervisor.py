@@ -113,10 +113,6 @@ class Supervisor:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._guard.release)
 
-    @property
-    def guard_pid(self) -> int | None:
-        return self._guard.pid
-
     async def _run_forever(self) -> None:
         failures = 0
         while True:
