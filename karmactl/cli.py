@@ -45,6 +45,7 @@ COMMAND_INDEX: dict[str, str] = {
     "share": "cmd_share",
     "service": "cmd_service",
     "doctor": "cmd_doctor",
+    "archive": "cmd_archive",
 }
 """Which module implements each command, so a run imports only the module it needs
 (a test keeps this equal to the modules' own `COMMANDS`)."""

@@ -1,4 +1,4 @@
-"""`sessions ls|show|search`: the sessions karmad has indexed."""
+"""`sessions ls|show|search|resume`: the sessions karmad has indexed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 
-from karmactl import cli, pager, render, when
+from karmactl import cli, cmd_resume, pager, render, when
 from karmactl.client import CommandFailed
 from karmactl.typed import decode
 from karmad.protocol import (
@@ -103,6 +103,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--since", type=when.argument)
     p.add_argument("--until", type=when.argument)
     p.set_defaults(func=search)
+
+    cmd_resume.add_verb(verbs, common)
 
 
 # --------------------------------------------------------------------------- ls

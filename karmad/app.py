@@ -19,16 +19,20 @@ import anyio
 from anyio.abc import TaskGroup
 
 from karmad import logs, sdnotify, state_guard
+from karmad.api import archive as archive_api
 from karmad.api import daemon as daemon_api
 from karmad.api import doctor as doctor_api
 from karmad.api import index as index_api
+from karmad.api import resume as resume_api
 from karmad.api import sessions as sessions_api
 from karmad.api import share as share_api
 from karmad.api import syncthing as syncthing_api
 from karmad.api import teams as teams_api
 from karmad.api import usage as usage_api
 from karmad.api.teams import TeamService
+from karmad.archive.archiver import Archiver
 from karmad.bus import Bus, utc_now
+from karmad.checks import archive as archive_checks
 from karmad.checks import claude as claude_checks
 from karmad.checks import disk as disk_checks
 from karmad.checks import index as index_checks
@@ -48,6 +52,7 @@ from karmad.index.service import Indexer, open_index
 from karmad.lock import InstanceLock
 from karmad.paths import Paths, ensure_private_dir
 from karmad.redact import redactor_from_config
+from karmad.resume.service import Resumer
 from karmad.rpc.dispatch import Dispatcher
 from karmad.rpc.router import Router
 from karmad.rpc.server import RpcServer
@@ -71,6 +76,8 @@ API_MODULES = (
     syncthing_api,
     teams_api,
     share_api,
+    archive_api,
+    resume_api,
 )
 """Every `karmad.api` module; each registers its handlers with `register(router, services)`."""
 
@@ -81,6 +88,7 @@ CHECK_MODULES = (
     index_checks,
     syncthing_checks,
     sync_checks,
+    archive_checks,
 )
 """Every `karmad.checks` module; each registers its checks with `register(doctor, services)`."""
 
@@ -139,7 +147,23 @@ def assemble(
         prices=pricing.load_table(config.prices),
         bus=bus,
         health=health,
-        roots=[Root(paths.claude_projects, origin="local")],
+        roots=[
+            Root(
+                paths.claude_projects,
+                origin="local",
+                archive=paths.archive_projects if config.archive.enabled else None,
+            )
+        ],
+    )
+    archiver = Archiver(
+        live=paths.claude_projects,
+        archive=paths.archive_projects,
+        replaced=paths.archive_replaced,
+        index_path=paths.index,
+        config=config.archive,
+        bus=bus,
+        health=health,
+        clock=utc_now,
     )
     syncthing = SyncthingService(paths, config.syncthing, bus, health)
     port = ServicePort(syncthing)
@@ -187,6 +211,15 @@ def assemble(
         bus=bus,
         clock=utc_now,
     )
+    index = IndexQueries(index_store)
+    resumer = Resumer(
+        paths=paths,
+        store=store,
+        index=index,
+        member=member_tag,
+        bus=bus,
+        clock=utc_now,
+    )
     services = Services(
         paths=paths,
         config=config,
@@ -198,13 +231,15 @@ def assemble(
         request_shutdown=request_shutdown,
         syncthing=syncthing,
         teams=TeamService(store, port, reconciler, utc_now),
-        index=IndexQueries(index_store),
+        index=index,
         indexer=indexer,
         doctor=doctor,
         packager=packager,
         receiver=receiver,
         redactor=redactor,
         previewer=previewer,
+        archiver=archiver,
+        resumer=resumer,
     )
     for checks in CHECK_MODULES:
         checks.register(doctor, services)
@@ -286,6 +321,8 @@ class Daemon:
             await tg.start(reconciler.run)
             await tg.start(services.receiver.run)
             await tg.start(services.packager.run)
+            await tg.start(services.archiver.run)
+            await tg.start(services.resumer.run)
             await tg.start(services.previewer.run)
             await tg.start(doctor.serve)
             # Every subsystem is started with `await tg.start(...)` above this line, so

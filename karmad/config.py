@@ -215,6 +215,23 @@ class DoctorConfig(_Section):
     those phases end once the other side answers, which normally takes seconds."""
 
 
+class ArchiveConfig(_Section):
+    """karmad's archive of the member's own sessions (docs/operations.md): hard links
+    (copies across filesystems) that outlive Claude Code's cleanup."""
+
+    enabled: bool = True
+    """Keep every own session (main transcript, subagents, tool results), shared or not."""
+    exclude_projects: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=4096)]], Meta(max_length=1000)
+    ] = msgspec.field(default_factory=list)
+    """Projects never archived: a git remote in any spelling (`git@github.com:acme/app`,
+    `github.com/acme/app`) or a checkout directory. Files archived before a project was
+    excluded stay until removed by hand."""
+    sweep_interval_s: Annotated[float, Meta(gt=0, le=86400)] = 300.0
+    """A pass over every local transcript even when no change was announced (files
+    written while the index was turned off, or a change it missed)."""
+
+
 class RedactionPattern(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: ShortText
     """The kind in the placeholder: `[REDACTED:<name>]`."""
@@ -250,6 +267,7 @@ class Config(_Section):
     prices: PricesConfig = msgspec.field(default_factory=PricesConfig)
     doctor: DoctorConfig = msgspec.field(default_factory=DoctorConfig)
     redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
+    archive: ArchiveConfig = msgspec.field(default_factory=ArchiveConfig)
 
 
 class ConfigError(Exception):

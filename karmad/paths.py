@@ -42,6 +42,8 @@ class Paths:
     socket: Path
     claude_dir: Path
     log_dir: Path
+    home: Path
+    """The user's home directory (`$HOME`): where resumed sessions' paths point."""
 
     @property
     def store(self) -> Path:
@@ -82,6 +84,23 @@ class Paths:
     def folder(self, folder_id: str) -> Path:
         """A managed folder's directory; the id must already be validated by the caller."""
         return self.folders_dir / folder_id
+
+    @property
+    def archive_dir(self) -> Path:
+        """karmad's archive of the member's own sessions (docs/operations.md)."""
+        return self.state_dir / "archive"
+
+    @property
+    def archive_projects(self) -> Path:
+        """The archived transcripts, laid out like `claude_projects` (hard links where
+        the filesystem allows, copies elsewhere)."""
+        return self.archive_dir / "projects"
+
+    @property
+    def archive_replaced(self) -> Path:
+        """Earlier generations of archived files whose source was replaced by another
+        file: kept, never read as sessions."""
+        return self.archive_dir / "replaced"
 
     @property
     def claude_projects(self) -> Path:
@@ -141,6 +160,7 @@ def resolve(overrides: Overrides | None = None, environ: Mapping[str, str] | Non
         socket=sock,
         claude_dir=pick(o.claude_dir, ENV_CLAUDE_DIR, home / ".claude"),
         log_dir=pick(o.log_dir, ENV_LOG_DIR, log_default),
+        home=home,
     )
 
 

@@ -1384,3 +1384,139 @@ _method(
     "What would be sent of a session or project, and what redaction would replace.",
 )
 _method("share.previewResult", PreviewResultParams, SharePreview, "The result of a preview.")
+
+
+# ------------------------------------------------------------------ archive.*, session.resume
+
+
+class ArchivedSession(Result):
+    id: str
+    project_dir: str
+    """Claude Code's directory name for where the session started."""
+    path: str
+    """The archived main transcript."""
+    bytes: int
+    """All its archived files."""
+    last_active: datetime | None = None
+
+
+class ArchiveStatus(Result):
+    enabled: bool
+    state: str
+    """`starting`, `sweeping`, `idle`, `disabled` or `error`."""
+    path: str = ""
+    """The archive directory."""
+    job: int = 0
+    """The last finished sweep (`archive.sweep`); 0 before the first."""
+    as_of: datetime | None = None
+    sessions: int = 0
+    files: int = 0
+    bytes: int = 0
+    """Size of everything archived."""
+    archive_only_bytes: int = 0
+    """Disk space only the archive uses: copies (another filesystem), files gone from
+    Claude Code's folder, earlier generations. Hard links to live files cost nothing."""
+    linked_files: int = 0
+    copied_files: int = 0
+    replaced_files: int = 0
+    """Earlier generations kept because their source was replaced by another file."""
+    oldest_session: str = ""
+    oldest_at: datetime | None = None
+    """Last activity of the least recently active archived session."""
+    gone: list[ArchivedSession] = msgspec.field(default_factory=list)
+    """Sessions whose transcript is gone from Claude Code's folder (at most 200 listed)."""
+    gone_total: int = 0
+    uncovered: list[str] = msgspec.field(default_factory=list)
+    """Own transcripts (relative to Claude Code's projects folder) that should be
+    archived and are not (at most 200 listed)."""
+    uncovered_total: int = 0
+    pending: int = 0
+    """Files written in the last minute and not archived yet (normal)."""
+    excluded: list[str] = msgspec.field(default_factory=list)
+    """Projects left out by `archive.exclude_projects`."""
+    excluded_files: int = 0
+    error: str = ""
+
+
+class ArchiveSweep(Result):
+    job: int
+    """`archive.status` reports `job` >= this once the sweep is done."""
+
+
+ResumeState = Literal["running", "done", "failed"]
+ResumeOutcome = Literal["", "materialised", "restored", "already", "present"]
+
+
+class SessionResumeParams(Params):
+    id: str
+    """A session id or unambiguous prefix."""
+    origin: str | None = None
+    """Which copy (`local`, `remote:<device>`); default: the local one, else the most
+    complete received one."""
+    checkout: str | None = None
+    """A local checkout of the session's project; default: the checkout of that project
+    this machine's own sessions ran in most recently."""
+
+
+class SessionResume(Result):
+    job: int
+    state: ResumeState
+    session_id: str
+    """The id to give `claude --resume` here."""
+    path: str
+    """The transcript Claude Code will read."""
+    checkout: str
+    directory: str
+    """Where to start Claude Code: the checkout, or the subdirectory the session ran in."""
+    command: str
+    """`cd <directory> && claude --resume <session_id>`."""
+    origin_session: str
+    origin: str
+    member: str
+    """Whose session it was (`<user>.<machine>`; empty for this member's own)."""
+    outcome: ResumeOutcome = ""
+    """`materialised` (written now), `restored` (an own session put back as it was),
+    `already` (an earlier resume wrote it), `present` (nothing to do)."""
+    bytes: int = 0
+    """Bytes written (0 when nothing had to be written)."""
+    files: int = 0
+    message: str = ""
+    error: str = ""
+    reason: str = ""
+    """For `failed`: the stable reason, as in error data (`already_exists`...)."""
+
+
+class SessionResumeResultParams(Params):
+    job: int
+
+
+_method(
+    "archive.status",
+    NoParams,
+    ArchiveStatus,
+    "What the archive of own sessions holds: sessions, bytes, which are gone from Claude "
+    "Code's folder, what is not covered (as of the last sweep).",
+)
+_method(
+    "archive.sweep",
+    NoParams,
+    ArchiveSweep,
+    "Archives whatever is not archived yet and counts again; `archive.status` shows the "
+    "result once its `job` reaches the one returned.",
+    mutating=True,
+)
+_method(
+    "session.resume",
+    SessionResumeParams,
+    SessionResume,
+    "Materialises an indexed session (own, archived, another machine's, a teammate's) as a "
+    "Claude Code transcript for a local checkout; the work continues in the background "
+    "(`session.resumeResult`).",
+    mutating=True,
+)
+_method(
+    "session.resumeResult",
+    SessionResumeResultParams,
+    SessionResume,
+    "The state of a `session.resume` job.",
+)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from karmad.archive.archiver import Archiver
 from karmad.bus import Bus, Clock, utc_now
 from karmad.config import Config
 from karmad.doctor import Doctor
@@ -22,6 +23,7 @@ from karmad.index.queries import IndexQueries
 from karmad.index.service import Indexer
 from karmad.paths import Paths
 from karmad.redact import Redactor
+from karmad.resume.service import Resumer
 from karmad.store import Store
 from karmad.syncthing.service import SyncthingService
 
@@ -52,6 +54,10 @@ class Services:
     """Teammates' inboxes into the index."""
     redactor: Redactor
     previewer: Previewer
+    archiver: Archiver
+    """Own sessions kept in the state directory, whatever Claude Code deletes."""
+    resumer: Resumer
+    """`session.resume` jobs: sessions materialised for Claude Code in a local checkout."""
     clock: Clock = field(default=utc_now)
     doctor: Doctor = field(default_factory=Doctor)
     """Where subsystems register their `karmactl doctor` checks (see karmad.checks)."""

@@ -8,6 +8,27 @@ from __future__ import annotations
 
 from karmad.store import Migration, Schema
 
+RESUMES = """
+-- What each `session.resume` wrote: where, from which member's session, how much; an
+-- earlier resume of the same session is recognised by the hash of what it wrote.
+CREATE TABLE resumes (
+    path           TEXT PRIMARY KEY,
+    session_id     TEXT NOT NULL,
+    origin_session TEXT NOT NULL,
+    origin         TEXT NOT NULL,
+    member         TEXT NOT NULL,
+    checkout       TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    files          INTEGER NOT NULL,
+    bytes          INTEGER NOT NULL,
+    main_bytes     INTEGER NOT NULL,
+    main_sha256    TEXT NOT NULL,
+    created_at     TEXT NOT NULL
+) STRICT;
+CREATE INDEX resumes_by_origin ON resumes(origin_session);
+"""
+"""Kept as a constant so its migration number can change without touching its text."""
+
 STATE_SCHEMA = Schema(
     "state",
     (
@@ -110,5 +131,6 @@ STATE_SCHEMA = Schema(
             CREATE INDEX packaged_by_session ON packaged_files(folder_id, project_key, session_id);
             """,
         ),
+        Migration(4, RESUMES),
     ),
 )

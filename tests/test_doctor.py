@@ -71,6 +71,7 @@ def test_healthy_daemon_passes_everything(
         "index.lag",
         "index.errors",
         "sync.reconciler",
+        "archive.coverage",
     }
     assert set(checks) == expected
     assert {c["status"] for c in checks.values()} == {"pass"}, checks
@@ -83,6 +84,7 @@ def test_healthy_daemon_passes_everything(
 def test_human_output_has_a_line_per_check_and_the_fix(
     karmad_factory: Callable[..., KarmadProcess], home: Home, stubs: ServiceStubs
 ) -> None:
+    home.write_config("[archive]\nenabled = false\n")  # Claude Code's cleanup loses data
     start(karmad_factory, home)
     done = subprocess.run(
         karmactl_command("doctor", "--manager", "systemd"),
@@ -319,6 +321,12 @@ def test_cleanup_period(tmp_path: Path) -> None:
     broken = cleanup_findings(settings)[0]
     assert broken.status == "warn"
     assert "not valid JSON" in broken.message
+    # With karmad's archive, what Claude Code deletes is kept anyway; nothing is fine.
+    settings.write_text('{"cleanupPeriodDays": 7}')
+    [archived] = cleanup_findings(settings, archived=True)
+    assert archived.status == "pass" and "archive keeps them" in archived.message
+    settings.write_text('{"cleanupPeriodDays": 0}')
+    assert cleanup_findings(settings, archived=True)[0].status == "fail"
 
 
 def test_claude_data_dir(tmp_path: Path) -> None:

@@ -177,7 +177,10 @@ def test_sessions_through_rpc(
 def test_changes_are_followed(
     karmad_factory: Callable[..., KarmadProcess], anyio_backend: str
 ) -> None:
-    daemon = karmad_factory(anyio_backend)
+    daemon = karmad_factory(anyio_backend, start=False)
+    # Without karmad's archive (tests/test_archive.py), a deleted transcript is missing.
+    daemon.home.write_config("[archive]\nenabled = false\n")
+    daemon.start()
     idle(daemon)
     path = daemon.home.claude / "projects" / "-work-app" / f"{SID}.jsonl"
     write(path, [user("hello", session=SID), assistant("m1", "r1", session=SID, output=3)])

@@ -1,9 +1,10 @@
 """Can karmad read Claude Code's data, and how long will Claude Code keep it?
 
 Claude Code deletes transcripts inactive for `cleanupPeriodDays` (30 by default) when it
-starts. karmad never propagates deletions, so the copies it packaged into an outbox
-outlive the originals, but only for projects shared with a team: everything else is
-simply gone. Users rarely know the setting exists, so the doctor says it out loud.
+starts. karmad's archive keeps every own session whatever Claude Code deletes; with the
+archive turned off only the copies packaged for a team outlive the originals, and
+everything else is simply gone. Users rarely know the setting exists, so the doctor says
+it out loud.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def data_dir_findings(claude_dir: Path) -> list[DoctorCheck]:
     return [ok(name, f"{projects}: {count} project directories, all readable")]
 
 
-def cleanup_findings(settings: Path) -> list[DoctorCheck]:
+def cleanup_findings(settings: Path, *, archived: bool = False) -> list[DoctorCheck]:
+    """`archived`: karmad's archive keeps own sessions (`archive.enabled`)."""
     name = "claude.cleanup"
     keep = (
         f'set "cleanupPeriodDays": {KEEP_FOREVER_DAYS} in {settings} to keep every session '
@@ -138,6 +140,14 @@ def cleanup_findings(settings: Path) -> list[DoctorCheck]:
                 keep,
             )
         ]
+    if days < KEEPS_LONG_ENOUGH_DAYS and archived:
+        return [
+            ok(
+                name,
+                f"Claude Code deletes sessions inactive for {days} days ({source}); karmad's "
+                "archive keeps them (`karmactl archive status`)",
+            )
+        ]
     if days < KEEPS_LONG_ENOUGH_DAYS:
         return [
             warn(
@@ -155,4 +165,7 @@ def register(doctor: Doctor, svc: Services) -> None:
     claude_dir = svc.paths.claude_dir
     settings = svc.paths.claude_settings
     doctor.register_blocking("claude.data_dir", lambda: data_dir_findings(claude_dir))
-    doctor.register_blocking("claude.cleanup", lambda: cleanup_findings(settings))
+    archived = svc.config.archive.enabled
+    doctor.register_blocking(
+        "claude.cleanup", lambda: cleanup_findings(settings, archived=archived)
+    )

@@ -38,6 +38,9 @@ class Manifest(msgspec.Struct, kw_only=True):
     project_key: str
     project: str
     """The project identity the session belongs to (`host/owner/repo`)."""
+    checkout: str = ""
+    """The checkout root the session ran in on the sender's machine (a worktree's
+    repository): what a receiver that continues the session maps to its own checkout."""
     member_tag: str
     updated_at: datetime
     cli_versions: list[str] = msgspec.field(default_factory=list)

@@ -58,6 +58,7 @@ class LocalSession:
     session_id: str
     project: str
     project_dir: str
+    project_path: str
     versions: tuple[str, ...]
     files: tuple[tuple[str, str], ...]
     """(absolute path, kind) of its transcripts."""
@@ -265,7 +266,10 @@ class Packager:
         root = index.query_one("SELECT id, path FROM roots WHERE origin = 'local' LIMIT 1")
         if root is None:
             return None, []
-        sql = "SELECT id, session_id, project, project_dir, facts FROM sessions WHERE root_id = ?"
+        sql = (
+            "SELECT id, session_id, project, project_dir, project_path, facts FROM sessions "
+            "WHERE root_id = ?"
+        )
         params: list[object] = [root["id"]]
         if only is not None:
             sql += " AND session_id IN (SELECT value FROM json_each(?))"
@@ -299,6 +303,7 @@ class Packager:
                         r["session_id"],
                         r["project"],
                         r["project_dir"],
+                        r["project_path"],
                         versions,
                         tuple(files[r["id"]]),
                     ),
@@ -480,6 +485,7 @@ class Packager:
             session_id=session.session_id,
             project_key=key,
             project=session.project,
+            checkout=session.project_path,
             member_tag=member_tag,
             updated_at=now,
             cli_versions=sorted(session.versions),

@@ -46,6 +46,9 @@ class Root:
     folder); empty means "resolve from each session's working directory"."""
     confine_to: str = ""
     """Remote roots: the inbox folder every file must resolve inside (see `remote`)."""
+    archive: Path | None = None
+    """A directory with the same layout keeping this root's files after they are deleted
+    (karmad's archive): a file gone from the root is read from there, as the same file."""
 
     @property
     def origin_key(self) -> str:
@@ -84,6 +87,26 @@ def classify(root: Path, path: Path) -> FileRef | None:
         return FileRef(str(path), parts[0], name, "main")
     if len(parts) == 4 and parts[2] == SUBAGENTS and name.startswith(AGENT_PREFIX):
         return FileRef(str(path), parts[0], parts[1], "subagent", name[len(AGENT_PREFIX) :])
+    return None
+
+
+def locate(root: Root, path: Path) -> FileRef | None:
+    """What `path` is under the root itself or under its archive."""
+    ref = classify(root.path, path)
+    if ref is None and root.archive is not None:
+        ref = classify(root.archive, path)
+    return ref
+
+
+def twin(root: Root, path: str) -> str | None:
+    """The same file's other place: archived for a live path, live for an archived one."""
+    if root.archive is None:
+        return None
+    where = Path(path)
+    if root.path in where.parents:
+        return str(root.archive / where.relative_to(root.path))
+    if root.archive in where.parents:
+        return str(root.path / where.relative_to(root.archive))
     return None
 
 

@@ -123,9 +123,43 @@ class Engine:
 
     def root_of(self, path: Path) -> tuple[int, Root] | None:
         for root_id, root in self.roots.items():
-            if path == root.path or root.path in path.parents:
-                return root_id, root
+            for base in (root.path, root.archive):
+                if base is not None and (path == base or base in path.parents):
+                    return root_id, root
         return None
+
+    def _archived(
+        self,
+        root: Root,
+        listing: list[tuple[FileRef, os.stat_result]],
+        known: dict[str, FileRow],
+    ) -> list[tuple[FileRef, os.stat_result]]:
+        """The root's archived files whose live file is gone, to be read from the archive.
+
+        A file's row follows it between the two places (live, archived) rather than a
+        second row being made: they hold the same lines, which must count once.
+        """
+        assert root.archive is not None
+        live = {ref.path for ref, _ in listing}
+        moves: list[tuple[FileRow, str]] = []
+        for path in live:
+            other = discovery.twin(root, path)
+            if path not in known and other is not None and other in known:
+                moves.append((known[other], path))  # back where Claude Code has it
+        found: list[tuple[FileRef, os.stat_result]] = []
+        for ref, st in discovery.walk(root.archive):
+            live_path = discovery.twin(root, ref.path)
+            if live_path is None or live_path in live:
+                continue  # the live file is the one read
+            if ref.path not in known and live_path in known:
+                moves.append((known[live_path], ref.path))
+            found.append((ref, st))
+        if moves:
+            self.writer.move_files([(row.id, path) for row, path in moves])
+            for row, path in moves:
+                known.pop(row.path, None)
+                known[path] = replace(row, path=path)
+        return found
 
     # ------------------------------------------------------------------ jobs
 
@@ -140,7 +174,10 @@ class Engine:
                 self._rejected(root_id, root, str(root.path), (0, 0, 0), problem)
                 continue
             rejected = self.writer.rejected_stats(root_id) if root.origin == "remote" else {}
-            for ref, st in discovery.walk(root.path):
+            listing = list(discovery.walk(root.path))
+            if root.archive is not None:
+                listing += self._archived(root, listing, known)
+            for ref, st in listing:
                 seen.add(ref.path)
                 if not self._admissible(root_id, root, ref, st, rejected):
                     continue
@@ -190,16 +227,25 @@ class Engine:
                 files, size = discovery.tool_results(root.path, *located)
                 self.writer.set_tool_results(root_id, [(*located, files, size)])
                 continue
-            ref = discovery.classify(root.path, path)
+            ref = discovery.locate(root, path)
             if ref is None:
                 continue
             row = self.writer.file(ref.path)
+            other = discovery.twin(root, ref.path)
             try:
                 st = os.lstat(ref.path) if root.origin == "remote" else os.stat(ref.path)
             except FileNotFoundError:
-                if row is not None and not row.missing:
-                    missing.append(row.id)
-                continue
+                archived = self._archived_twin(root, ref, row, other)
+                if archived is None:
+                    if row is not None and not row.missing:
+                        missing.append(row.id)
+                    continue
+                ref, row, st = archived
+            else:
+                if other is not None and root.path not in path.parents and os.path.exists(other):
+                    continue  # an archived file whose live file exists: that one is read
+                if row is None and other is not None:
+                    row = self._follow(self.writer.file(other), ref.path)
             if root.origin == "remote":
                 rejected = self.writer.rejected_stats(root_id)
                 if not self._admissible(root_id, root, ref, st, rejected):
@@ -207,6 +253,29 @@ class Engine:
             jobs.append(_Job(ref, root_id, row, st.st_size))
         self.writer.mark_missing(missing)
         self._run(jobs, None)
+
+    def _follow(self, row: FileRow | None, path: str) -> FileRow | None:
+        """Point a file's row at the place it is read from now."""
+        if row is None:
+            return None
+        self.writer.move_files([(row.id, path)])
+        return replace(row, path=path)
+
+    def _archived_twin(
+        self, root: Root, ref: FileRef, row: FileRow | None, other: str | None
+    ) -> tuple[FileRef, FileRow | None, os.stat_result] | None:
+        """A live file that is gone, when the archive still has it: read from there."""
+        if other is None or root.path not in Path(ref.path).parents:
+            return None
+        try:
+            st = os.stat(other)
+        except FileNotFoundError:
+            return None
+        archived = discovery.locate(root, Path(other))
+        if archived is None:
+            return None
+        row = self.writer.file(other) if row is None else self._follow(row, other)
+        return archived, row, st
 
     def _expand(self, paths: Iterable[str]) -> Iterator[str]:
         """Paths as given, and for a directory everything in it.
@@ -242,7 +311,7 @@ class Engine:
             size = 0
             for row in rows:
                 root = self.roots.get(row.root_id)
-                ref = discovery.classify(root.path, Path(row.path)) if root is not None else None
+                ref = discovery.locate(root, Path(row.path)) if root is not None else None
                 if ref is None:
                     continue
                 # The digest covers the bytes up to the aggregates pass's offset: checked
@@ -483,7 +552,7 @@ class Engine:
         updates: list[FileUpdate] = []
         for row in rows:
             root = self.roots.get(row.root_id)
-            ref = discovery.classify(root.path, Path(row.path)) if root is not None else None
+            ref = discovery.locate(root, Path(row.path)) if root is not None else None
             if ref is None:
                 continue
             result = work.parse_file(

@@ -305,6 +305,14 @@ class IndexWriter:
     def unreject(self, path: str) -> None:
         self.store.execute("DELETE FROM rejected WHERE path = ?", (path,))
 
+    def move_files(self, moves: Iterable[tuple[int, str]]) -> None:
+        """(file id, path): the same file is now read from another place (a live
+        transcript from karmad's archive after Claude Code deleted it, or back)."""
+        pairs = [(path, file_id) for file_id, path in moves]
+        if pairs:
+            with self.store.transaction():
+                self.store.executemany("UPDATE files SET path = ? WHERE id = ?", pairs)
+
     def mark_missing(self, file_ids: Iterable[int]) -> None:
         ids = list(file_ids)
         if not ids:
