@@ -271,21 +271,17 @@ def test_every_own_session_is_archived_and_kept_after_claude_code_deletes_it(
     assert data["archive_only_bytes"] > 0  # the only copy now
 
     # A rebuilt index still lists it, once.
-    karmad.call("index.rebuild")
+    job = karmad.call("index.rebuild")["job"]
     wait_for(
-        lambda: (
-            [s["id"] for s in karmad.call("session.list", {})["sessions"]] == [writer.session_id]
+        lambda: any(
+            e["data"].get("job") == job
+            for e in karmad.call("events.recent", {"topics": ["index.done"]})["events"]
         ),
         what="the rebuilt index",
     )
-    rebuilt = wait_for(
-        lambda: (
-            (s := karmad.call("session.get", {"id": writer.session_id}))["tokens"]
-            == before["tokens"]
-            and s
-        ),
-        what="the same figures after a rebuild",
-    )
+    assert [s["id"] for s in karmad.call("session.list", {})["sessions"]] == [writer.session_id]
+    rebuilt = karmad.call("session.get", {"id": writer.session_id})
+    assert rebuilt["tokens"] == before["tokens"]
     assert rebuilt["tool_uses"] == before["tool_uses"]
 
 

@@ -6,7 +6,6 @@ Pure functions of what the index and the filesystem said; `service` gathers thos
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from pathlib import PurePosixPath
@@ -22,7 +21,6 @@ COPY_FIELD: Final = "karmadCopyOf"
 What Claude Code appends afterwards has no such field (docs/index.md)."""
 
 _HOME = re.compile(r"^(/home/[^/]+|/Users/[^/]+|/root)(?=/|$)")
-_CONFIG = re.compile(rb'"(/[^"\\]*?)/projects/')
 
 
 def derived_id(session_id: str, member: str) -> str:
@@ -97,15 +95,13 @@ def sender_home(cwds: list[str], config: str | None) -> str | None:
 
 def sender_config(head: bytes, project_dir: str) -> str | None:
     """The sender's Claude Code config directory, from a path that names the session's
-    project directory (the memory directory, saved tool results)."""
-    needle = f"/projects/{project_dir}".encode()
-    for match in _CONFIG.finditer(head):
-        end = match.end(1)
-        if head[end : end + len(needle)] == needle:
-            try:
-                value = json.loads(b'"' + match.group(1) + b'"')
-            except ValueError:
-                continue
-            if isinstance(value, str):
-                return value
-    return None
+    project directory (the memory directory in the replayed system prompt, saved tool
+    results): `<config>/projects/<project dir>`."""
+    pattern = re.compile(rb"(/[^\s\"'`\\]*?)/projects/" + re.escape(project_dir.encode()))
+    match = pattern.search(head)
+    if match is None:
+        return None
+    try:
+        return match.group(1).decode()
+    except UnicodeDecodeError:
+        return None

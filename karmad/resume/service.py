@@ -50,7 +50,7 @@ HEAD_BYTES: Final = 1 << 20
 """How much of a transcript is searched for the sender's Claude Code config directory."""
 _FACTS = codec.Decoder(Facts)
 
-Work = Literal["materialise", "restore", "verify", "none"]
+Work = Literal["materialise", "restore", "verify", "none", "conflict"]
 
 
 @dataclass
@@ -111,6 +111,12 @@ class Resumer:
         running = self._running.get(target)
         if running is not None and running in self._jobs:
             return self._jobs[running]  # the same resume is under way: join it
+        if job.work == "conflict":
+            raise KarmadError(
+                ErrorCode.ALREADY_EXISTS,
+                f"{job.target} already exists and was not written by karmad; nothing was changed",
+                field="id",
+            )
         number = next(self._ids)
         job.result = msgspec.structs.replace(job.result, job=number)
         self._jobs[number] = job.result
@@ -230,11 +236,7 @@ class Resumer:
             job.work = "verify"
             job.provenance = made
         elif job.target.exists() or (folder / new_id).exists():
-            raise KarmadError(
-                ErrorCode.ALREADY_EXISTS,
-                f"{job.target} already exists and was not written by karmad; nothing was changed",
-                field="id",
-            )
+            job.work = "conflict"
         return job
 
     def _sent_checkout(self, main: Path, session_id: str) -> str:

@@ -90,11 +90,11 @@ def indexed(daemon: KarmadProcess, session_id: str, origin: str | None = None) -
         if origin:
             params["origin"] = origin
         for s in daemon.call("session.list", params)["sessions"]:
-            if s["id"] == session_id:
+            if s["id"] == session_id and s["project"]:
                 return dict(s)
         return None
 
-    result: dict[str, Any] = wait_for(found, what=f"session {session_id} in the index")
+    result: dict[str, Any] = wait_for(found, what=f"session {session_id} and its project")
     return result
 
 
