@@ -12,12 +12,13 @@ import json
 import shutil
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from karmad.resume.claudecode import project_dir_name
-from karmad.resume.plan import COPY_FIELD
+from karmad.resume.plan import COPY_FIELD, derived_id
 from tests.support.claude import run_claude, why_not
 from tests.support.daemon import KarmadProcess
 from tests.support.resume import (
@@ -27,6 +28,7 @@ from tests.support.resume import (
     indexed,
     resume,
     sender_traces,
+    wait_for,
 )
 from tests.support.sessions import make_checkout
 
@@ -92,3 +94,97 @@ def test_own_session_deleted_by_claude_code_continues_in_the_moved_checkout(
     assert lines[: len(copied)] == copied
     assert len(lines) > len(copied)
     assert all(x.get("sessionId") in (None, made.session_id) for x in lines)
+
+
+def _subagent(made_path: Path, checkout: Path, session_id: str) -> Path:
+    """A subagent transcript beside a session, the way Claude Code 2.x writes one."""
+    path = made_path.with_suffix("") / "subagents" / "agent-a1b2c3d.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = {
+        "isSidechain": True,
+        "agentId": "a1b2c3d",
+        "sessionId": session_id,
+        "cwd": str(checkout),
+        "version": "2.1.328",
+        "userType": "external",
+    }
+    first = str(uuid.uuid4())
+    records = [
+        {
+            **base,
+            "type": "user",
+            "uuid": first,
+            "parentUuid": None,
+            "timestamp": "2026-12-01T10:00:00.000Z",
+            "message": {"role": "user", "content": f"Look through {checkout}/src for TODOs"},
+        },
+        {
+            **base,
+            "type": "assistant",
+            "uuid": str(uuid.uuid4()),
+            "parentUuid": first,
+            "timestamp": "2026-12-01T10:00:02.000Z",
+            "requestId": "req_sub1",
+            "message": {
+                "id": "msg_sub1",
+                "role": "assistant",
+                "model": "claude-opus-5-5",
+                "stop_reason": "tool_use",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_sub1",
+                        "name": "Grep",
+                        "input": {"pattern": "TODO", "path": f"{checkout}/src"},
+                    }
+                ],
+                "usage": {"input_tokens": 10, "output_tokens": 3},
+            },
+        },
+    ]
+    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+    return path
+
+
+def test_a_session_with_subagents_resumed_in_a_second_clone_gets_its_own_id(
+    karmad_factory: Callable[..., KarmadProcess],
+) -> None:
+    k = karmad_factory()
+    k.call("identity.init", {"user": "bob", "machine": "laptop"})
+    home = k.home.home
+    first = make_checkout(home / "src", REMOTE)
+    made = claude_session(home, first, "Read the readme, then ask a subagent")
+    agent = _subagent(made.path, first, made.session_id)
+    indexed(k, made.session_id)
+    wait_for(
+        lambda: k.call("session.get", {"id": made.session_id})["subagents"] == 1,
+        what="the subagent indexed",
+    )
+    second = make_checkout(home / "clone", REMOTE)
+
+    answer = resume(k, made.session_id, "--checkout", str(second))
+    new_id = answer["session_id"]
+    assert new_id == derived_id(made.session_id, "bob.laptop")  # the original is still here
+    target = Path(answer["path"])
+    copied = target.with_suffix("") / "subagents" / agent.name
+    lines = [json.loads(x) for x in copied.read_text().splitlines()]
+    assert [x["sessionId"] for x in lines] == [new_id, new_id]
+    assert {x[COPY_FIELD] for x in lines} == {made.session_id}
+    text = copied.read_text()
+    assert f"{second}/src" in text and str(first) not in text
+    # Claude Code's own "continue the last one" keeps choosing by the real last activity.
+    last = max(
+        json.loads(x)["timestamp"] for x in target.read_text().splitlines() if '"timestamp"' in x
+    )
+    stamp = datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp()
+    assert abs(target.stat().st_mtime - stamp) < 0.01
+
+    run = run_claude(home, second, ["--resume", new_id, "-p", NEXT])
+    assert run.messages_requests()[-1]["headers"]["x-claude-code-session-id"] == new_id
+    assert_continues(
+        run, prompt=made.prompt, directory=second, forbidden=sender_traces(first), new_prompt=NEXT
+    )
+    # The original is untouched and still resumes where it was.
+    original = run_claude(home, first, ["--resume", made.session_id, "-p", NEXT])
+    assert made.prompt in json.dumps(original.last["messages"])
+    assert str(second) not in original.wire

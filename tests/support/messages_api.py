@@ -20,6 +20,7 @@ import json
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -86,7 +87,7 @@ def _events(message_id: str, model: str, reply: dict[str, Any]) -> list[tuple[st
         call = reply["tool_use"]
         block = {
             "type": "tool_use",
-            "id": call.get("id", f"toolu_fake{message_id[-6:]}"),
+            "id": call.get("id", f"toolu_fake{message_id[-12:]}"),
             "name": call["name"],
             "input": {},
         }
@@ -154,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
-        self.send_header("request-id", f"req_fake{self.server.count:04d}")
+        self.send_header("request-id", f"req_fake{uuid.uuid4().hex}")
         for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()
@@ -189,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(int(reply["error"]))
             return
         model = (body or {}).get("model", "claude-fake")
-        message_id = f"msg_fake{self.server.count:06d}"
+        message_id = f"msg_fake{uuid.uuid4().hex}"
         events = _events(message_id, model, reply)
         if not (body or {}).get("stream"):
             self._error(400)
