@@ -9,13 +9,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
 from karmad import protocol
-from karmad.archive import mirror
+from karmad.archive import layout, mirror
 from karmad.checks.archive import coverage_findings
 from karmad.index.discovery import Root
 from karmad.protocol import SessionMessagesParams
@@ -141,7 +141,7 @@ def _session(live: Path) -> Path:
 
 
 def _link(live: Path, archive: Path, path: Path) -> Path:
-    target = archive / path.relative_to(live)
+    target = layout.archived(archive, PurePosixPath(path.relative_to(live)))
     target.parent.mkdir(parents=True, exist_ok=True)
     os.link(path, target)
     return target
@@ -241,8 +241,13 @@ def test_every_own_session_is_archived_and_kept_after_claude_code_deletes_it(
     assert status["linked_files"] == 3 and status["archive_only_bytes"] == 0
     base = karmad.home.state / "archive" / "projects"
     for path in (writer.path, agent, result):
-        kept = base / path.relative_to(karmad.home.claude / "projects")
+        kept = layout.archived(
+            base, PurePosixPath(path.relative_to(karmad.home.claude / "projects"))
+        )
         assert os.path.samefile(kept, path), "a hard link, costing no space"
+    # One directory per project: a session's own files are kept beside it, flat.
+    assert [p.name for p in base.iterdir()] == [writer.path.parent.name]
+    assert all(p.is_file() for p in (base / writer.path.parent.name).iterdir())
 
     before = karmad.call("session.get", {"id": writer.session_id})
     shutil.rmtree(writer.path.parent)
@@ -332,3 +337,30 @@ def test_doctor_names_what_the_archive_misses() -> None:
     assert finding.status == "warn" and "-p/a.jsonl" in finding.message
     [fine] = coverage_findings(protocol.ArchiveStatus(enabled=True, state="idle", sessions=3))
     assert fine.status == "pass" and "every own transcript is covered" in fine.message
+
+
+def test_the_archive_layout_keeps_the_live_path_of_every_file(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    cases = [
+        "-p/s.jsonl",
+        "-p/agent-1.jsonl",
+        "-p/s/subagents/agent-a1.jsonl",
+        "-p/s/tool-results/nested/dir/50%off b.txt",
+        f"-p/s/tool-results/{'x' * 250}.txt",
+    ]
+    for text in cases:
+        rel = PurePosixPath(text)
+        kept = layout.archived(archive, rel)
+        assert layout.live_rel(archive, kept) == rel
+    flat = layout.archived(archive, PurePosixPath("-p/s/subagents/agent-a1.jsonl"))
+    assert flat.parent == archive / "-p"
+    long = layout.archived(archive, PurePosixPath(cases[-1]))
+    assert long == archive.joinpath(*PurePosixPath(cases[-1]).parts)  # too long to flatten
+    for text in cases:
+        kept = layout.archived(archive, PurePosixPath(text))
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(text)
+    assert sorted(str(rel) for _, rel, _ in layout.walk(archive)) == sorted(cases)
+    assert sorted(rel for _, rel in layout.side_files(archive, "-p", "s")) == sorted(
+        c.removeprefix("-p/s/") for c in cases[2:]
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from karmad.archive import layout
 from karmad.resume import plan
 from karmad.resume.claudecode import command, encoded, project_dir_name
 from karmad.resume.rewrite import Places, Rewriter, Rule, rules
@@ -246,6 +247,9 @@ def test_a_deleted_own_session_goes_back_as_it_was(karmad: KarmadProcess) -> Non
     )
     assert writer.path.read_bytes() == before and agent.exists()
     kept = karmad.home.state / "archive" / "projects" / writer.path.parent.name / writer.path.name
+    side = list(layout.side_files(kept.parent.parent, kept.parent.name, writer.session_id))
+    assert [rel for _, rel in side] == [f"subagents/{agent.name}"]
+    assert os.path.samefile(side[0][0], agent)
     assert os.path.samefile(kept, writer.path), "linked back: the archive follows it again"
     assert resume(karmad, writer.session_id)["outcome"] == "already"
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final
 
 import anyio
@@ -31,7 +31,7 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from karmad import gitremote, logs, protocol
-from karmad.archive import mirror
+from karmad.archive import layout, mirror
 from karmad.bus import Bus, Clock, Subscription
 from karmad.config import ArchiveConfig
 from karmad.health import Health
@@ -299,11 +299,12 @@ class Archiver:
     def _work(
         self, full: bool, sessions: set[str]
     ) -> tuple[PassReport, protocol.ArchiveStatus | None]:
-        paths = self._everything() if full else self._files_of(sessions)
+        paths = self.live_files() if full else self._files_of(sessions)
         report = self.keep(paths)
         return report, (self.survey() if full else None)
 
-    def _everything(self) -> Iterator[Path]:
+    def live_files(self) -> Iterator[Path]:
+        """Every file under Claude Code's projects folder the archive keeps."""
         for ref, _ in discovery.walk(self.live):
             yield Path(ref.path)
             if ref.kind == "main":
@@ -358,7 +359,9 @@ class Archiver:
             if excluded:
                 continue
             try:
-                outcome = mirror.keep(src, self.archive / rel, self.replaced / rel)
+                outcome = mirror.keep(
+                    src, layout.archived(self.archive, PurePosixPath(rel)), self.replaced / rel
+                )
             except OSError as exc:
                 log.warning("archive_file_failed", path=str(src), error=str(exc))
                 report.errors.append(f"{rel}: {exc}")
@@ -377,12 +380,12 @@ class Archiver:
     def survey(self) -> protocol.ArchiveStatus:
         """What the archive holds and what it misses, from the files themselves."""
         now = time.time()
-        sessions: dict[str, tuple[str, str, int]] = {}
-        """archived main path -> (session id, project dir, mtime_ns)"""
+        sessions: dict[str, tuple[str, str, int, PurePosixPath]] = {}
+        """archived main path -> (session id, project dir, mtime_ns, live path)"""
         sizes: dict[str, int] = {}
-        """session dir (`<project>/<session>`) -> bytes of every archived file of it"""
+        """`<project dir>/<session>` -> bytes of every archived file of the session"""
         files = size = only = linked = copied = 0
-        for path, st in _files_under(self.archive):
+        for kept, origin, st in layout.walk(self.archive):
             files += 1
             size += st.st_size
             if st.st_nlink > 1:
@@ -390,11 +393,10 @@ class Archiver:
             else:
                 copied += 1
                 only += st.st_blocks * 512
-            rel = Path(path).relative_to(self.archive)
-            ref = discovery.classify(self.archive, Path(path))
+            ref = discovery.classify(self.live, self.live.joinpath(*origin.parts))
             if ref is not None and ref.kind == "main":
-                sessions[path] = (ref.session_id, ref.project_dir, st.st_mtime_ns)
-            key = "/".join(rel.parts[:2]).removesuffix(discovery.SUFFIX)
+                sessions[str(kept)] = (ref.session_id, ref.project_dir, st.st_mtime_ns, origin)
+            key = "/".join(origin.parts[:2]).removesuffix(discovery.SUFFIX)
             sizes[key] = sizes.get(key, 0) + st.st_size
         replaced_files = 0
         for _, st in _files_under(self.replaced):
@@ -402,16 +404,15 @@ class Archiver:
             only += st.st_blocks * 512
         gone: list[protocol.ArchivedSession] = []
         oldest: tuple[int, str] | None = None
-        for path, (sid, project_dir, mtime) in sessions.items():
+        for main, (sid, project_dir, mtime, origin) in sessions.items():
             if oldest is None or mtime < oldest[0]:
                 oldest = (mtime, sid)
-            live = self.live / Path(path).relative_to(self.archive)
-            if not live.exists():
+            if not self.live.joinpath(*origin.parts).exists():
                 gone.append(
                     protocol.ArchivedSession(
                         id=sid,
                         project_dir=project_dir,
-                        path=path,
+                        path=main,
                         bytes=sizes.get(f"{project_dir}/{sid}", 0),
                         last_active=_mtime(mtime),
                     )
@@ -419,9 +420,9 @@ class Archiver:
         gone.sort(key=lambda s: s.last_active or datetime.min.replace(tzinfo=UTC), reverse=True)
         uncovered: list[str] = []
         pending = excluded = 0
-        for path, st in self._live_files():
+        for path, st in self._live_stats():
             rel = Path(path).relative_to(self.live)
-            target = self.archive / rel
+            target = layout.archived(self.archive, PurePosixPath(rel))
             try:
                 at = os.stat(target, follow_symlinks=False)
             except FileNotFoundError:
@@ -461,7 +462,7 @@ class Archiver:
             excluded_files=excluded,
         )
 
-    def _live_files(self) -> Iterator[tuple[str, os.stat_result]]:
+    def _live_stats(self) -> Iterator[tuple[str, os.stat_result]]:
         for ref, st in discovery.walk(self.live):
             yield ref.path, st
             if ref.kind == "main":

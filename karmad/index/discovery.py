@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 from typing import Final, Literal
+
+from karmad.archive import layout
 
 SUFFIX: Final = ".jsonl"
 AGENT_PREFIX: Final = "agent-"
@@ -91,11 +93,16 @@ def classify(root: Path, path: Path) -> FileRef | None:
 
 
 def locate(root: Root, path: Path) -> FileRef | None:
-    """What `path` is under the root itself or under its archive."""
+    """What `path` is under the root itself or in its archive (where it keeps the path
+    of the live file it stands for: see `karmad.archive.layout`)."""
     ref = classify(root.path, path)
-    if ref is None and root.archive is not None:
-        ref = classify(root.archive, path)
-    return ref
+    if ref is not None or root.archive is None:
+        return ref
+    rel = layout.live_rel(root.archive, path)
+    if rel is None:
+        return None
+    ref = classify(root.path, root.path.joinpath(*rel.parts))
+    return None if ref is None else replace(ref, path=str(path))
 
 
 def twin(root: Root, path: str) -> str | None:
@@ -104,10 +111,19 @@ def twin(root: Root, path: str) -> str | None:
         return None
     where = Path(path)
     if root.path in where.parents:
-        return str(root.archive / where.relative_to(root.path))
-    if root.archive in where.parents:
-        return str(root.path / where.relative_to(root.archive))
-    return None
+        return str(layout.archived(root.archive, PurePosixPath(where.relative_to(root.path))))
+    rel = layout.live_rel(root.archive, where)
+    return None if rel is None else str(root.path.joinpath(*rel.parts))
+
+
+def walk_archive(root: Root) -> Iterator[tuple[FileRef, os.stat_result]]:
+    """The root's archived transcripts, as `walk` gives live ones (paths in the archive)."""
+    if root.archive is None:
+        return
+    for path, rel, st in layout.walk(root.archive):
+        ref = classify(root.path, root.path.joinpath(*rel.parts))
+        if ref is not None:
+            yield replace(ref, path=str(path)), st
 
 
 def root_of(path: Path, kind: str) -> Path:

@@ -147,7 +147,7 @@ class Engine:
             if path not in known and other is not None and other in known:
                 moves.append((known[other], path))  # back where Claude Code has it
         found: list[tuple[FileRef, os.stat_result]] = []
-        for ref, st in discovery.walk(root.archive):
+        for ref, st in discovery.walk_archive(root):
             live_path = discovery.twin(root, ref.path)
             if live_path is None or live_path in live:
                 continue  # the live file is the one read

@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from karmad.resume.claudecode import encoded
 
@@ -108,21 +108,45 @@ def _escaped(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False)[1:-1].encode()
 
 
+def _trie(needles: dict[bytes, bytes]) -> bytes:
+    """One regex for many literals: a trie of their bytes, so each position is tried
+    against one shared prefix rather than every literal in turn (and a prefix common to
+    all of them lets the regex engine skip to its occurrences). `needles` maps each
+    literal to the lookahead that must follow it; a longer literal is tried before a
+    shorter one it extends."""
+    root: dict[int | None, Any] = {}
+    for word, after in needles.items():
+        node = root
+        for byte in word:
+            node = node.setdefault(byte, {})
+        node[None] = after
+
+    def emit(node: dict[int | None, Any]) -> bytes:
+        branches = [
+            re.escape(bytes([k])) + emit(node[k]) for k in sorted(k for k in node if k is not None)
+        ]
+        if None in node:
+            branches.append(node[None])
+        if len(branches) == 1 and None not in node:
+            return branches[0]
+        return b"(?:" + b"|".join(branches) + b")"
+
+    return emit(root)
+
+
 class Rewriter:
     """Applies rules to bytes; `json=True` for transcript lines, False for plain text."""
 
     def __init__(self, rules: Iterable[Rule], *, json: bool = True) -> None:
         form: Callable[[str], bytes] = _escaped if json else str.encode
-        ordered = sorted(rules, key=lambda r: len(form(r.old)), reverse=True)
-        self._new: list[bytes] = []
-        self._before: list[frozenset[int]] = []
-        parts: list[bytes] = []
-        for rule in ordered:
-            after = _PATH_AFTER if rule.kind == "path" else _TOKEN_AFTER
-            parts.append(b"(" + re.escape(form(rule.old)) + b")" + after)
-            self._new.append(form(rule.new))
-            self._before.append(_PATH_BEFORE if rule.kind == "path" else _TOKEN_BEFORE)
-        self._pattern = re.compile(b"|".join(parts)) if parts else None
+        self._rules: dict[bytes, tuple[bytes, frozenset[int]]] = {}
+        needles: dict[bytes, bytes] = {}
+        for rule in rules:
+            old = form(rule.old)
+            path = rule.kind == "path"
+            needles[old] = _PATH_AFTER if path else _TOKEN_AFTER
+            self._rules[old] = (form(rule.new), _PATH_BEFORE if path else _TOKEN_BEFORE)
+        self._pattern = re.compile(_trie(needles)) if needles else None
         self._data = b""
 
     @property
@@ -139,9 +163,10 @@ class Rewriter:
             self._data = b""
 
     def _replace(self, match: re.Match[bytes]) -> bytes:
-        index = (match.lastindex or 1) - 1
+        found = match.group(0)
+        new, forbidden = self._rules[found]
         start = match.start()
         before = self._data[start - 1] if start else None
-        if before is not None and (before in self._before[index] or before >= 0x80):
-            return match.group(0)  # the tail of a longer name: leave it alone
-        return self._new[index]
+        if before is not None and (before in forbidden or before >= 0x80):
+            return found  # the tail of a longer name: leave it alone
+        return new

@@ -29,6 +29,7 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from karmad import codec, logs, protocol
+from karmad.archive import layout
 from karmad.bus import Bus, Clock
 from karmad.errors import KarmadError
 from karmad.flow import manifest as mf
@@ -270,12 +271,9 @@ class Resumer:
         if rules(sender, local):
             return []
         pairs: list[tuple[Path, Path]] = []
-        side = job.main.with_suffix("")
-        for dirpath, _dirs, names in os.walk(side, followlinks=False):
-            for name in sorted(names):
-                src = Path(dirpath) / name
-                if not name.startswith("."):
-                    pairs.append((src, self._paths.claude_projects / src.relative_to(archive)))
+        session = job.main.with_suffix("").name
+        for src, rel in layout.side_files(archive, job.main.parent.name, session):
+            pairs.append((src, job.target.with_suffix("") / rel))
         return [*pairs, (job.main, job.target)]
 
     def _places(self, job: _Job, head: bytes | None) -> tuple[Places, Places]:
@@ -380,20 +378,29 @@ class Resumer:
             copy_of=job.result.origin_session,
         )
         side: list[tuple[Path, str, bool]] = []
-        for path, kind, agent_id in job.transcripts:
-            name = path.name if kind == "subagent" else f"{discovery.AGENT_PREFIX}{agent_id}"
-            if not name.endswith(discovery.SUFFIX):
-                name += discovery.SUFFIX
+        for path, _kind, agent_id in job.transcripts:
+            name = f"{discovery.AGENT_PREFIX}{agent_id}{discovery.SUFFIX}"
             side.append((path, f"{discovery.SUBAGENTS}/{name}", True))
-        results = job.main.with_suffix("") / discovery.TOOL_RESULTS
+        for src, rel in self._tool_results(job.main):
+            side.append((src, rel, False))
+        return writer.materialise(job.main, side, job.target, copy)
+
+    def _tool_results(self, main: Path) -> list[tuple[Path, str]]:
+        """(file, path under the session's directory) of a session's saved tool results,
+        wherever its main transcript is: Claude Code's folder, the archive, an inbox."""
+        prefix = f"{discovery.TOOL_RESULTS}/"
+        archive = self._paths.archive_projects
+        if archive in main.parents:
+            found = layout.side_files(archive, main.parent.name, main.with_suffix("").name)
+            return [(src, rel) for src, rel in found if rel.startswith(prefix)]
+        results = main.with_suffix("") / discovery.TOOL_RESULTS
+        out: list[tuple[Path, str]] = []
         for dirpath, _dirs, names in os.walk(results, followlinks=False):
             for name in sorted(names):
                 src = Path(dirpath) / name
-                if name.startswith(".") or src.is_symlink():
-                    continue
-                rel = src.relative_to(results).as_posix()
-                side.append((src, f"{discovery.TOOL_RESULTS}/{rel}", False))
-        return writer.materialise(job.main, side, job.target, copy)
+                if not name.startswith(".") and not src.is_symlink():
+                    out.append((src, prefix + src.relative_to(results).as_posix()))
+        return out
 
     def _verify(self, job: _Job) -> protocol.SessionResume:
         made = job.provenance
