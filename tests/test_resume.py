@@ -18,6 +18,8 @@ from karmad.resume import plan
 from karmad.resume.claudecode import command, encoded, project_dir_name
 from karmad.resume.rewrite import Places, Rewriter, Rule, rules
 from karmad.resume.writer import Copy
+from karmad.state_schema import STATE_SCHEMA
+from karmad.store import Store
 from tests.support.daemon import KarmadProcess
 from tests.support.resume import archived, indexed, karmactl, resume, wait_for
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
@@ -211,6 +213,19 @@ def test_resuming_twice_is_idempotent_and_says_so(karmad: KarmadProcess) -> None
     first = resume(karmad, writer.session_id, "--checkout", str(new))
     assert (first["outcome"], first["session_id"]) == ("materialised", writer.session_id)
     written = Path(first["path"]).read_bytes()
+    # karmad records what it wrote, and from whose session.
+    state = Store.open(karmad.home.state / "karmad.db", STATE_SCHEMA, migrate=False)
+    try:
+        [made] = state.query("SELECT * FROM resumes")
+    finally:
+        state.close()
+    assert (made["path"], made["session_id"], made["origin_session"]) == (
+        first["path"],
+        writer.session_id,
+        writer.session_id,
+    )
+    assert (made["origin"], made["outcome"], made["files"]) == ("local", "materialised", 1)
+    assert made["bytes"] == made["main_bytes"] == len(written) == first["bytes"]
     again = resume(karmad, writer.session_id, "--checkout", str(new))
     assert again["outcome"] == "already" and "nothing to do" in again["message"]
     assert (again["session_id"], again["path"]) == (first["session_id"], first["path"])
