@@ -7,6 +7,9 @@ import sys
 import time
 
 from karmactl import render
+from karmactl.client import CommandFailed
+from karmactl.typed import decode
+from karmad.protocol import ArchiveStatus, ArchiveSweep
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -16,7 +19,7 @@ if TYPE_CHECKING:
     from karmactl.cli import Context
 
 COMMANDS = ("archive",)
-GONE_SHOWN = 20
+SHOWN = 20
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -30,62 +33,61 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def status(ctx: Context) -> int:
-    job = ctx.call("archive.sweep")["job"]
+    job = decode(ctx.call("archive.sweep"), ArchiveSweep).job
     deadline = time.monotonic() + ctx.timeout
     while True:
-        current = ctx.call("archive.status")
-        if current["job"] >= job or not current["enabled"] or time.monotonic() > deadline:
+        raw = ctx.call("archive.status")
+        current = decode(raw, ArchiveStatus)
+        if current.job >= job or not current.enabled or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     if ctx.json:
-        render.emit_json(current)
+        render.emit_json(raw)
         return 0
-    if not current["enabled"]:
+    if not current.enabled:
         print("the archive is turned off (archive.enabled = false in karmad's config)")
         return 0
-    if current["state"] == "error":
-        print(f"karmactl: the archive failed: {current['error']}", file=sys.stderr)
-        return 1
+    if current.state == "error":
+        raise CommandFailed(f"the archive failed: {current.error}", reason="archive_failed")
     _print(current, everything=ctx.args.all)
     return 0
 
 
-def _print(s: dict[str, Any], *, everything: bool) -> None:
-    oldest = render.local_time(s.get("oldest_at"), "%Y-%m-%d") or "-"
-    print(f"archive     {s['path']}")
-    print(f"sessions    {s['sessions']} ({s['files']} files, {render.size(s['bytes'])})")
-    print(
-        f"disk        {render.size(s['archive_only_bytes'])} of its own "
-        f"({s['linked_files']} linked, {s['copied_files']} copied, "
-        f"{s['replaced_files']} earlier generations)"
-    )
-    print(f"oldest      {oldest}")
-    if s["excluded"]:
-        print(f"excluded    {', '.join(s['excluded'])} ({s['excluded_files']} files not kept)")
+def _print(s: ArchiveStatus, *, everything: bool) -> None:
     covered = "every own transcript is archived"
-    if s["uncovered_total"]:
-        covered = f"{s['uncovered_total']} transcript(s) NOT archived: see karmad's log"
-    elif s["pending"]:
-        covered = f"{covered} ({s['pending']} new file(s) on the way)"
-    print(f"coverage    {covered}")
-    for rel in s["uncovered"][:GONE_SHOWN]:
+    if s.uncovered_total:
+        covered = f"{s.uncovered_total} transcript(s) NOT archived: see karmad's log"
+    elif s.pending:
+        covered = f"{covered} ({s.pending} new file(s) on the way)"
+    pairs: list[tuple[str, Any]] = [
+        ("archive", s.path),
+        ("sessions", f"{s.sessions} ({s.files} files, {render.size(s.bytes)})"),
+        (
+            "disk",
+            f"{render.size(s.archive_only_bytes)} of its own ({s.linked_files} linked, "
+            f"{s.copied_files} copied, {s.replaced_files} earlier generations)",
+        ),
+        ("oldest", render.local_time(s.oldest_at, "%Y-%m-%d") or "-"),
+    ]
+    if s.excluded:
+        pairs.append(("excluded", f"{', '.join(s.excluded)} ({s.excluded_files} files not kept)"))
+    pairs.append(("coverage", covered))
+    render.kv(pairs)
+    for rel in s.uncovered[:SHOWN]:
         print(f"  not archived: {rel}")
-    gone = s["gone"] if everything else s["gone"][:GONE_SHOWN]
-    print(f"\ngone from Claude Code's folder: {s['gone_total']}")
-    if gone:
-        render.table(
-            ["ID", "LAST ACTIVE", "SIZE", "DIRECTORY"],
-            [
-                (
-                    g["id"],
-                    render.local_time(g.get("last_active")),
-                    render.size(g["bytes"]),
-                    render.clip(g["project_dir"], 50),
-                )
-                for g in gone
-            ],
-            right=(2,),
-        )
-        if len(gone) < s["gone_total"]:
-            print(f"({len(gone)} of {s['gone_total']}; --all for every one)", file=sys.stderr)
-        print("\ncontinue one with: karmactl sessions resume ID")
+    gone = s.gone if everything else s.gone[:SHOWN]
+    print(f"\ngone from Claude Code's folder: {s.gone_total}")
+    if not gone:
+        return
+    render.table(
+        ["ID", "LAST ACTIVE", "SIZE", "DIRECTORY"],
+        [
+            (g.id, render.local_time(g.last_active), render.size(g.bytes), g.project_dir)
+            for g in gone
+        ],
+        right=(2,),
+        fit=render.Fit(shrink={3: 12}),
+    )
+    if len(gone) < s.gone_total:
+        print(f"({len(gone)} of {s.gone_total}; --all for every one)", file=sys.stderr)
+    print("\ncontinue one with: karmactl sessions resume ID")

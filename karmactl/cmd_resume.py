@@ -6,10 +6,12 @@ shows: karmad writes the transcript, this waits for it and prints what to run.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from karmactl import render
+from karmactl.client import CommandFailed
+from karmactl.typed import decode
+from karmad.protocol import SessionResume
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -34,35 +36,33 @@ def add_verb(verbs: Any, common: argparse.ArgumentParser) -> None:
 
 def resume(ctx: Context) -> int:
     a = ctx.args
-    answer = ctx.call("session.resume", id=a.id, checkout=a.checkout, origin=a.origin)
+    raw = ctx.call("session.resume", id=a.id, checkout=a.checkout, origin=a.origin)
+    answer = decode(raw, SessionResume)
     deadline = time.monotonic() + ctx.timeout
-    while answer["state"] == "running" and time.monotonic() < deadline:
+    while answer.state == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
-        answer = ctx.call("session.resumeResult", job=answer["job"])
+        raw = ctx.call("session.resumeResult", job=answer.job)
+        answer = decode(raw, SessionResume)
     if ctx.json:
-        render.emit_json(answer)
-        return 0 if answer["state"] == "done" else 1
-    if answer["state"] == "running":
-        print(f"karmactl: still writing {answer['path']}; try again shortly", file=sys.stderr)
-        return 1
-    if answer["state"] == "failed":
-        reason = f" [{answer['reason']}]" if answer.get("reason") else ""
-        print(f"karmactl: {answer['error']}{reason}", file=sys.stderr)
-        return 1
+        render.emit_json(raw)
+        return 0 if answer.state == "done" else 1
+    if answer.state == "running":
+        raise CommandFailed(f"still writing {answer.path}; try again shortly", reason="running")
+    if answer.state == "failed":
+        raise CommandFailed(answer.error, reason=answer.reason or "failed")
     print(_headline(answer))
-    print(f"  session {answer['session_id']}")
-    print(f"  {answer['path']}")
+    print(f"  session {answer.session_id}")
+    print(f"  {answer.path}")
     print()
-    print(answer["command"])
+    print(answer.command)
     return 0
 
 
-def _headline(answer: dict[str, Any]) -> str:
-    whose = f"{answer['member']}'s session" if answer["member"] else "session"
-    source = f"{whose} {answer['origin_session']}"
-    outcome = answer["outcome"]
-    if outcome == "materialised":
-        return f"{source}: written for Claude Code ({render.size(answer['bytes'])})"
-    if outcome == "restored":
+def _headline(answer: SessionResume) -> str:
+    whose = f"{answer.member}'s session" if answer.member else "session"
+    source = f"{whose} {answer.origin_session}"
+    if answer.outcome == "materialised":
+        return f"{source}: written for Claude Code ({render.size(answer.bytes)})"
+    if answer.outcome == "restored":
         return f"{source}: put back from karmad's archive"
-    return f"{source}: {answer['message']}"
+    return f"{source}: {answer.message}"

@@ -236,6 +236,10 @@ def test_every_own_session_is_archived_and_kept_after_claude_code_deletes_it(
     agent = writer.subagent("a1b2", *corpus_records(5))
     result = writer.tool_result("toolu_1.txt", b"saved output\n")
     indexed(karmad, writer.session_id)
+    wait_for(
+        lambda: len(karmad.call("session.get", {"id": writer.session_id})["files"]) == 2,
+        what="the subagent indexed",
+    )
     status = archived(karmad, writer.session_id)
     assert (status["sessions"], status["files"]) == (1, 3)
     assert status["linked_files"] == 3 and status["archive_only_bytes"] == 0
