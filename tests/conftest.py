@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import netns
 from tests.support.daemon import Home, KarmadProcess
 from tests.support.syncthing import Cluster, Node, start_cluster
 
@@ -15,8 +16,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that starts Syncthing nodes is marked `syncthing` whether or not it says so,
     so `-m "not syncthing"` (the newest-versions run in CI) leaves out exactly those."""
     for item in items:
-        if "syncthing_cluster" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "syncthing_cluster" in names or "netns_rig" in names:
             item.add_marker(pytest.mark.syncthing)
+        if "netns_rig" in names:
+            item.add_marker(pytest.mark.netns)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -125,3 +129,23 @@ def syncthing_cluster(
                 print(node.diagnose())  # shown under the failure, as captured teardown output
         for node in started:
             node.teardown()
+
+
+@pytest.fixture
+def netns_rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[netns.Net]:
+    """Separate hosts: each node in its own network namespace (see tests/support/netns.py).
+
+    Skipped, saying why, where namespaces cannot be made. Torn down whatever happened;
+    a failed test prints the rig's links and every node's state and log tails.
+    """
+    reason = netns.unavailable()
+    if reason is not None:
+        pytest.skip(f"network namespaces: {reason}")
+    net = netns.Net(tmp_path / "net")
+    try:
+        yield net
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(net.diagnose())
+        net.teardown()

@@ -113,6 +113,9 @@ class KarmadProcess:
     backend: str = "asyncio"
     args: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
+    wrapper: tuple[str, ...] = ()
+    """Runs the daemon through this command, e.g. `ip netns exec NS` to start it in a
+    network namespace (it execs, so the pid is still karmad's)."""
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -132,7 +135,10 @@ class KarmadProcess:
         self.log_path = self.home.root / f"karmad-{int(time.time() * 1000)}.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            karmad_command("--backend", self.backend, "--log-format", "json", *self.args),
+            [
+                *self.wrapper,
+                *karmad_command("--backend", self.backend, "--log-format", "json", *self.args),
+            ],
             env=self.home.env(self.extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,

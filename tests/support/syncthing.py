@@ -38,6 +38,7 @@ from karmad.syncthing import proctree
 from karmad.syncthing.addresses import Endpoint, parse_endpoint
 from karmad.syncthing.compat import child_env
 from karmad.syncthing.models import FolderConfig, FolderDevice
+from karmad.syncthing.profile import Profile
 from karmad.syncthing.supervisor import PID_FILE
 from tests.support.daemon import Home, KarmadProcess
 
@@ -46,7 +47,7 @@ PLAIN_STDOUT = "syncthing.out"
 
 T = TypeVar("T")
 
-LOOPBACK_CONFIG = 'mode = "managed"\nprofile = "loopback"\nrestart_delay_s = 0.2'
+MANAGED_CONFIG = 'mode = "managed"\nrestart_delay_s = 0.2'
 START_TIMEOUT_S = 60.0
 
 
@@ -152,6 +153,8 @@ class Node:
     endpoint: Endpoint | None = None
     device_id: str = ""
     listen_address: str = ""
+    wrapper: tuple[str, ...] = ()
+    """The command a plain node's Syncthing runs under (its network namespace)."""
     _rest: Rest | None = field(default=None, repr=False)
 
     @property
@@ -255,11 +258,15 @@ def start_plain_node(
     wait: bool = True,
     syncthing_home: Path | None = None,
     gui_socket: Path | None = None,
+    profile: Profile = "loopback",
+    listen_addresses: tuple[str, ...] = (),
+    wrapper: tuple[str, ...] = (),
 ) -> Node:
     """A stand-alone Syncthing prepared like a managed one, with the loopback profile.
 
     `syncthing_home` places its home elsewhere (e.g. where a user's own Syncthing keeps
-    it, for external mode); `gui_socket` moves its REST socket.
+    it, for external mode); `gui_socket` moves its REST socket. The network rig passes
+    another `profile`, its `listen_addresses` and a `wrapper` (its namespace).
     """
     root.mkdir(parents=True, exist_ok=True)
     user_home = root / "home"
@@ -272,11 +279,12 @@ def start_plain_node(
             home=st_home,
             api_key_file=st_home / "karmad-api-key",
             gui_socket=gui_socket or root / "st.sock",
-            profile="loopback",
+            profile=profile,
+            listen_addresses=listen_addresses,
         ),
         environ={**os.environ, "HOME": str(user_home)},
     )
-    node = Node(name=name, root=root, syncthing_home=st_home)
+    node = Node(name=name, root=root, syncthing_home=st_home, wrapper=wrapper)
     node.api_key, node.endpoint = prepared.api_key, prepared.endpoint
     node.device_id, node.listen_address = prepared.device_id, prepared.listen_addresses[0]
     launch_plain(node, binary)
@@ -293,7 +301,11 @@ def launch_plain(node: Node, binary: binary_mod.Binary | None = None) -> None:
     env = child_env({**os.environ, "HOME": str(node.root / "home")}, node.api_key)
     log = (node.root / PLAIN_STDOUT).open("ab")
     node.proc = subprocess.Popen(
-        [str(binary.path), *binary.compat.serve_args(st_home, st_home / home_mod.LOG)],
+        [
+            *node.wrapper,
+            str(binary.path),
+            *binary.compat.serve_args(st_home, st_home / home_mod.LOG),
+        ],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -348,15 +360,19 @@ def start_karmad_node(
     config: str = "",
     syncthing: str = "",
     wait: bool = True,
+    network: str = 'profile = "loopback"',
+    wrapper: tuple[str, ...] = (),
 ) -> Node:
     """A real karmad managing its own loopback Syncthing, configured via its config file.
 
     `config` is prepended to the file; `syncthing` adds keys to its `[syncthing]` section.
+    The network rig replaces the `network` keys (profile, listen addresses) and runs
+    karmad through a `wrapper` (its namespace); its Syncthing inherits both.
     """
     home = Home(root).create()
-    section = f"[syncthing]\n{LOOPBACK_CONFIG}\n{syncthing.strip()}\n"
+    section = f"[syncthing]\n{MANAGED_CONFIG}\n{network.strip()}\n{syncthing.strip()}\n"
     home.write_config(f"{config.rstrip()}\n\n{section}".lstrip())
-    karmad = KarmadProcess(home, backend=backend)
+    karmad = KarmadProcess(home, backend=backend, wrapper=wrapper)
     node = Node(
         name=name,
         root=root,
