@@ -164,6 +164,7 @@ class Net:
         self.hosts: dict[str, Host] = {}
         self.nodes: dict[str, Node] = {}
         self.asleep: dict[str, list[int]] = {}
+        self._made = 0
         self._switch = Switch(seed)
         self._down = False
         _LIVE.append(self)
@@ -173,7 +174,10 @@ class Net:
     def host(self, name: str) -> Host:
         if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", name) or name in self.hosts:
             raise ValueError(f"bad or duplicate host name {name!r}")
-        index = len(self.hosts) + 1
+        self._made += 1
+        index = self._made
+        if index > 240:
+            raise RigError("a rig has room for 240 machines")
         host = Host(name, f"{self.prefix}-{name}", f"{self.block}{10 + index}")
         tun = f"k{os.getpid()}r{self.run}p{index}"[:15]
         _ip("netns", "add", host.netns)
@@ -247,6 +251,16 @@ class Net:
                 f"{node.name}: Syncthing's REST API is not on a Unix socket "
                 f"({node.endpoint}): the rig cannot reach into the namespace; use a shorter root"
             )
+
+    def remove(self, node: Node) -> None:
+        """Take a machine away for good: its processes, namespace and link."""
+        self.wake(node)
+        node.teardown()
+        host = self.hosts.pop(node.name)
+        del self.nodes[node.name]
+        _kill_inside(host.netns)
+        _ip("netns", "del", host.netns, check=False)
+        self._switch.call("unport", address=host.address)
 
     def host_of(self, node: Node) -> Host:
         return self.hosts[node.name]

@@ -183,6 +183,24 @@ class Switch:
             self.ports[address] = port
             self.selector.register(fd, selectors.EVENT_READ, port)
             return {}
+        if op == "unport":
+            port = self._port(request["address"])
+            self.selector.unregister(port.fd)
+            os.close(port.fd)
+            del self.ports[port.address]
+            kept = []
+            for entry in self.wire:
+                _, _, source, destination, _, stage = entry
+                if port.address not in (source, destination):
+                    kept.append(entry)
+                elif stage == 1 and source in self.ports:
+                    self.ports[source].egress.queued -= 1
+                elif stage == 2 and destination in self.ports:
+                    self.ports[destination].ingress.queued -= 1
+            self.wire = kept
+            heapq.heapify(self.wire)
+            self.blocked = {b for b in self.blocked if port.address not in b}
+            return {}
         if op == "shape":
             port = self._port(request["address"])
             if "egress" in request:
