@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.netns import Net
+from tests.support.netns import SLOW_LOSSY, Net
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
 from tests.support.syncthing import Node, start_karmad_node, wait_started, wait_until
 
@@ -74,7 +74,7 @@ class Lab:
         for name in names:
             if self.net is not None:
                 node = self.net.karmad_node(name, backend=self.backend, wait=False)
-                self.net.shape(node, delay_ms=100, jitter_ms=20, loss=0.02)
+                self.net.shape(node, SLOW_LOSSY)
             else:
                 node = start_karmad_node(self.root / name, name, backend=self.backend, wait=False)
             nodes.append(node)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import netns
-from tests.support.netns import Host, Net
+from tests.support.netns import Host, Link, Net
 from tests.support.syncthing import Cluster, wait_until
 
 ECHO = """
@@ -113,25 +113,21 @@ def test_the_wire_delays_loses_and_cuts(netns_rig: Net) -> None:
         low, _ = round_trips(a, b)
         assert low < 0.05
         # 60 ms each way, from each sender's link: no round trip can be shorter than 120.
-        for host in (a, b):
-            netns_rig._switch.call(
-                "shape", address=host.address, egress={"delay_ms": 60, "jitter_ms": 10}
-            )
+        netns_rig.shape_all(Link(delay_ms=60, jitter_ms=10))
         low, _ = round_trips(a, b)
         assert low >= 0.100
         # Loss is random but seeded: half of everything sent is dropped and counted.
-        netns_rig._switch.call("shape", address=a.address, egress={"loss": 0.5})
+        netns_rig.shape(a, Link(loss=0.5))
         round_trips(a, b, count=20, timeout=60)
         assert netns_rig.stats()["ports"][a.address]["lost"] > 0
-        netns_rig._switch.call("shape", address=a.address, egress={})
-        netns_rig._switch.call("shape", address=b.address, egress={})
+        netns_rig.unshape_all()
         # A cut is silent: the connection attempt times out rather than being refused.
-        netns_rig._switch.call("block", pairs=[[a.address, b.address]])
+        netns_rig.partition([a], [b])
         started = time.monotonic()
         with pytest.raises(ConnectionError, match="timed out"):
             round_trips(a, b, timeout=2)
         assert time.monotonic() - started >= 2
-        netns_rig._switch.call("unblock")
+        netns_rig.heal()
         round_trips(a, b)
 
 

@@ -131,6 +131,31 @@ class Switch:
             self.proc.stdout.close()
 
 
+@dataclass(frozen=True)
+class Link:
+    """What a link does to the packets it carries (see `tests.support.netswitch`)."""
+
+    delay_ms: float = 0
+    jitter_ms: float = 0
+    loss: float = 0
+    """Probability of losing a packet, 0..1."""
+    rate_kbit: float = 0
+    """0: unlimited."""
+
+    def wire(self) -> dict[str, float]:
+        return {
+            "delay_ms": self.delay_ms,
+            "jitter_ms": self.jitter_ms,
+            "loss": self.loss,
+            "rate_kbit": self.rate_kbit,
+        }
+
+
+NEUTRAL = Link()
+SLOW_LOSSY = Link(delay_ms=100, jitter_ms=20, loss=0.02)
+"""The issue's profile: 100 ms +- 20 ms and 2% loss on everything a node sends."""
+
+
 @dataclass
 class Host:
     """One machine: a namespace and its address."""
@@ -262,66 +287,55 @@ class Net:
         _ip("netns", "del", host.netns, check=False)
         self._switch.call("unport", address=host.address)
 
-    def host_of(self, node: Node) -> Host:
+    def host_of(self, node: Node | Host) -> Host:
         return self.hosts[node.name]
 
-    def address(self, node: Node) -> str:
+    def address(self, node: Node | Host) -> str:
         return self.hosts[node.name].address
 
     # ------------------------------------------------------------------ shaping
 
-    def shape(
-        self,
-        node: Node,
-        *,
-        delay_ms: float = 0,
-        jitter_ms: float = 0,
-        loss: float = 0,
-        rate_kbit: float = 0,
-        ingress: bool = False,
-    ) -> None:
+    def shape(self, node: Node | Host, link: Link = NEUTRAL, *, ingress: bool = False) -> None:
         """Shape what `node` sends (as netem on its interface would), or what it receives."""
-        spec = {"delay_ms": delay_ms, "jitter_ms": jitter_ms, "loss": loss, "rate_kbit": rate_kbit}
         direction = "ingress" if ingress else "egress"
-        self._switch.call("shape", address=self.address(node), **{direction: spec})
+        self._switch.call("shape", address=self.address(node), **{direction: link.wire()})
 
-    def shape_all(
-        self, *, delay_ms: float = 0, jitter_ms: float = 0, loss: float = 0, rate_kbit: float = 0
-    ) -> None:
+    def shape_all(self, link: Link) -> None:
         """The same shape on every link: each packet gets it once, from its sender's link."""
-        for node in self.nodes.values():
-            self.shape(node, delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss, rate_kbit=rate_kbit)
+        for host in self.hosts.values():
+            self.shape(host, link)
 
     def unshape_all(self) -> None:
-        for node in self.nodes.values():
-            self.shape(node)
-            self.shape(node, ingress=True)
+        for host in self.hosts.values():
+            self.shape(host)
+            self.shape(host, ingress=True)
 
     # ------------------------------------------------------------------ faults
 
-    def _pairs(self, left: list[Node], right: list[Node]) -> list[list[str]]:
+    def _pairs(self, left: list[Node | Host], right: list[Node | Host]) -> list[list[str]]:
         return [[self.address(a), self.address(b)] for a in left for b in right if a.name != b.name]
 
-    def cut(self, node: Node) -> None:
-        """Drop everything to and from `node` (the other side notices only by timeouts)."""
-        others = [n for n in self.nodes.values() if n.name != node.name]
-        self._switch.call("block", pairs=self._pairs([node], others))
+    def _others(self, node: Node | Host) -> list[Node | Host]:
+        return [h for h in self.hosts.values() if h.name != node.name]
 
-    def partition(self, *groups: list[Node]) -> None:
-        """Nodes of different groups cannot reach each other."""
+    def cut(self, node: Node | Host) -> None:
+        """Drop everything to and from `node` (the other side notices only by timeouts)."""
+        self._switch.call("block", pairs=self._pairs([node], self._others(node)))
+
+    def partition(self, *groups: list[Node | Host]) -> None:
+        """Machines of different groups cannot reach each other."""
         pairs = []
         for i, left in enumerate(groups):
             for right in groups[i + 1 :]:
                 pairs += self._pairs(left, right)
         self._switch.call("block", pairs=pairs)
 
-    def heal(self, node: Node | None = None) -> None:
+    def heal(self, node: Node | Host | None = None) -> None:
         """Lift every cut and partition (or only those involving `node`)."""
         if node is None:
             self._switch.call("unblock")
         else:
-            others = [n for n in self.nodes.values() if n.name != node.name]
-            self._switch.call("unblock", pairs=self._pairs([node], others))
+            self._switch.call("unblock", pairs=self._pairs([node], self._others(node)))
 
     def link_down(self, node: Node) -> None:
         """The interface loses its carrier (Wi-Fi off): local sockets see errors at once."""
@@ -516,4 +530,4 @@ def _teardown_all() -> None:
         net.teardown()
 
 
-__all__ = ["Host", "Net", "unavailable", "wait_until"]
+__all__ = ["NEUTRAL", "SLOW_LOSSY", "Host", "Link", "Net", "unavailable", "wait_until"]

@@ -59,7 +59,7 @@ def member_states(node: Node, team_id: str) -> dict[str, str]:
     return {m["member_tag"]: m["state"] for m in team(node, team_id)["members"]}
 
 
-def form_team(leader: Node, *members: Node, name: str = "core") -> str:
+def form_team(leader: Node, *members: Node, name: str = "core", timeout: float = CONVERGE_S) -> str:
     """Leader creates a team and adds each member by pairing code; each joins by invite.
 
     Returns the team id once every member is active in the leader's roster and sees
@@ -74,7 +74,7 @@ def form_team(leader: Node, *members: Node, name: str = "core") -> str:
     tags = {m.call("identity.get")["member_tag"] for m in (leader, *members)}
     wait_until(
         lambda: all(member_states(leader, team_id).get(t) == "active" for t in tags),
-        CONVERGE_S,
+        timeout,
         message="every member active on the leader",
     )
     for member in members:
@@ -83,7 +83,7 @@ def form_team(leader: Node, *members: Node, name: str = "core") -> str:
                 team(m, team_id)["phase"] == "member"  # type: ignore[misc]
                 and all(member_states(m, team_id).get(t) == "active" for t in tags)
             ),
-            CONVERGE_S,
+            timeout,
             message=f"{member.name} sees the whole team active",
         )
     return team_id
