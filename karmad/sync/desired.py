@@ -15,6 +15,7 @@ from karmad.domain import Member, MemberState, Team, TeamState, folder_id
 from karmad.sync import statefile
 from karmad.sync.ingest import delivery_pending
 from karmad.sync.model import (
+    DIAL_LATER,
     Desired,
     DesiredFolder,
     DesiredState,
@@ -36,10 +37,6 @@ OWN_IGNORES: tuple[str, ...] = (f"{statefile.TEMP_PREFIX}*",)
 """Our own folders never send half-written files (temp names are renamed when complete)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-DIAL_LATER: tuple[str, ...] = ("dynamic",)
-"""A device configured without an address to dial: its connection is accepted, and with
-discovery off (lan-only, loopback) nothing is dialled until explicit addresses are set."""
 
 
 def inbox_ignores(project_keys: frozenset[str]) -> tuple[str, ...]:
@@ -265,12 +262,31 @@ def _member(b: _Builder, team: LocalTeam) -> None:
 
 
 def _second_dialler(b: _Builder, peer: Member, mine: Member | None, leader: str) -> bool:
-    """Between two members who learn of each other from the same roster, the larger
-    device ID leaves the first dial to the smaller one; our leader we always dial."""
-    if peer.device_id == leader or b.me.device_id < peer.device_id:
+    """Between two members, the newer one leaves the first dial to the older one; our
+    leader we always dial.
+
+    A member learns of the others from the first roster it receives, while they learn of
+    it only once the leader has seen it join and published a roster saying so: the older
+    member is the one that learns of the pair last, so when it dials, the newer one has
+    long had the device and its folders in place. Dialled the other way, the first dial
+    is refused (the older member does not know the newer one yet), and the redial that
+    follows can cross the older member's own dial. Newer means activated later (a member
+    not yet active is the newest); the same roster gives both sides the same answer.
+    """
+    if peer.device_id == leader or not _newer(mine, peer):
         return False
     since = peer.changed_at if mine is None else max(peer.changed_at, mine.changed_at)
     return b.waits_for_first_dial(since)
+
+
+def _newer(mine: Member | None, peer: Member) -> bool:
+    if mine is None:
+        return True
+
+    def seniority(m: Member) -> tuple[bool, datetime, str]:
+        return (m.state is not MemberState.ACTIVE, m.changed_at, m.device_id)
+
+    return seniority(mine) > seniority(peer)
 
 
 def desired(

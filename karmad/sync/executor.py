@@ -35,7 +35,7 @@ BACKOFF_MAX = timedelta(minutes=10)
 def action_key(action: p.Action) -> str:
     if isinstance(action, p.AddDevice):
         return f"device:{action.device.device_id}"
-    if isinstance(action, p.UpdateDeviceAddresses | p.RemoveDevice):
+    if isinstance(action, p.UpdateDeviceAddresses | p.ConnectDevice | p.RemoveDevice):
         return f"device:{action.device_id}"
     if isinstance(action, p.PutFolder):
         return f"folder:{action.folder.folder_id}"
@@ -134,6 +134,15 @@ class Executor:
                 await self._one(outcome, action, partial(self._port.revert, action.folder_id))
             elif isinstance(action, p.WriteState):
                 await self._one(outcome, action, partial(self._write_state, action))
+        not_added = {a.device.device_id for a, _ in outcome.failed if isinstance(a, p.AddDevice)}
+        for action in due:
+            # Last of all for a new device: its folders, ignores and our state are there.
+            if isinstance(action, p.ConnectDevice):
+                if action.device_id in not_added:
+                    outcome.skipped.append(action)  # planned again with its AddDevice
+                    continue
+                run = partial(self._port.set_device_addresses, action.device_id, action.addresses)
+                await self._one(outcome, action, run)
         for action in due:
             if isinstance(action, p.RemoveFolder):
                 await self._one(

@@ -100,9 +100,10 @@ class Policy:
 
     Two Syncthings that dial each other at the same moment can both wait for the other's
     hello on their own connection until a 20-second timeout (seen with 1.19), so a new
-    pair has one designated first dialler: the joining member towards its leader, the
-    smaller device ID between two members. The other side dials too once this has passed
-    (in case the first dial never came), or at once if the peer is already knocking."""
+    pair has one designated first dialler, the side that learns of the pair last (the
+    other has its folders in place by then): the joining member towards its leader, the
+    older member towards a newcomer. The other side dials too once this has passed (in
+    case the first dial never came), or at once if the peer is already knocking."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,11 @@ class FolderType(enum.StrEnum):
     RECEIVEONLY = "receiveonly"
     SENDRECEIVE = "sendreceive"
     RECEIVEENCRYPTED = "receiveencrypted"
+
+
+DIAL_LATER: tuple[str, ...] = ("dynamic",)
+"""A device configured without an address to dial: its connection is accepted, and with
+discovery off (lan-only, loopback) nothing is dialled until explicit addresses are set."""
 
 
 @dataclass(frozen=True, slots=True)

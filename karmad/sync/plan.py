@@ -4,6 +4,13 @@ No I/O, no clock. Applying the returned actions to `observed` and planning again
 nothing (the property tests check it), so an idle reconcile cycle writes nothing.
 Actions come out in an order that is safe to execute: devices before the folders that
 reference them, folder removals before device removals, state files after their folder.
+
+A device new to Syncthing is added without an address to dial and given its addresses
+(`ConnectDevice`) only once its folders, their ignore patterns and our state files are in
+place, so that its first connection finds everything it will exchange already there.
+Syncthing 1.19 closes a connection that comes up while a folder shared with that device
+is still being added (an index for a folder it does not run yet), both sides then redial
+at once, and two crossing dials can stall for 20 s.
 """
 
 from __future__ import annotations
@@ -12,7 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from karmad.domain import is_folder_id
-from karmad.sync.model import Desired, DeviceConfig, FolderConfig, FolderType, Observed
+from karmad.sync.model import (
+    DIAL_LATER,
+    Desired,
+    DeviceConfig,
+    FolderConfig,
+    FolderType,
+    Observed,
+)
 from karmad.sync.statefile import StateFile
 
 
@@ -23,6 +37,14 @@ class AddDevice:
 
 @dataclass(frozen=True, slots=True)
 class UpdateDeviceAddresses:
+    device_id: str
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectDevice:
+    """Give a device added in the same plan its addresses: Syncthing dials it at once."""
+
     device_id: str
     addresses: tuple[str, ...]
 
@@ -66,6 +88,7 @@ class RemoveDevice:
 Action = (
     AddDevice
     | UpdateDeviceAddresses
+    | ConnectDevice
     | PutFolder
     | SetIgnores
     | RevertInbox
@@ -89,6 +112,7 @@ def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]
     ignores: list[Action] = []
     reverts: list[Action] = []
     states: list[Action] = []
+    connects: list[Action] = []
     folder_removals: list[Action] = []
     device_removals: list[Action] = []
 
@@ -96,10 +120,14 @@ def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]
         want = desired.devices[device_id]
         have = observed.devices.get(device_id)
         if have is None:
-            adds.append(AddDevice(want))
+            if want.addresses == DIAL_LATER:
+                adds.append(AddDevice(want))
+            else:
+                adds.append(AddDevice(replace(want, addresses=DIAL_LATER)))
+                connects.append(ConnectDevice(device_id, want.addresses))
         elif (
             device_id in observed.managed_devices
-            and want.addresses != ("dynamic",)
+            and want.addresses != DIAL_LATER
             and set(want.addresses) != set(have.addresses)
         ):
             updates.append(UpdateDeviceAddresses(device_id, want.addresses))
@@ -155,6 +183,7 @@ def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]
         *ignores,
         *reverts,
         *states,
+        *connects,
         *folder_removals,
         *device_removals,
     ]
@@ -176,7 +205,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
         if isinstance(action, AddDevice):
             devices[action.device.device_id] = action.device
             managed.add(action.device.device_id)
-        elif isinstance(action, UpdateDeviceAddresses):
+        elif isinstance(action, UpdateDeviceAddresses | ConnectDevice):
             devices[action.device_id] = replace(
                 devices[action.device_id], addresses=action.addresses
             )
@@ -216,6 +245,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
 __all__ = [
     "Action",
     "AddDevice",
+    "ConnectDevice",
     "FolderType",
     "PutFolder",
     "RemoveDevice",

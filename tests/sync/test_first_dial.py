@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from karmad import deviceid
-from karmad.domain import new_team
-from karmad.sync.desired import DIAL_LATER, desired
+from karmad.domain import Team, new_team
+from karmad.sync.desired import desired
 from karmad.sync.ingest import next_deadline
-from karmad.sync.model import LocalTeam, Me, Phase, Policy, Role
+from karmad.sync.model import DIAL_LATER, LocalTeam, Me, Phase, Policy, Role
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(dial_delay=timedelta(seconds=5))
@@ -58,21 +58,41 @@ def test_an_active_member_is_dialled() -> None:
     assert addresses(LOW, view) == {HIGH: ADDRESS[HIGH]}
 
 
-def test_between_two_members_the_smaller_device_id_dials_first() -> None:
+def test_between_two_members_the_older_one_dials_the_newcomer() -> None:
+    """The newcomer learns of the older member from its first roster; the older member
+    learns of it only once the leader saw it join. The older one dials, whichever has
+    the smaller device ID, so the first dial finds the other side ready."""
+    record = new_team(TEAM, "core", "lead.m", MID, NOW - timedelta(days=1), ADDRESS[MID])
+    record = record.add_member("old.m", HIGH, NOW - timedelta(days=1), ADDRESS[HIGH])
+    record = record.activate(HIGH, NOW - timedelta(hours=1))
+    record = record.add_member("new.m", LOW, NOW - timedelta(seconds=2), ADDRESS[LOW])
+
+    def member_view(roster: Team) -> LocalTeam:
+        return LocalTeam(TEAM, "core", Role.MEMBER, Phase.MEMBER, MID, "lead.m", NOW, roster)
+
+    # The newcomer, not active yet, has the older member held; the leader it dials.
+    joining = member_view(record)
+    assert addresses(LOW, joining) == {MID: ADDRESS[MID], HIGH: DIAL_LATER}
+    # The leader has seen it join: the older member now knows of it and dials.
+    active = record.activate(LOW, NOW - timedelta(seconds=1))
+    assert addresses(HIGH, member_view(active)) == {MID: ADDRESS[MID], LOW: ADDRESS[LOW]}
+    # The newcomer's view of the same roster agrees: it still leaves the first dial.
+    assert addresses(LOW, member_view(active)) == {MID: ADDRESS[MID], HIGH: DIAL_LATER}
+    # Unless the older one is already knocking, or it never dialled within the delay.
+    knocked = addresses(LOW, member_view(active), knocking=HIGH)
+    assert knocked == {MID: ADDRESS[MID], HIGH: ADDRESS[HIGH]}
+    later = NOW + timedelta(seconds=5)
+    assert addresses(LOW, member_view(active), at=later) == {MID: ADDRESS[MID], HIGH: ADDRESS[HIGH]}
+
+
+def test_two_members_activated_at_once_agree_by_device_id() -> None:
     record = new_team(TEAM, "core", "lead.m", HIGH, NOW - timedelta(days=1), ADDRESS[HIGH])
     for tag, device in (("a.m", LOW), ("b.m", MID)):
         record = record.add_member(tag, device, NOW - timedelta(seconds=3), ADDRESS[device])
         record = record.activate(device, NOW - timedelta(seconds=2))
-
-    def member_view() -> LocalTeam:
-        return LocalTeam(TEAM, "core", Role.MEMBER, Phase.MEMBER, HIGH, "lead.m", NOW, record)
-
-    # Both learn of each other from the same roster; the leader is always dialled.
-    assert addresses(LOW, member_view()) == {HIGH: ADDRESS[HIGH], MID: ADDRESS[MID]}
-    assert addresses(MID, member_view()) == {HIGH: ADDRESS[HIGH], LOW: DIAL_LATER}
-    assert addresses(MID, member_view(), knocking=LOW) == {HIGH: ADDRESS[HIGH], LOW: ADDRESS[LOW]}
-    later = NOW + timedelta(seconds=3)
-    assert addresses(MID, member_view(), at=later) == {HIGH: ADDRESS[HIGH], LOW: ADDRESS[LOW]}
+    view = LocalTeam(TEAM, "core", Role.MEMBER, Phase.MEMBER, HIGH, "lead.m", NOW, record)
+    assert addresses(LOW, view) == {HIGH: ADDRESS[HIGH], MID: ADDRESS[MID]}
+    assert addresses(MID, view) == {HIGH: ADDRESS[HIGH], LOW: DIAL_LATER}
 
 
 def test_an_address_to_dial_wins_over_a_held_one_across_teams() -> None:

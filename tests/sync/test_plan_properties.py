@@ -21,6 +21,7 @@ from karmad.domain import (
 )
 from karmad.sync.desired import desired
 from karmad.sync.model import (
+    DIAL_LATER,
     DeviceConfig,
     FolderConfig,
     FolderType,
@@ -31,7 +32,16 @@ from karmad.sync.model import (
     Policy,
     Role,
 )
-from karmad.sync.plan import RevertInbox, apply, plan
+from karmad.sync.plan import (
+    AddDevice,
+    ConnectDevice,
+    PutFolder,
+    RevertInbox,
+    SetIgnores,
+    WriteState,
+    apply,
+    plan,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(removal_grace=timedelta(days=14), ack_linger=timedelta(seconds=30))
@@ -289,3 +299,31 @@ def test_only_inboxes_with_local_changes_are_reverted(
             and observed.folders[fid].type is FolderType.RECEIVEONLY
         ):
             assert fid in reverted
+
+
+@SETTINGS
+@given(scenario())
+def test_a_new_device_is_dialled_only_once_everything_it_shares_is_in_place(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed],
+) -> None:
+    """Added without an address, then given its addresses after every folder shared with
+    it, every ignore pattern and every state file: its first connection never meets a
+    folder being added (Syncthing 1.19 closes such a connection)."""
+    me, teams, observed = case
+    want = _desired(me, teams, observed)
+    actions = plan(want, observed, FOLDERS)
+    added = {a.device.device_id: i for i, a in enumerate(actions) if isinstance(a, AddDevice)}
+    connects = {a.device_id: i for i, a in enumerate(actions) if isinstance(a, ConnectDevice)}
+    for device, at in added.items():
+        assert actions[at].device.addresses == DIAL_LATER  # type: ignore[union-attr]
+        if want.devices[device].addresses == DIAL_LATER:
+            assert device not in connects
+            continue
+        connect = connects[device]
+        assert actions[connect] == ConnectDevice(device, want.devices[device].addresses)
+        for i, action in enumerate(actions):
+            if isinstance(action, SetIgnores | WriteState) or (
+                isinstance(action, PutFolder) and device in action.folder.devices
+            ):
+                assert i < connect, (action, actions[connect])
+    assert set(connects) <= set(added)
