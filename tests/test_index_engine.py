@@ -534,3 +534,34 @@ def _figures(index: LocalIndex) -> list[tuple[object, ...]]:
             "FROM sessions ORDER BY session_id"
         )
     ]
+
+
+def test_an_inbox_gone_while_karmad_was_not_running_leaves_the_views(tmp_path: Path) -> None:
+    """Received roots are re-added by each run; one that no inbox has any more (its
+    member left while this machine was off) is forgotten though this run never had it."""
+    kept, gone = tmp_path / "kept" / "projects", tmp_path / "gone" / "projects"
+    for inbox, sid in ((kept, SID), (gone, OTHER)):
+        write(session_file(inbox, sid), [assistant("m1", f"r-{sid}", session=sid, output=5)])
+
+    def remote(path: Path, device: str) -> Root:
+        return Root(
+            path, origin="remote", member_tag=f"{device}.m", user_id=device, device_id=device
+        )
+
+    first = LocalIndex(tmp_path / "index.db", [remote(kept, "A"), remote(gone, "B")])
+    try:
+        first.scan()
+    finally:
+        first.close()
+    # The next run knows only the inbox still wanted.
+    second = LocalIndex(tmp_path / "index.db", [remote(kept, "A")])
+    try:
+        second.engine.remove_root(gone)  # not this run's root: nothing to name it by
+        listed = second.reader.list_sessions(SessionListParams(origin="remote"))
+        assert sorted(s.id for s in listed.sessions) == [SID, OTHER]
+        assert second.engine.retain_remote_roots(frozenset({kept})) == [gone]
+        listed = second.reader.list_sessions(SessionListParams(origin="remote"))
+        assert [(s.id, s.member) for s in listed.sessions] == [(SID, "A.m")]
+        assert second.engine.retain_remote_roots(frozenset({kept})) == []
+    finally:
+        second.close()

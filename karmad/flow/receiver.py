@@ -3,7 +3,8 @@
 Each project shared with a team, in each teammate's inbox, is one index root attributed
 to that teammate (member tag, user, device) and already known to belong to the shared
 project's identity. Roots follow the reconciler's inboxes: a member or project that goes
-away takes its rows out of the views (the files stay until a purge). New data is indexed
+away takes its rows out of the views (the files stay until a purge), also when it went
+while karmad was not running. New data is indexed
 when Syncthing says a file arrived — no polling — and what the index refuses (see
 `karmad.index.remote`) is recorded as an audit event. Nothing here ever writes inside an
 inbox: they are receive-only folders and the sender is the only writer.
@@ -107,6 +108,9 @@ class Receiver:
     def _handle(self, event: Event) -> None:
         if event.topic == "sync.outboxes":
             self.follow_inboxes()
+            # The reconciler has decided the inboxes: anything received before (by an
+            # earlier run, for an inbox gone since) is no longer anyone's to show.
+            self._indexer.retain_remote_roots(self._roots)
         elif event.topic == "syncthing.item.finished":
             self._arrived(event.data)
         elif event.topic == "syncthing.resynced":

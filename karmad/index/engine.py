@@ -121,6 +121,17 @@ class Engine:
                 self.writer.remove_root(root_id)
                 del self.roots[root_id]
 
+    def retain_remote_roots(self, keep: frozenset[Path]) -> list[Path]:
+        """Forget every received root not in `keep`, those indexed by an earlier run too
+        (an inbox that went while karmad was not running); returns what was forgotten."""
+        gone = []
+        for path, root_id in sorted(self.writer.stored_roots("remote").items()):
+            if path not in keep:
+                self.writer.remove_root(root_id)
+                self.roots.pop(root_id, None)
+                gone.append(path)
+        return gone
+
     def root_of(self, path: Path) -> tuple[int, Root] | None:
         for root_id, root in self.roots.items():
             for base in (root.path, root.archive):

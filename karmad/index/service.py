@@ -54,9 +54,18 @@ class _Work:
     job: int = 0
     add: list[Root] = field(default_factory=list)
     remove: list[Path] = field(default_factory=list)
+    retain: frozenset[Path] | None = None
+    """Received roots to keep; every other one stored in the index is forgotten."""
 
     def pending(self) -> bool:
-        return bool(self.startup or self.scan or self.rebuild or self.add or self.remove)
+        return bool(
+            self.startup
+            or self.scan
+            or self.rebuild
+            or self.add
+            or self.remove
+            or self.retain is not None
+        )
 
 
 @dataclass(slots=True)
@@ -117,6 +126,8 @@ class Indexer:
         with self._lock:
             self._work.add.append(root)
             self._work.scan = True
+            if self._work.retain is not None:
+                self._work.retain |= {root.path}
         self._kick()
 
     def remove_root(self, path: Path) -> None:
@@ -124,6 +135,16 @@ class Indexer:
         self._roots = [r for r in self._roots if r.path != path]
         with self._lock:
             self._work.remove.append(path)
+            if self._work.retain is not None:
+                self._work.retain -= {path}
+        self._kick()
+
+    def retain_remote_roots(self, keep: Iterable[Path]) -> None:
+        """Received roots are exactly `keep` from now on: also forget those an earlier run
+        indexed and that no inbox has any more (a member who left while karmad was not
+        running), which `remove_root` cannot name."""
+        with self._lock:
+            self._work.retain = frozenset(keep)
         self._kick()
 
     def notify_changed(self, paths: Iterable[Path | str]) -> None:
@@ -323,6 +344,9 @@ class Indexer:
                 engine.add_root(root)
             for path in work.remove:
                 engine.remove_root(path)
+            if work.retain is not None:
+                for path in engine.retain_remote_roots(work.retain):
+                    log.info("stale_root_removed", root=str(path))
             if work.rebuild:
                 if work.text_only:
                     writer.clear_text()

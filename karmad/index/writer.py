@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from karmad import codec, gitremote
@@ -255,6 +256,11 @@ class IndexWriter:
         )
         assert row is not None
         return int(row[0])
+
+    def stored_roots(self, origin: str) -> dict[Path, int]:
+        """Roots of that origin in the index, including those of earlier runs."""
+        rows = self.store.query("SELECT id, path FROM roots WHERE origin = ?", (origin,))
+        return {Path(str(r[1])): int(r[0]) for r in rows}
 
     def files_of_root(self, root_id: int) -> dict[str, FileRow]:
         rows = self.store.query("SELECT * FROM files WHERE root_id = ?", (root_id,))
