@@ -76,8 +76,9 @@ def unavailable() -> str | None:
         return "network namespaces exist only on Linux"
     if os.geteuid() != 0:
         return "network namespaces need root (run the suite as root, e.g. in CI)"
-    if shutil.which("ip") is None:
-        return "`ip` (iproute2) is not installed"
+    for tool, package in (("ip", "iproute2"), ("ss", "iproute2"), ("sysctl", "procps")):
+        if shutil.which(tool) is None:
+            return f"`{tool}` ({package}) is not installed"
     if shutil.which("syncthing") is None:
         return "Syncthing is not installed"
     try:
