@@ -19,7 +19,8 @@ has two sessions in each of three of them. Measured, per team size:
   footprint  per node, RSS and CPU (% of one core) of karmad (with its helper processes)
              and of Syncthing, at idle and while every member appends a line a second to
              two sessions (as a member with live Claude Code sessions does); karma
-             folders and connected devices per node
+             folders and connected devices per node; bytes all Syncthings sent per line
+             appended, and per second at idle
 
 This machine has 2 CPUs shared by every node of the run (and whatever else runs): CPU
 figures are what all nodes together leave, and times include waiting for a CPU.
@@ -271,22 +272,37 @@ def sample(pids: list[int]) -> tuple[int, int]:
     return ticks, rss
 
 
+def sent(world: World) -> int:
+    """Bytes every node's Syncthing has sent to its peers so far."""
+    total = 0
+    for m in world.members:
+        conns = m.node.rest.get("/rest/system/connections")["connections"]
+        total += sum(int(c.get("outBytesTotal", 0)) for d, c in conns.items() if d != m.device)
+    return total
+
+
 def footprint(world: World, seconds: float, load: bool) -> dict[str, dict[str, float]]:
-    """Per node: CPU % of one core and RSS MiB of karmad and of Syncthing over a window."""
+    """Per node: CPU % of one core and RSS MiB of karmad and of Syncthing over a window;
+    under "_": bytes sent on the wire by all nodes per line appended."""
     groups = {m.name: pids_of(m.node) for m in world.members}
     before = {n: (sample(k), sample(s)) for n, (k, s) in groups.items()}
+    wire = sent(world)
     started = time.monotonic()
     live = {}
     for m in world.members:
         mine = [s for s in world.sessions if s.member is m][:2]
         live[m.name] = mine
+    appended = 0
     while time.monotonic() - started < seconds:
         if load:
             for sessions in live.values():
                 for session in sessions:
                     world.append(session)
+                    appended += 1
         time.sleep(1.0)
     elapsed = time.monotonic() - started
+    time.sleep(3)  # what the last appends made Syncthing send
+    wire = sent(world) - wire
     out = {}
     for name, (k, s) in groups.items():
         (k0, _), (s0, _) = before[name]
@@ -297,6 +313,7 @@ def footprint(world: World, seconds: float, load: bool) -> dict[str, dict[str, f
             "syncthing_cpu": 100 * (s1 - s0) / TICKS / elapsed,
             "syncthing_rss": s_rss / 2**20,
         }
+    out["_"] = {"wire_per_line": wire / max(1, appended), "wire_per_s": wire / elapsed}
     return out
 
 
@@ -376,7 +393,7 @@ def run_size(root: Path, size: int, appends: int, window: float) -> dict[str, An
 
 
 def summary(figures: dict[str, dict[str, float]], key: str) -> str:
-    values = [f[key] for f in figures.values()]
+    values = [f[key] for name, f in figures.items() if name != "_"]
     return f"{statistics.median(values):.1f} / {max(values):.1f}"
 
 
@@ -416,6 +433,8 @@ def main() -> int:
         "ST CPU% idle",
         "ST CPU% busy",
         "ST RSS MiB",
+        "wire KB/line",
+        "wire KB/s idle",
     )
     print(" | ".join(header))
     for row in rows:
@@ -439,6 +458,8 @@ def main() -> int:
                     summary(row["idle"], "syncthing_cpu"),
                     summary(row["busy"], "syncthing_cpu"),
                     summary(row["busy"], "syncthing_rss"),
+                    f"{row['busy']['_']['wire_per_line'] / 1e3:.0f}",
+                    f"{row['idle']['_']['wire_per_s'] / 1e3:.1f}",
                 ]
             )
         )
