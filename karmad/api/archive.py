@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from karmad import protocol
+from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.rpc.server import Call
 from karmad.services import Services
 
 

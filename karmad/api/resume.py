@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from karmad import protocol
 from karmad.errors import not_found
+from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.rpc.server import Call
 from karmad.services import Services
 
 
