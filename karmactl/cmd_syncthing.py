@@ -199,9 +199,19 @@ def pending(ctx: Context) -> int:
         print("nothing pending")
         return 0
     if result.devices:
+        # Not the name a device gives itself (anyone can claim any name): its ID, and what
+        # our own records (an invite, a roster) call it. Check the ID with its owner.
         render.table(
-            ["DEVICE", "NAME", "ADDRESS", "SINCE"],
-            [(d.device_id, d.name or "-", d.address or "-", _when(d.time)) for d in result.devices],
+            ["DEVICE", "KNOWN AS", "ADDRESS", "SINCE"],
+            [
+                (
+                    d.device_id,
+                    f"{d.known_as} ({d.known_from})" if d.known_as else "unknown",
+                    d.address or "-",
+                    _when(d.time),
+                )
+                for d in result.devices
+            ],
             fit=render.Fit(shrink={2: 16, 1: 12}, drop=(3,)),
         )
     if result.folders:
@@ -210,7 +220,7 @@ def pending(ctx: Context) -> int:
         render.table(
             ["FOLDER", "LABEL", "OFFERED BY", "SINCE"],
             [
-                (f.folder_id, o.label or "-", _short(o.device_id), _when(o.time))
+                (f.folder_id, o.label or "-", o.known_as or _short(o.device_id), _when(o.time))
                 for f in result.folders
                 for o in f.offered_by
             ],

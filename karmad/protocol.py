@@ -813,13 +813,22 @@ class FolderList(Result):
 class PendingDeviceInfo(Result):
     device_id: str
     name: str = ""
+    """What the device calls itself: its owner's choice, not verified and never adopted."""
     address: str = ""
     time: datetime | None = None
+    known_as: str = ""
+    """The member tag our own records give this device (an invite entered here, a team
+    roster, a leader accepted before); empty when none does."""
+    known_from: str = ""
+    """Which record says so, e.g. `leader of core`."""
 
 
 class PendingFolderOfferInfo(Result):
     device_id: str
+    known_as: str = ""
+    """As in `PendingDeviceInfo`: what our own records call the offering device."""
     label: str = ""
+    """The offering device's text for the folder: not verified."""
     time: datetime | None = None
     receive_encrypted: bool = False
     remote_encrypted: bool = False

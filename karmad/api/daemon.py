@@ -53,7 +53,10 @@ def register(router: Router, svc: Services) -> None:
                 state=index.state, sessions=index.sessions, lag_s=index.lag_s, detail=index.detail
             ),
             attention=overview.attention(
-                identity, infos, pending(snap) if snap is not None else None, base.subsystems
+                identity,
+                infos,
+                pending(snap, svc.teams.known_devices()) if snap is not None else None,
+                base.subsystems,
             ),
         )
 

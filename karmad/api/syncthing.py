@@ -131,11 +131,18 @@ def folder_info(folder: FolderState) -> protocol.FolderInfo:
     )
 
 
-def pending(snap: Snapshot) -> protocol.PendingList:
+def pending(snap: Snapshot, known: dict[str, tuple[str, str]]) -> protocol.PendingList:
+    """Offers as Syncthing has them; who offers them as our own records say (`known`)."""
+    unknown = ("", "")
     return protocol.PendingList(
         devices=[
             protocol.PendingDeviceInfo(
-                device_id=device_id, name=p.name, address=p.address, time=p.time
+                device_id=device_id,
+                name=p.name,
+                address=p.address,
+                time=p.time,
+                known_as=known.get(device_id, unknown)[0],
+                known_from=known.get(device_id, unknown)[1],
             )
             for device_id, p in sorted(snap.pending_devices.items())
         ],
@@ -146,6 +153,7 @@ def pending(snap: Snapshot) -> protocol.PendingList:
                 offered_by=[
                     protocol.PendingFolderOfferInfo(
                         device_id=device_id,
+                        known_as=known.get(device_id, unknown)[0],
                         label=offer.label,
                         time=offer.time,
                         receive_encrypted=offer.receive_encrypted,
@@ -181,7 +189,7 @@ def register(router: Router, svc: Services) -> None:
 
     @router.method("pending.list")
     def pending_list(params: protocol.NoParams, call: Call) -> protocol.PendingList:
-        return pending(st.require_snapshot())
+        return pending(st.require_snapshot(), svc.teams.known_devices())
 
     @router.method("syncthing.rescan")
     def rescan(params: protocol.RescanParams, call: Call) -> protocol.RescanQueued:

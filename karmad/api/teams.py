@@ -29,7 +29,6 @@ from karmad.domain import (
     machine_tag_from_hostname,
     new_team,
     project_key,
-    split_member_tag,
     validate_machine_tag,
     validate_user_id,
 )
@@ -466,16 +465,26 @@ class TeamService:
             device = deviceid.parse(device)
         except ValueError as exc:
             raise _domain("invalid_argument", str(exc), "device") from None
-        pending = {d.device_id: d for d in self.port.pending_devices()}
-        name = pending[device].name if device in pending else ""
-        try:
-            split_member_tag(name)
-        except DomainError:
-            name = f"device.{device[:7].lower()}"
+        # The name a device gives itself is its owner's choice and proves nothing: the
+        # leader is known by what our own records say, else by its device ID alone.
+        known = self.known_devices().get(device)
+        name = known[0] if known is not None else f"device.{device[:7].lower()}"
         with self.store.transaction():
             teamstore.trust_leader(self.store, TrustedLeader(device, name, now))
             self._audit(EventKind.OFFER_ACCEPTED, None, name, device, via="pending.accept")
         self.reconciler.wake()
+
+    def known_devices(self) -> dict[str, tuple[str, str]]:
+        """Device ID -> (member tag, where our own records say so), for devices that ask
+        to connect: an invite entered here, a team roster, or a leader accepted before."""
+        known: dict[str, tuple[str, str]] = {}
+        for leader in teamstore.trusted_leaders(self.store):
+            known[leader.device_id] = (leader.member_tag, "accepted as a leader")
+        for team in teamstore.teams(self.store):
+            for m in team.record.members if team.record else ():
+                known[m.device_id] = (m.member_tag, f"member of {team.name}")
+            known[team.leader_device] = (team.leader_tag, f"leader of {team.name}")
+        return known
 
     def pending_dismiss(self, device: str | None, folder: str | None) -> None:
         if (device is None) == (folder is None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from karmad.domain import Member, MemberState, Team, TeamState, folder_id
+from karmad.domain import Member, MemberState, Team, TeamState, folder_id, is_folder_id
 from karmad.sync import statefile
 from karmad.sync.ingest import delivery_pending
 from karmad.sync.model import (
@@ -321,6 +321,8 @@ def desired(
         for offer in pending_folders:
             if offer.offered_by != leader.device_id or offer.folder_id in b.folders:
                 continue
+            if not is_folder_id(offer.folder_id):
+                continue  # not a team folder: left pending for the user, never created
             _provisional(b, leader, offer.folder_id, known_teams)
         for fid, peer in peers.items():
             if peer.owner_device == leader.device_id and fid not in b.folders:

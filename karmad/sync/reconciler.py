@@ -40,7 +40,7 @@ from karmad.sync.model import (
     Policy,
     TrustedLeader,
 )
-from karmad.sync.port import SyncthingPort, SyncthingUnavailable
+from karmad.sync.port import ActionFailed, SyncthingPort, SyncthingUnavailable
 
 log = logs.get("karmad.sync")
 
@@ -363,10 +363,15 @@ class Reconciler:
 
     async def _dismiss(self) -> None:
         for device, folder in sorted(self._dismissals):
-            if folder:
-                await self._port.dismiss_pending_folder(folder, device)
-            else:
-                await self._port.dismiss_pending_device(device)
+            try:
+                if folder:
+                    await self._port.dismiss_pending_folder(folder, device)
+                else:
+                    await self._port.dismiss_pending_device(device)
+            except ActionFailed as exc:
+                # Kept for the next cycle; one offer Syncthing refuses stops nothing else.
+                log.warning("dismiss_failed", device=device, folder=folder[:80], error=str(exc))
+                continue
             self._dismissals.discard((device, folder))
 
     def _purge(self, want: Desired) -> None:

@@ -9,8 +9,10 @@ never speak for another member, and a member can never speak for the leader.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -38,6 +40,16 @@ FORMAT = 1
 STATE_NAME = "state"
 TEMP_PREFIX = ".karma-tmp-"
 MAX_STATE_BYTES = 1 << 20
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+"""Times in a state file lie between these: reconciliation adds grace periods to them
+and compares them with the clock, which a time without a zone or near the end of the
+calendar would make fail."""
+MAX_SEQ = (1 << 63) - 1
+"""The largest sequence number the store can hold (SQLite integers are 64-bit)."""
+
+Time = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A time with its zone: a peer's naive time cannot be compared with ours."""
 
 
 class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -48,8 +60,8 @@ class WireMember(_Wire):
     member_tag: str
     device_id: str
     state: MemberState
-    added_at: datetime
-    changed_at: datetime
+    added_at: Time
+    changed_at: Time
     addresses: list[str] = msgspec.field(default_factory=list)
     ack_seen: bool = False
     """The leader has seen this member acknowledge its removal or the dissolution."""
@@ -60,7 +72,7 @@ class WireProject(_Wire):
     identity: str
     label: str
     state: ProjectState
-    shared_at: datetime
+    shared_at: Time
     include_todos: bool = False
     include_plans: bool = False
 
@@ -71,8 +83,8 @@ class WireTeam(_Wire):
     leader_tag: str
     leader_device: str
     state: TeamState
-    created_at: datetime
-    dissolved_at: datetime | None = None
+    created_at: Time
+    dissolved_at: Time | None = None
     members: list[WireMember] = msgspec.field(default_factory=list)
     projects: list[WireProject] = msgspec.field(default_factory=list)
 
@@ -81,7 +93,7 @@ class WireSubscription(_Wire):
     project_key: str
     state: SubscriptionState
     direction: Direction
-    changed_at: datetime | None = None
+    changed_at: Time | None = None
 
 
 class StateFile(_Wire, kw_only=True):
@@ -91,7 +103,7 @@ class StateFile(_Wire, kw_only=True):
     owner_device: str
     seq: int
     """Grows with every write by the owner; lets readers ignore a stale copy."""
-    written_at: datetime
+    written_at: Time
     addresses: list[str] = msgspec.field(default_factory=list)
     subscriptions: list[WireSubscription] = msgspec.field(default_factory=list)
     left: bool = False
@@ -234,6 +246,11 @@ def validate(
         raise InvalidState("team and owner do not match the folder it arrived in")
     if state.seq < 0:
         raise InvalidState("negative sequence number")
+    if state.seq > MAX_SEQ:
+        raise InvalidState("sequence number too large")
+    for moment in _times(state):
+        if not EARLIEST <= moment < LATEST:
+            raise InvalidState(f"a time out of range ({EARLIEST.year}-{LATEST.year})")
     for sub in state.subscriptions:
         if not is_project_key(sub.project_key):
             raise InvalidState("malformed project key in subscriptions")
@@ -266,6 +283,21 @@ def validate(
         if not is_project_key(project.key) or project_key(project.identity) != project.key:
             raise InvalidState("project key does not match its identity")
     return state
+
+
+def _times(state: StateFile) -> Iterator[datetime]:
+    yield state.written_at
+    yield from (s.changed_at for s in state.subscriptions if s.changed_at is not None)
+    team = state.team
+    if team is None:
+        return
+    yield team.created_at
+    if team.dissolved_at is not None:
+        yield team.dissolved_at
+    for member in team.members:
+        yield member.added_at
+        yield member.changed_at
+    yield from (p.shared_at for p in team.projects)
 
 
 def read(

@@ -276,7 +276,7 @@ class SyncthingClient:
         await self._send("DELETE", "/rest/cluster/pending/devices", params=[("device", device_id)])
 
     async def dismiss_pending_folder(self, folder_id: str, device_id: str = "") -> None:
-        params: list[tuple[str, str | int]] = [("folder", validation.folder_id(folder_id))]
+        params: list[tuple[str, str | int]] = [("folder", validation.offered_folder_id(folder_id))]
         if device_id:
             params.append(("device", validation.device_id(device_id)))
         await self._send("DELETE", "/rest/cluster/pending/folders", params=params)

@@ -42,6 +42,18 @@ def folder_id(value: str) -> str:
         raise _refuse(str(exc)) from None
 
 
+def offered_folder_id(value: str) -> str:
+    """A folder ID exactly as Syncthing reported a peer's offer of it, to dismiss the offer.
+
+    A peer may offer any ID (`../../etc` too). It is only ever sent back as a query
+    parameter, never used as a path or in a URL path, so any non-empty ID can be
+    dismissed; refusing the odd ones would leave them pending for ever.
+    """
+    if not value:
+        raise _refuse("an empty folder ID")
+    return value
+
+
 def device_id(value: str) -> str:
     """The canonical form; Syncthing compares IDs as strings in its config."""
     try:

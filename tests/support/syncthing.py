@@ -526,11 +526,12 @@ def start_cluster(
     """Start `count` nodes side by side (in parallel), each in `root/n<i>`.
 
     `started` collects every node as soon as it exists, so a fixture can tear down
-    what did start when a later node fails.
+    what did start when a later node fails (across several clusters of one test); the
+    cluster returned holds only the nodes this call started.
     """
     if not 1 <= count <= 3:
         raise ValueError("the rig runs 1 to 3 nodes")
-    nodes = started if started is not None else []
+    nodes: list[Node] = []
     for i in range(1, count + 1):
         name = f"n{i}"
         if karmad:
@@ -540,6 +541,8 @@ def start_cluster(
         else:
             node = start_plain_node(root / name, name, wait=False)
         nodes.append(node)
+        if started is not None:
+            started.append(node)
     for node in nodes:
         wait_started(node)
-    return Cluster(list(nodes))
+    return Cluster(nodes)

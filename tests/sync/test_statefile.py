@@ -135,6 +135,36 @@ def test_roster_checks(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        (("written_at",), "2026-01-01T00:00:00", "timezone"),
+        (("team", "members", 1, "changed_at"), "2026-01-01T00:00:00", "timezone"),
+        (("team", "created_at"), "9999-12-31T23:59:59Z", "out of range"),
+        (("team", "members", 1, "changed_at"), "0001-01-01T00:00:00Z", "out of range"),
+        (("seq",), 2**63, "too large"),
+        (("seq",), 2**70, "too large"),
+    ],
+)
+def test_values_that_reconciliation_could_not_use(
+    tmp_path: Path, where: tuple[str | int, ...], value: object, message: str
+) -> None:
+    """Valid JSON of the right types that would fail later: a time without a zone cannot
+    be compared with the clock, a grace period cannot be added to the last day of the
+    calendar, and the store holds 64-bit integers."""
+    doc = json.loads(statefile.encode(leader_state()))
+    target = doc
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    with pytest.raises(InvalidState, match=message):
+        statefile.read(
+            write(tmp_path, json.dumps(doc).encode()),
+            folder=folder_id(TEAM, LEAD),
+            owner_device=LEAD,
+        )
+
+
 @pytest.mark.parametrize("data", [b"", b"{", b"[]", b'{"team_id": 5}', b"\xff\xfe", b"null"])
 def test_malformed(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(InvalidState, match="not a valid state file"):
