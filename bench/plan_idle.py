@@ -29,7 +29,7 @@ from karmad.sync.model import LocalTeam, Me, Observed, PeerState, Phase, Policy,
 from karmad.sync.plan import apply, plan
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-FOLDERS = "/state/folders"
+FOLDERS = Path("/state/folders")
 
 
 def build(members: int, projects: int) -> tuple[Me, tuple[LocalTeam, ...], list[bytes]]:

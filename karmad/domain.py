@@ -40,7 +40,9 @@ def _invalid(detail: str, field: str = "") -> DomainError:
 USER_ID = re.compile(r"[a-z0-9][a-z0-9_-]{1,31}")
 MACHINE_TAG = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MEMBER_TAG = re.compile(r"([a-z0-9][a-z0-9_-]{1,31})\.([a-z0-9][a-z0-9_-]{0,31})")
-FOLDER_ID = re.compile(r"karma-[a-z2-7]{26}")
+FOLDER_PREFIX = "karma-"
+"""Every folder karmad manages, and only those, has an id with this prefix."""
+FOLDER_ID = re.compile(re.escape(FOLDER_PREFIX) + r"[a-z2-7]{26}")
 PROJECT_KEY = re.compile(r"p-[a-z2-7]{16}")
 TEAM_ID = re.compile(r"[a-z2-7]{26}")
 TEAM_NAME_MAX = 64
@@ -109,7 +111,7 @@ def folder_id(team_id: str, owner_device: str) -> str:
     Derived rather than parsed: an offered folder is expected only when its id equals
     what the replicated state says should exist, and no delimiter can be abused.
     """
-    return "karma-" + _b32_digest("team-folder", team_id, owner_device, length=26)
+    return FOLDER_PREFIX + _b32_digest("team-folder", team_id, owner_device, length=26)
 
 
 def project_key(identity: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from karmad.domain import is_folder_id, is_project_key
 from karmad.socket_rule import ENV_RUNTIME_DIR, ENV_SOCKET, SOCKET_NAME, platform_runtime_dir
 
 ENV_CONFIG = "KARMAD_CONFIG"
@@ -82,8 +83,7 @@ class Paths:
         return self.state_dir / "folders"
 
     def folder(self, folder_id: str) -> Path:
-        """A managed folder's directory; the id must already be validated by the caller."""
-        return self.folders_dir / folder_id
+        return managed_folder(self.folders_dir, folder_id)
 
     @property
     def archive_dir(self) -> Path:
@@ -109,6 +109,33 @@ class Paths:
     @property
     def claude_settings(self) -> Path:
         return self.claude_dir / "settings.json"
+
+
+class UnsafeFolderId(ValueError):
+    """A folder id that is not one karmad derives: it never becomes a path."""
+
+
+PROJECTS_DIR = "projects"
+"""Inside a team folder, where each shared project's sessions go (`projects/<key>`)."""
+
+
+def managed_folder(folders_dir: Path, folder_id: str) -> Path:
+    """A managed folder's directory: the only way a folder id becomes a path.
+
+    Ids come from peers too (offers, state files); only a derived team-folder id
+    (`karma-` and 26 base32 characters) is ever joined to a path, so no id can name a
+    place outside `folders_dir`.
+    """
+    if not is_folder_id(folder_id):
+        raise UnsafeFolderId(f"refusing to make a path from folder id {folder_id[:80]!r}")
+    return folders_dir / folder_id
+
+
+def project_dir(folders_dir: Path, folder_id: str, project_key: str) -> Path:
+    """Where one project's sessions are in a managed folder (an outbox or an inbox)."""
+    if not is_project_key(project_key):
+        raise UnsafeFolderId(f"refusing to make a path from project key {project_key[:80]!r}")
+    return managed_folder(folders_dir, folder_id) / PROJECTS_DIR / project_key
 
 
 def _home(env: Mapping[str, str]) -> Path:

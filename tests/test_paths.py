@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from karmad.paths import Overrides, UnsafeDirectory, ensure_private_dir, resolve
+from karmad.domain import folder_id, project_key
+from karmad.paths import (
+    Overrides,
+    UnsafeDirectory,
+    UnsafeFolderId,
+    ensure_private_dir,
+    project_dir,
+    resolve,
+)
 
 linux_only = pytest.mark.skipif(sys.platform == "darwin", reason="XDG layout is Linux's")
 
@@ -67,3 +75,24 @@ def test_private_dir_refuses_symlink_and_file(tmp_path: Path) -> None:
     afile.write_text("x")
     with pytest.raises((UnsafeDirectory, FileExistsError)):
         ensure_private_dir(afile)
+
+
+@pytest.mark.parametrize(
+    "fid", ["../../etc", "acme-backup", "karma-", "karma-../../x", "/etc", "", "karma-" + "a" * 27]
+)
+def test_only_a_derived_folder_id_becomes_a_path(fid: str) -> None:
+    paths = resolve(Overrides(state_dir=Path("/s")), environ={"HOME": "/h"})
+    with pytest.raises(UnsafeFolderId):
+        paths.folder(fid)
+    with pytest.raises(UnsafeFolderId):
+        project_dir(paths.folders_dir, fid, project_key("github.com/o/r"))
+
+
+def test_folder_and_project_directories() -> None:
+    paths = resolve(Overrides(state_dir=Path("/s")), environ={"HOME": "/h"})
+    fid = folder_id("abcdefghijklmnopqrstuvwxyz", "DEVICE")
+    key = project_key("github.com/o/r")
+    assert paths.folder(fid) == Path("/s/folders") / fid
+    assert project_dir(paths.folders_dir, fid, key) == Path("/s/folders") / fid / "projects" / key
+    with pytest.raises(UnsafeFolderId):
+        project_dir(paths.folders_dir, fid, "../..")

@@ -34,12 +34,12 @@ from karmad.flow.copier import Hashers, Progress, sync_file
 from karmad.health import Health
 from karmad.index.discovery import TOOL_RESULTS
 from karmad.index.schema import INDEX_SCHEMA
+from karmad.paths import UnsafeFolderId, managed_folder
 from karmad.redact import Redactor
 from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Row, Store, StoreError
 from karmad.sync import teamstore
 from karmad.sync.model import Outbox
-from karmad.sync.plan import folder_path
 from karmad.sync.statefile import TEMP_PREFIX
 
 log = logs.get("karmad.flow")
@@ -135,8 +135,8 @@ class Packager:
         cut = 0
         for row in state.query("SELECT folder_id, rel, dest_size FROM packaged_files"):
             try:
-                base = Path(folder_path(str(self._folders_dir), row["folder_id"]))
-            except ValueError:
+                base = managed_folder(self._folders_dir, row["folder_id"])
+            except UnsafeFolderId:
                 continue
             dest = base / row["rel"]
             if not dest.resolve().is_relative_to(base.resolve()):
@@ -321,7 +321,7 @@ class Packager:
         if root is None:
             return report
         for outbox in outboxes:
-            base = Path(folder_path(str(self._folders_dir), outbox.folder_id))
+            base = managed_folder(self._folders_dir, outbox.folder_id)
             if not base.is_dir():
                 continue  # the reconciler creates it; next pass
             for key, session in sessions:

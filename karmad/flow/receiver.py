@@ -24,11 +24,11 @@ from karmad.bus import Bus, Clock
 from karmad.domain import EventKind, SyncEvent, is_folder_id, is_project_key
 from karmad.index.discovery import Root
 from karmad.index.service import Indexer
+from karmad.paths import managed_folder
 from karmad.protocol import Event
 from karmad.store import Store, StoreError
 from karmad.sync import teamstore
 from karmad.sync.model import Inbox
-from karmad.sync.plan import folder_path
 
 log = logs.get("karmad.flow")
 
@@ -47,7 +47,7 @@ def roots_for(inboxes: tuple[Inbox, ...], folders_dir: Path) -> dict[Path, Root]
     for inbox in inboxes:
         if not is_folder_id(inbox.folder_id):
             continue
-        base = Path(folder_path(str(folders_dir), inbox.folder_id))
+        base = managed_folder(folders_dir, inbox.folder_id)
         user = inbox.owner_tag.split(".", 1)[0]
         for key, identity in inbox.shared:
             if not is_project_key(key):
@@ -132,7 +132,7 @@ class Receiver:
                 self._indexer.add_root(root)
         self._roots = wanted
         self._folders = {
-            inbox.folder_id: Path(folder_path(str(self._folders_dir), inbox.folder_id))
+            inbox.folder_id: managed_folder(self._folders_dir, inbox.folder_id)
             for inbox in self._inboxes()
             if is_folder_id(inbox.folder_id)
         }

@@ -24,6 +24,7 @@ from karmad.sync.model import (
     Inbox,
     LocalTeam,
     Me,
+    Offer,
     Outbox,
     PeerState,
     PendingFolder,
@@ -300,12 +301,15 @@ def desired(
     managed_devices: frozenset[str] = frozenset(),
     present_folders: frozenset[str] = frozenset(),
     knocking: frozenset[str] = frozenset(),
+    dismissed: frozenset[Offer] = frozenset(),
+    purges: frozenset[tuple[str, str]] = frozenset(),
 ) -> Desired:
     """The whole managed configuration as a function of our records. Pure.
 
     `present_folders` are the `karma-` folders Syncthing has now; those no team needs are
     reported as removable (and likewise managed devices) so the planner can tear down.
     `knocking` are the devices Syncthing reports as pending (they are dialling us).
+    `dismissed` and `purges` are what the user asked for since (see `Desired`).
     """
     b = _Builder(me, peers, now, policy, knocking)
     for team in sorted(teams, key=lambda t: t.team_id):
@@ -336,6 +340,8 @@ def desired(
         inboxes=tuple(b.inboxes),
         removable_devices=frozenset(managed_devices - needed_devices - {me.device_id}),
         removable_folders=frozenset(present_folders - set(b.folders)),
+        dismissed=dismissed,
+        purges=purges,
     )
 
 

@@ -1,4 +1,4 @@
-"""The only code that changes Syncthing's configuration (and writes our state files).
+"""The only code that changes Syncthing's configuration or karmad's team folders.
 
 Actions are executed in the planner's order. Failures are isolated: a failing action is
 recorded with a backoff and the rest still run; a failed batch is retried one item at a
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +23,7 @@ import msgspec
 
 from karmad import logs
 from karmad.bus import Clock
+from karmad.paths import managed_folder, project_dir
 from karmad.store import Store
 from karmad.sync import plan as p
 from karmad.sync import statefile, teamstore
@@ -33,19 +36,26 @@ BACKOFF_MAX = timedelta(minutes=10)
 
 
 def action_key(action: p.Action) -> str:
-    if isinstance(action, p.AddDevice):
-        return f"device:{action.device.device_id}"
-    if isinstance(action, p.UpdateDeviceAddresses | p.ConnectDevice | p.RemoveDevice):
-        return f"device:{action.device_id}"
-    if isinstance(action, p.PutFolder):
-        return f"folder:{action.folder.folder_id}"
-    if isinstance(action, p.RemoveFolder):
-        return f"folder:{action.folder_id}"
-    if isinstance(action, p.SetIgnores):
-        return f"ignores:{action.folder_id}"
-    if isinstance(action, p.RevertInbox):
-        return f"revert:{action.folder_id}"
-    return f"state:{action.folder_id}"
+    """What an action acts on: failures and backoff are kept per key."""
+    match action:
+        case p.AddDevice():
+            return f"device:{action.device.device_id}"
+        case p.UpdateDeviceAddresses() | p.ConnectDevice() | p.RemoveDevice():
+            return f"device:{action.device_id}"
+        case p.PutFolder():
+            return f"folder:{action.folder.folder_id}"
+        case p.RemoveFolder():
+            return f"folder:{action.folder_id}"
+        case p.SetIgnores():
+            return f"ignores:{action.folder_id}"
+        case p.RevertInbox():
+            return f"revert:{action.folder_id}"
+        case p.PurgeReceived():
+            return f"purge:{action.folder_id}:{action.project_key}"
+        case p.DismissOffer():
+            return f"offer:{action.offer.device_id}:{action.offer.folder_id}"
+        case p.WriteState():
+            return f"state:{action.folder_id}"
 
 
 @dataclass
@@ -116,49 +126,77 @@ class Executor:
         for action in actions:
             (due if self._due(action, now) else outcome.skipped).append(action)
 
-        adds = [a for a in due if isinstance(a, p.AddDevice)]
-        if adds:
-            await self._batch(outcome, adds, self._add_devices)
-        for action in due:
-            if isinstance(action, p.UpdateDeviceAddresses):
-                run = partial(self._port.set_device_addresses, action.device_id, action.addresses)
-                await self._one(outcome, action, run)
-        puts = [a for a in due if isinstance(a, p.PutFolder)]
-        if puts:
-            await self._batch(outcome, puts, self._put_folders)
-        for action in due:
-            if isinstance(action, p.SetIgnores):
-                run = partial(self._port.set_ignores, action.folder_id, action.patterns)
-                await self._one(outcome, action, run)
-            elif isinstance(action, p.RevertInbox):
-                await self._one(outcome, action, partial(self._port.revert, action.folder_id))
-            elif isinstance(action, p.WriteState):
-                await self._one(outcome, action, partial(self._write_state, action))
-        not_added = {a.device.device_id for a, _ in outcome.failed if isinstance(a, p.AddDevice)}
-        for action in due:
-            # Last of all for a new device: its folders, ignores and our state are there.
-            if isinstance(action, p.ConnectDevice):
-                if action.device_id in not_added:
-                    outcome.skipped.append(action)  # planned again with its AddDevice
-                    continue
-                run = partial(self._port.set_device_addresses, action.device_id, action.addresses)
-                await self._one(outcome, action, run)
-        for action in due:
-            if isinstance(action, p.RemoveFolder):
-                await self._one(
-                    outcome, action, partial(self._port.remove_folder, action.folder_id)
-                )
-            elif isinstance(action, p.RemoveDevice):
-                await self._one(outcome, action, partial(self._remove_device, action))
+        await self._batch(outcome, _only(due, p.AddDevice), self._add_devices)
+        await self._each(outcome, due, p.UpdateDeviceAddresses)
+        await self._batch(outcome, _only(due, p.PutFolder), self._put_folders)
+        await self._each(outcome, due, p.SetIgnores, p.RevertInbox, p.WriteState)
+        # Last of all for a new device: its folders, ignores and our state are there.
+        await self._each(outcome, due, p.ConnectDevice)
+        await self._each(outcome, due, p.PurgeReceived, p.DismissOffer)
+        await self._each(outcome, due, p.RemoveFolder, p.RemoveDevice)
         return outcome
+
+    async def _each(self, outcome: Outcome, due: list[p.Action], *kinds: type) -> None:
+        """The due actions of these kinds, one at a time, in the planner's order."""
+        for action in due:
+            if not isinstance(action, kinds):
+                continue
+            if self._blocked(action, outcome):
+                outcome.skipped.append(action)
+                continue
+            await self._one(outcome, action, self._effect(action))
+
+    def _blocked(self, action: p.Action, outcome: Outcome) -> bool:
+        """A purge waits while its inbox's ignore patterns are failing: deleting what
+        Syncthing still admits would look like a local change to it. A device that could
+        not be added is not given addresses: both are planned again next cycle."""
+        match action:
+            case p.PurgeReceived():
+                return f"ignores:{action.folder_id}" in self.failures
+            case p.ConnectDevice():
+                return any(
+                    isinstance(failed, p.AddDevice) and failed.device.device_id == action.device_id
+                    for failed, _ in outcome.failed
+                )
+            case _:
+                return False
+
+    def _effect(self, action: p.Action) -> Callable[[], Awaitable[None]]:
+        """What one action does, alone."""
+        port = self._port
+        match action:
+            case p.AddDevice():
+                return partial(self._add_devices, [action])
+            case p.PutFolder():
+                return partial(self._put_folders, [action])
+            case p.UpdateDeviceAddresses() | p.ConnectDevice():
+                return partial(port.set_device_addresses, action.device_id, action.addresses)
+            case p.SetIgnores():
+                return partial(port.set_ignores, action.folder_id, action.patterns)
+            case p.RevertInbox():
+                return partial(port.revert, action.folder_id)
+            case p.WriteState():
+                return partial(self._write_state, action)
+            case p.PurgeReceived():
+                return partial(self._purge, action)
+            case p.DismissOffer() if action.offer.folder_id:
+                offer = action.offer
+                return partial(port.dismiss_pending_folder, offer.folder_id, offer.device_id)
+            case p.DismissOffer():
+                return partial(port.dismiss_pending_device, action.offer.device_id)
+            case p.RemoveFolder():
+                return partial(port.remove_folder, action.folder_id)
+            case p.RemoveDevice():
+                return partial(self._remove_device, action)
 
     async def _batch(
         self,
         outcome: Outcome,
-        actions: list[p.AddDevice] | list[p.PutFolder],
+        batch: list[p.Action],
         run: Callable[[list[p.Action]], Awaitable[None]],
     ) -> None:
-        batch: list[p.Action] = list(actions)
+        if not batch:
+            return
         try:
             await run(batch)
         except (ActionFailed, OSError):
@@ -193,12 +231,17 @@ class Executor:
             return
         seq = team.seq + 1
         body = msgspec.structs.replace(action.body, seq=seq, written_at=self._clock())
-        directory = Path(p.folder_path(str(self._folders_dir), action.folder_id))
+        directory = managed_folder(self._folders_dir, action.folder_id)
         await anyio.to_thread.run_sync(_write_state, directory, statefile.encode(body))
         teamstore.set_published(self._store, action.team_id, seq, action.digest)
         with contextlib.suppress(ActionFailed):
             # Scanning now makes the change leave at once; the watcher would catch it anyway.
             await self._port.scan(action.folder_id, [statefile.STATE_NAME])
+
+    async def _purge(self, action: p.PurgeReceived) -> None:
+        inbox = managed_folder(self._folders_dir, action.folder_id)
+        target = project_dir(self._folders_dir, action.folder_id, action.project_key)
+        await anyio.to_thread.run_sync(_remove_received, inbox, target)
 
     def failure_summaries(self, now: datetime) -> list[tuple[Failure, float]]:
         return [
@@ -216,6 +259,20 @@ def _prepare_folder_dir(path: Path) -> None:
 def _write_state(directory: Path, data: bytes) -> None:
     _prepare_folder_dir(directory)
     statefile.write_atomic(directory, statefile.STATE_NAME, data)
+
+
+def _remove_received(inbox: Path, target: Path) -> None:
+    """Delete a received project's directory, and nothing outside the inbox: the owner's
+    Syncthing decides what is in there, links included."""
+    if not os.path.lexists(target):
+        return
+    if target.is_symlink() or not target.resolve().is_relative_to(inbox.resolve()):
+        raise OSError(f"{target} leads outside its inbox; not deleted")
+    shutil.rmtree(target)
+
+
+def _only(actions: list[p.Action], kind: type) -> list[p.Action]:
+    return [a for a in actions if isinstance(a, kind)]
 
 
 __all__ = ["Executor", "Failure", "Outcome", "SyncthingUnavailable", "action_key"]

@@ -122,6 +122,15 @@ class PendingDevice:
     time: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Offer:
+    """One pending offer as Syncthing knows it: a device, or a folder from a device."""
+
+    device_id: str
+    folder_id: str = ""
+    """Empty: the device itself asks to connect."""
+
+
 # --------------------------------------------------------------------------- observed
 
 
@@ -171,6 +180,11 @@ class Observed:
     """Receive-only folders where Syncthing reports local changes. karmad never writes in
     an inbox, yet an un-ignored project (a subscription resumed) or a hand edit leaves
     items there that block the owner's newer versions until reverted."""
+    offers: frozenset[Offer] = frozenset()
+    """Offers pending in Syncthing."""
+    received: frozenset[tuple[str, str]] = frozenset()
+    """(folder id, project key) of received project directories present on disk, for the
+    projects whose purge was asked for."""
 
 
 # --------------------------------------------------------------------------- desired
@@ -233,3 +247,8 @@ class Desired:
     """Managed devices no team needs any more."""
     removable_folders: frozenset[str] = frozenset()
     """`karma-` folders no team needs any more."""
+    dismissed: frozenset[Offer] = frozenset()
+    """Offers the user dismissed: Syncthing should forget them."""
+    purges: frozenset[tuple[str, str]] = frozenset()
+    """(team id, project key) whose received sessions the user asked to delete, once no
+    inbox of the team admits the project any more."""

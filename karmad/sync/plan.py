@@ -3,7 +3,8 @@
 No I/O, no clock. Applying the returned actions to `observed` and planning again yields
 nothing (the property tests check it), so an idle reconcile cycle writes nothing.
 Actions come out in an order that is safe to execute: devices before the folders that
-reference them, folder removals before device removals, state files after their folder.
+reference them, a purge after its inbox's ignore patterns, folder removals before device
+removals, state files after their folder.
 
 A device new to Syncthing is added without an address to dial and given its addresses
 (`ConnectDevice`) only once its folders, their ignore patterns and our state files are in
@@ -16,9 +17,9 @@ at once, and two crossing dials can stall for 20 s.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
+from pathlib import Path
 
-from karmad.domain import is_folder_id
+from karmad.paths import managed_folder
 from karmad.sync.model import (
     DIAL_LATER,
     Desired,
@@ -26,6 +27,7 @@ from karmad.sync.model import (
     FolderConfig,
     FolderType,
     Observed,
+    Offer,
 )
 from karmad.sync.statefile import StateFile
 
@@ -76,6 +78,25 @@ class WriteState:
 
 
 @dataclass(frozen=True, slots=True)
+class PurgeReceived:
+    """Delete what an inbox received for a project the user declined with `--purge`.
+
+    Planned only once the inbox no longer admits the project, and executed only after
+    its ignore patterns are in place, so Syncthing never sees the deletion and nothing it
+    tracks is touched."""
+
+    folder_id: str
+    project_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DismissOffer:
+    """Make Syncthing forget an offer the user dismissed."""
+
+    offer: Offer
+
+
+@dataclass(frozen=True, slots=True)
 class RemoveFolder:
     folder_id: str
 
@@ -93,29 +114,47 @@ Action = (
     | SetIgnores
     | RevertInbox
     | WriteState
+    | PurgeReceived
+    | DismissOffer
     | RemoveFolder
     | RemoveDevice
 )
 
 
-def folder_path(folders_dir: str, folder_id: str) -> str:
-    """The only way a folder id becomes a path: validated against a strict pattern first."""
-    if not is_folder_id(folder_id):
-        raise ValueError(f"refusing to make a path from folder id {folder_id!r}")
-    return str(PurePosixPath(folders_dir) / folder_id)
+def plan(desired: Desired, observed: Observed, folders_dir: Path) -> list[Action]:
+    adds, updates, connects = _devices(desired, observed)
+    puts, ignores, reverts = _folders(desired, observed, folders_dir)
+    return [
+        *adds,
+        *updates,
+        *puts,
+        *ignores,
+        *reverts,
+        *_states(desired, observed),
+        *connects,
+        *_purges(desired, observed),
+        *[DismissOffer(o) for o in sorted(desired.dismissed) if o in observed.offers],
+        *[
+            RemoveFolder(fid)
+            for fid in sorted(desired.removable_folders)
+            if fid in observed.folders and fid not in desired.folders
+        ],
+        *[
+            RemoveDevice(device_id)
+            for device_id in sorted(desired.removable_devices)
+            if device_id in observed.devices
+            and device_id in observed.managed_devices
+            and device_id not in desired.devices
+        ],
+    ]
 
 
-def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]:
+def _devices(
+    desired: Desired, observed: Observed
+) -> tuple[list[Action], list[Action], list[Action]]:
     adds: list[Action] = []
     updates: list[Action] = []
-    puts: list[Action] = []
-    ignores: list[Action] = []
-    reverts: list[Action] = []
-    states: list[Action] = []
     connects: list[Action] = []
-    folder_removals: list[Action] = []
-    device_removals: list[Action] = []
-
     for device_id in sorted(desired.devices):
         want = desired.devices[device_id]
         have = observed.devices.get(device_id)
@@ -131,62 +170,85 @@ def plan(desired: Desired, observed: Observed, folders_dir: str) -> list[Action]
             and set(want.addresses) != set(have.addresses)
         ):
             updates.append(UpdateDeviceAddresses(device_id, want.addresses))
+    return adds, updates, connects
 
+
+def _folders(
+    desired: Desired, observed: Observed, folders_dir: Path
+) -> tuple[list[Action], list[Action], list[Action]]:
+    puts: list[Action] = []
+    ignores: list[Action] = []
+    reverts: list[Action] = []
     for fid in sorted(desired.folders):
-        want_folder = desired.folders[fid]
+        want = desired.folders[fid]
         config = FolderConfig(
             folder_id=fid,
-            label=want_folder.label,
-            path=folder_path(folders_dir, fid),
-            type=want_folder.type,
-            devices=want_folder.devices,
+            label=want.label,
+            path=str(managed_folder(folders_dir, fid)),
+            type=want.type,
+            devices=want.devices,
         )
-        have_folder = observed.folders.get(fid)
-        if have_folder is None or (
-            have_folder.type != config.type
-            or have_folder.devices != config.devices
-            or have_folder.path != config.path
-            or have_folder.label != config.label
+        have = observed.folders.get(fid)
+        if have is None or (
+            have.type != config.type
+            or have.devices != config.devices
+            or have.path != config.path
+            or have.label != config.label
         ):
             puts.append(PutFolder(config))
-        if observed.ignores.get(fid) != want_folder.ignores:
-            ignores.append(SetIgnores(fid, want_folder.ignores))
+        if observed.ignores.get(fid) != want.ignores:
+            ignores.append(SetIgnores(fid, want.ignores))
         if (
-            want_folder.type is FolderType.RECEIVEONLY
+            want.type is FolderType.RECEIVEONLY
             and fid in observed.locally_changed
-            and have_folder is not None
-            and have_folder.type is FolderType.RECEIVEONLY
+            and have is not None
+            and have.type is FolderType.RECEIVEONLY
         ):
             reverts.append(RevertInbox(fid))
+    return puts, ignores, reverts
 
-    for fid in sorted(desired.states):
-        want_state = desired.states[fid]
-        if observed.state_digests.get(fid) != want_state.digest:
-            states.append(WriteState(fid, want_state.team_id, want_state.body, want_state.digest))
 
-    for fid in sorted(desired.removable_folders):
-        if fid in observed.folders and fid not in desired.folders:
-            folder_removals.append(RemoveFolder(fid))
-
-    for device_id in sorted(desired.removable_devices):
-        if (
-            device_id in observed.devices
-            and device_id in observed.managed_devices
-            and device_id not in desired.devices
-        ):
-            device_removals.append(RemoveDevice(device_id))
-
+def _states(desired: Desired, observed: Observed) -> list[Action]:
     return [
-        *adds,
-        *updates,
-        *puts,
-        *ignores,
-        *reverts,
-        *states,
-        *connects,
-        *folder_removals,
-        *device_removals,
+        WriteState(fid, want.team_id, want.body, want.digest)
+        for fid, want in sorted(desired.states.items())
+        if observed.state_digests.get(fid) != want.digest
     ]
+
+
+def _admitted(desired: Desired) -> dict[str, frozenset[str]]:
+    return {i.folder_id: i.project_keys for i in desired.inboxes}
+
+
+def _purges(desired: Desired, observed: Observed) -> list[Action]:
+    """What to delete of the received projects whose purge was asked for: only in an
+    inbox of that team that no longer admits the project."""
+    admitted = _admitted(desired)
+    purges: list[Action] = []
+    for fid, key in sorted(observed.received):
+        folder = desired.folders.get(fid)
+        if (
+            folder is not None
+            and folder.type is FolderType.RECEIVEONLY
+            and (folder.team_id, key) in desired.purges
+            and key not in admitted.get(fid, frozenset())
+        ):
+            purges.append(PurgeReceived(fid, key))
+    return purges
+
+
+def purge_settled(desired: Desired, observed: Observed, team_id: str, project_key: str) -> bool:
+    """Whether a purge request is carried out: the team's inboxes ignore the project and
+    nothing of it is left in them (`observed` as it is after the cycle's actions)."""
+    admitted = _admitted(desired)
+    for fid, folder in desired.folders.items():
+        if folder.team_id != team_id or folder.type is not FolderType.RECEIVEONLY:
+            continue
+        if project_key in admitted.get(fid, frozenset()):
+            return False
+        if observed.ignores.get(fid) != folder.ignores or (fid, project_key) in observed.received:
+            return False
+    return True
 
 
 def apply(observed: Observed, actions: list[Action]) -> Observed:
@@ -201,6 +263,8 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
     digests = dict(observed.state_digests)
     managed = set(observed.managed_devices)
     changed = set(observed.locally_changed)
+    offers = set(observed.offers)
+    received = set(observed.received)
     for action in actions:
         if isinstance(action, AddDevice):
             devices[action.device.device_id] = action.device
@@ -221,6 +285,10 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
             changed.discard(action.folder_id)
         elif isinstance(action, WriteState):
             digests[action.folder_id] = action.digest
+        elif isinstance(action, PurgeReceived):
+            received.discard((action.folder_id, action.project_key))
+        elif isinstance(action, DismissOffer):
+            offers.discard(action.offer)
         elif isinstance(action, RemoveFolder):
             folders.pop(action.folder_id, None)
             changed.discard(action.folder_id)
@@ -239,6 +307,8 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
         state_digests=digests,
         managed_devices=frozenset(managed),
         locally_changed=frozenset(changed),
+        offers=frozenset(offers),
+        received=frozenset(received),
     )
 
 
@@ -246,7 +316,9 @@ __all__ = [
     "Action",
     "AddDevice",
     "ConnectDevice",
+    "DismissOffer",
     "FolderType",
+    "PurgeReceived",
     "PutFolder",
     "RemoveDevice",
     "RemoveFolder",
@@ -255,6 +327,6 @@ __all__ = [
     "UpdateDeviceAddresses",
     "WriteState",
     "apply",
-    "folder_path",
     "plan",
+    "purge_settled",
 ]

@@ -8,7 +8,6 @@ plans, and executes. An idle cycle writes nothing.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,27 +19,30 @@ from karmad import logs
 from karmad.bus import Bus, Clock, Subscription
 from karmad.domain import EventKind, SyncEvent, folder_id, is_folder_id
 from karmad.health import Health
+from karmad.paths import managed_folder, project_dir
 from karmad.store import Store, StoreError
 from karmad.sync import ingest as ingest_mod
 from karmad.sync import plan as p
 from karmad.sync import statefile, teamstore
 from karmad.sync.desired import desired as compute_desired
-from karmad.sync.executor import Executor
+from karmad.sync.executor import Executor, Outcome
 from karmad.sync.model import (
     Desired,
+    DeviceConfig,
     FolderConfig,
     FolderType,
     Inbox,
     LocalTeam,
     Me,
     Observed,
+    Offer,
     Outbox,
     PeerState,
     Phase,
     Policy,
     TrustedLeader,
 )
-from karmad.sync.port import ActionFailed, SyncthingPort, SyncthingUnavailable
+from karmad.sync.port import SyncthingPort, SyncthingUnavailable
 
 log = logs.get("karmad.sync")
 
@@ -117,7 +119,9 @@ class Reconciler:
         self._cycle_done = anyio.Event()
         self._peers: dict[str, PeerState] = {}
         self._purges: set[tuple[str, str]] = set()
-        self._dismissals: set[tuple[str, str]] = set()
+        """(team, project) whose received sessions are to be deleted (see `PurgeReceived`)."""
+        self._dismissals: set[Offer] = set()
+        """Offers to dismiss: kept until Syncthing no longer has them."""
         self._knocked: dict[str, datetime] = {}
         """Devices seen dialling us while unknown, and when (see `_knocking`)."""
         self._reverted: dict[str, datetime] = {}
@@ -136,7 +140,7 @@ class Reconciler:
 
     def request_dismiss(self, *, device: str, folder: str = "") -> None:
         """Dismiss a pending offer in Syncthing at the next cycle (handlers cannot wait)."""
-        self._dismissals.add((device, folder))
+        self._dismissals.add(Offer(device, folder))
         self.wake()
 
     def outboxes(self) -> tuple[Outbox, ...]:
@@ -279,12 +283,10 @@ class Reconciler:
         devices, folders = await self._port.read_config()
         teams = tuple(teamstore.teams(self._store))
         trusted = tuple(teamstore.trusted_leaders(self._store))
-        pending_folders = self._port.pending_folders()
         owners = self._inbox_owners(me, teams, trusted, folders)
         peers = await anyio.to_thread.run_sync(self._read_peers, owners)
         self._peers = peers
         self._audit_rejected(peers, now)
-        await self._dismiss()
 
         changes = ingest_mod.ingest(me, teams, peers, trusted, now, self.policy)
         if changes:
@@ -294,56 +296,26 @@ class Reconciler:
                 self._publish_audit(event)
             teams = tuple(teamstore.teams(self._store))
 
-        for fid in folders:
-            if fid not in self._ignores:
-                self._ignores[fid] = await self._port.read_ignores(fid)
-        observed = Observed(
-            devices=devices,
-            folders=folders,
-            ignores={f: i for f, i in self._ignores.items() if f in folders},
-            state_digests=self._published(me, teams),
-            managed_devices=teamstore.managed_devices(self._store),
-            locally_changed=self._revertable(now),
-        )
+        observed = await self._observe(me, teams, devices, folders, now)
         want = compute_desired(
             me,
             teams,
             peers,
             trusted,
-            pending_folders,
+            self._port.pending_folders(),
             now,
             self.policy,
             managed_devices=observed.managed_devices,
             present_folders=frozenset(folders),
             knocking=self._knocking(now),
+            dismissed=frozenset(self._dismissals),
+            purges=frozenset(self._purges),
         )
-        self._audit_unexpected(me, want, now)
-        actions = p.plan(want, observed, str(self._folders_dir))
-        outcome = await self.executor.execute(actions)
-        for action in outcome.done:
-            if isinstance(action, p.SetIgnores):
-                self._ignores[action.folder_id] = action.patterns
-            elif isinstance(action, p.RemoveFolder):
-                self._ignores.pop(action.folder_id, None)
-            elif isinstance(action, p.RevertInbox):
-                self._reverted[action.folder_id] = now
-                log.info("inbox_reverted", folder=action.folder_id)
-                self._bus.publish("sync.inbox.reverted", {"folder": action.folder_id})
-        previous = self.status.desired
-        self.status.desired = want
+        self._audit_unexpected(want, now)
+        outcome = await self.executor.execute(p.plan(want, observed, self._folders_dir))
+        self._after(want, observed, outcome, now)
         self.status.teams = len(teams)
-        if previous is None or (previous.outboxes, previous.inboxes) != (
-            want.outboxes,
-            want.inboxes,
-        ):
-            self._bus.publish(
-                "sync.outboxes",
-                {"outboxes": len(want.outboxes), "inboxes": len(want.inboxes)},
-                remember=False,
-            )
         self.status.next_deadline = ingest_mod.next_deadline(teams, now, self.policy)
-        if self._purges:
-            await anyio.to_thread.run_sync(self._purge, want)
         if outcome.done or changes:
             self._bus.publish(
                 "sync.cycle",
@@ -361,36 +333,66 @@ class Reconciler:
             changes=len(changes),
         )
 
-    async def _dismiss(self) -> None:
-        for device, folder in sorted(self._dismissals):
-            try:
-                if folder:
-                    await self._port.dismiss_pending_folder(folder, device)
-                else:
-                    await self._port.dismiss_pending_device(device)
-            except ActionFailed as exc:
-                # Kept for the next cycle; one offer Syncthing refuses stops nothing else.
-                log.warning("dismiss_failed", device=device, folder=folder[:80], error=str(exc))
-                continue
-            self._dismissals.discard((device, folder))
+    async def _observe(
+        self,
+        me: Me,
+        teams: tuple[LocalTeam, ...],
+        devices: dict[str, DeviceConfig],
+        folders: dict[str, FolderConfig],
+        now: datetime,
+    ) -> Observed:
+        """Syncthing's configuration as read this cycle, with what karmad keeps of it."""
+        for fid in folders:
+            if fid not in self._ignores:
+                self._ignores[fid] = await self._port.read_ignores(fid)
+        offers = {Offer(d.device_id) for d in self._port.pending_devices()}
+        offers |= {Offer(f.offered_by, f.folder_id) for f in self._port.pending_folders()}
+        received = await anyio.to_thread.run_sync(self._received, folders)
+        return Observed(
+            devices=devices,
+            folders=folders,
+            ignores={f: i for f, i in self._ignores.items() if f in folders},
+            state_digests=self._published(me, teams),
+            managed_devices=teamstore.managed_devices(self._store),
+            locally_changed=self._revertable(now),
+            offers=frozenset(offers),
+            received=received,
+        )
 
-    def _purge(self, want: Desired) -> None:
-        """Remove received files of declined projects: only once they are ignored, so
-        deleting them is invisible to Syncthing and never touches what it tracks."""
-        for team_id, key in sorted(self._purges):
-            admitting = [i for i in want.inboxes if i.team_id == team_id and key in i.project_keys]
-            if admitting:
-                continue
-            for fid, folder in want.folders.items():
-                if folder.team_id != team_id or folder.type is not FolderType.RECEIVEONLY:
-                    continue
-                if self._ignores.get(fid) != folder.ignores:
-                    break
-                target = self._folders_dir / fid / "projects" / key
-                if target.is_dir():
-                    shutil.rmtree(target, ignore_errors=True)
-            else:
-                self._purges.discard((team_id, key))
+    def _received(self, folders: dict[str, FolderConfig]) -> frozenset[tuple[str, str]]:
+        """What is on disk of the projects whose purge was asked for."""
+        return frozenset(
+            (fid, key)
+            for fid in folders
+            for _, key in self._purges
+            if project_dir(self._folders_dir, fid, key).is_dir()
+        )
+
+    def _after(self, want: Desired, observed: Observed, outcome: Outcome, now: datetime) -> None:
+        """Keep what the actions changed, and forget the requests they carried out."""
+        for action in outcome.done:
+            if isinstance(action, p.SetIgnores):
+                self._ignores[action.folder_id] = action.patterns
+            elif isinstance(action, p.RemoveFolder):
+                self._ignores.pop(action.folder_id, None)
+            elif isinstance(action, p.RevertInbox):
+                self._reverted[action.folder_id] = now
+                log.info("inbox_reverted", folder=action.folder_id)
+                self._bus.publish("sync.inbox.reverted", {"folder": action.folder_id})
+        after = p.apply(observed, outcome.done)
+        self._dismissals &= after.offers
+        self._purges = {r for r in self._purges if not p.purge_settled(want, after, *r)}
+        previous = self.status.desired
+        self.status.desired = want
+        if previous is None or (previous.outboxes, previous.inboxes) != (
+            want.outboxes,
+            want.inboxes,
+        ):
+            self._bus.publish(
+                "sync.outboxes",
+                {"outboxes": len(want.outboxes), "inboxes": len(want.inboxes)},
+                remember=False,
+            )
 
     # ------------------------------------------------------------------ peers
 
@@ -429,7 +431,7 @@ class Reconciler:
         for fid, (owner, leader) in owners.items():
             if not is_folder_id(fid):
                 continue
-            path = self._folders_dir / fid / statefile.STATE_NAME
+            path = managed_folder(self._folders_dir, fid) / statefile.STATE_NAME
             try:
                 st = path.stat()
             except OSError:
@@ -458,7 +460,7 @@ class Reconciler:
         for team in teams:
             fid = folder_id(team.team_id, me.device_id)
             digest = digests.get(team.team_id)
-            if digest and (self._folders_dir / fid / statefile.STATE_NAME).exists():
+            if digest and (managed_folder(self._folders_dir, fid) / statefile.STATE_NAME).exists():
                 result[fid] = digest
         return result
 
@@ -503,7 +505,7 @@ class Reconciler:
                 ),
             )
 
-    def _audit_unexpected(self, me: Me, want: Desired, now: datetime) -> None:
+    def _audit_unexpected(self, want: Desired, now: datetime) -> None:
         for offer in self._port.pending_folders():
             if offer.folder_id in want.folders:
                 continue

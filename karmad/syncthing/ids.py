@@ -8,14 +8,14 @@ recognisable and left alone.
 from __future__ import annotations
 
 import re
-from typing import Final
 
-MANAGED_PREFIX: Final = "karma-"
+from karmad.domain import FOLDER_PREFIX
+
 _FOLDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def is_managed(folder_id: str) -> bool:
-    return folder_id.startswith(MANAGED_PREFIX) and len(folder_id) > len(MANAGED_PREFIX)
+    return folder_id.startswith(FOLDER_PREFIX) and len(folder_id) > len(FOLDER_PREFIX)
 
 
 def check_folder_id(folder_id: str) -> str:

@@ -92,3 +92,39 @@ def test_two_members_full_cycle(syncthing_cluster: Callable[..., Cluster]) -> No
     assert (folders_dir(b) / fa / "state").read_bytes() == seq_before
     assert topology_ok([a, b], team_id, {a.name: [b], b.name: [a]})
     assert folder_id(team_id, device(a)) == fa
+
+
+def test_decline_with_purge_deletes_what_was_received_and_nothing_else(
+    syncthing_cluster: Callable[..., Cluster],
+) -> None:
+    a, b = syncthing_cluster(2, karmad=True).nodes
+    init(a, "alice")
+    init(b, "bob")
+    team_id = form_team(a, b)
+    key = share_and_accept(a, team_id, REMOTE, [(a, "both"), (b, "receive")])
+    fa = own_folder(a, team_id)
+    wait_until(lambda: ignores(b, fa) == ["!/state", f"!/projects/{key}", "*"], CONVERGE_S)
+
+    # A session in alice's outbox reaches bob's inbox.
+    sent = folders_dir(a) / fa / "projects" / key / "s1.jsonl"
+    sent.parent.mkdir(parents=True)
+    sent.write_text('{"type":"user"}\n')
+    a.call("syncthing.rescan", {"folder": fa, "paths": [f"projects/{key}/s1.jsonl"]})
+    received = folders_dir(b) / fa / "projects" / key
+    wait_until((received / "s1.jsonl").exists, CONVERGE_S, message="the session arrives")
+
+    # Paused: what was received stays.
+    b.call("subscription.pause", {"team": team_id, "project": key})
+    wait_until(lambda: ignores(b, fa) == ["!/state", "*"], CONVERGE_S)
+    b.call("syncthing.rescan", {})
+    wait_until(lambda: b.call("sync.status")["cycles"] >= 1, CONVERGE_S)
+    assert (received / "s1.jsonl").exists()
+
+    # Declined with purge: deleted once ignored, so Syncthing sees no local change.
+    b.call("subscription.decline", {"team": team_id, "project": key, "purge": True})
+    wait_until(lambda: not received.exists(), CONVERGE_S, message="the purge")
+    b.rest.post("/rest/db/scan", folder=fa)
+    Cluster.wait_idle(b, fa)
+    assert b.rest.get("/rest/db/status", folder=fa)["receiveOnlyChangedFiles"] == 0
+    assert sent.exists()  # the sender's copy is untouched
+    assert b.call("sync.status")["failures"] == []

@@ -215,14 +215,14 @@ def _cycle(
     next_deadline(teams, now, POLICY)
     folders = Path("/state/folders")
     want = desired(me, teams, peers, trusted, pending, now, POLICY)
-    actions = plan(want, Observed(), str(folders))
+    actions = plan(want, Observed(), folders)
     for action in actions:
         if isinstance(action, PutFolder):
             assert is_folder_id(action.folder.folder_id)
             assert Path(action.folder.path).parent == folders
     after = apply(Observed(), actions)
     again = desired(me, teams, peers, trusted, pending, now, POLICY)
-    assert plan(again, after, str(folders)) == []
+    assert plan(again, after, folders) == []
 
 
 SETTINGS = settings(

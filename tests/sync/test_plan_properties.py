@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,12 +24,14 @@ from karmad.domain import (
 from karmad.sync.desired import desired
 from karmad.sync.model import (
     DIAL_LATER,
+    Desired,
     DeviceConfig,
     FolderConfig,
     FolderType,
     LocalTeam,
     Me,
     Observed,
+    Offer,
     Phase,
     Policy,
     Role,
@@ -35,17 +39,20 @@ from karmad.sync.model import (
 from karmad.sync.plan import (
     AddDevice,
     ConnectDevice,
+    DismissOffer,
+    PurgeReceived,
     PutFolder,
     RevertInbox,
     SetIgnores,
     WriteState,
     apply,
     plan,
+    purge_settled,
 )
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(removal_grace=timedelta(days=14), ack_linger=timedelta(seconds=30))
-FOLDERS = "/state/folders"
+FOLDERS = Path("/state/folders")
 
 device_ids = st.binary(min_size=32, max_size=32).map(deviceid.from_bytes)
 team_ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567", min_size=26, max_size=26)
@@ -146,7 +153,7 @@ def scenario(draw: st.DrawFn) -> tuple[Me, tuple[LocalTeam, ...], Observed]:
     return me, tuple(teams), observed
 
 
-def _desired(me: Me, teams: tuple[LocalTeam, ...], observed: Observed):  # type: ignore[no-untyped-def]
+def _desired(me: Me, teams: tuple[LocalTeam, ...], observed: Observed) -> Desired:
     return desired(
         me,
         teams,
@@ -327,3 +334,98 @@ def test_a_new_device_is_dialled_only_once_everything_it_shares_is_in_place(
             ):
                 assert i < connect, (action, actions[connect])
     assert set(connects) <= set(added)
+
+
+# ----------------------------------------------------------------- requests: purge, dismiss
+
+Requests = tuple[frozenset[Offer], frozenset[tuple[str, str]]]
+
+
+@st.composite
+def with_requests(
+    draw: st.DrawFn,
+) -> tuple[Me, tuple[LocalTeam, ...], Observed, Requests]:
+    """A scenario plus what the user asked for: offers to dismiss, projects to purge,
+    and what Syncthing has pending and the inboxes hold of those projects."""
+    me, teams, observed = draw(scenario())
+    devices = sorted({me.device_id, *observed.devices} | {t.leader_device for t in teams})
+    offers = frozenset(
+        Offer(draw(st.sampled_from(devices)), draw(st.sampled_from(["", "shared-evil", fid])))
+        for fid in draw(st.lists(st.sampled_from(sorted(observed.folders) or [""]), max_size=4))
+    )
+    dismissed = frozenset(
+        draw(st.lists(st.sampled_from(sorted(offers)), max_size=3)) if offers else []
+    )
+    purges = frozenset(
+        (t.team_id, key)
+        for t in teams
+        for key in draw(st.lists(project_keys, unique=True, max_size=2))
+    )
+    received = frozenset(
+        (fid, key) for fid in observed.folders for _, key in purges if draw(st.booleans())
+    )
+    observed = replace(observed, offers=offers, received=received)
+    return me, teams, observed, (dismissed, purges)
+
+
+def _desired_with(
+    me: Me, teams: tuple[LocalTeam, ...], observed: Observed, requests: Requests
+) -> Desired:
+    dismissed, purges = requests
+    return replace(_desired(me, teams, observed), dismissed=dismissed, purges=purges)
+
+
+@SETTINGS
+@given(with_requests())
+def test_a_purge_deletes_only_what_no_inbox_admits_and_only_once_ignored(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed, Requests],
+) -> None:
+    me, teams, observed, requests = case
+    want = _desired_with(me, teams, observed, requests)
+    actions = plan(want, observed, FOLDERS)
+    admitted = {i.folder_id: i.project_keys for i in want.inboxes}
+    for n, action in enumerate(actions):
+        if not isinstance(action, PurgeReceived):
+            continue
+        folder = want.folders[action.folder_id]
+        assert folder.type is FolderType.RECEIVEONLY
+        assert (folder.team_id, action.project_key) in want.purges
+        assert action.project_key not in admitted.get(action.folder_id, frozenset())
+        assert (action.folder_id, action.project_key) in observed.received
+        # Its inbox's ignore patterns are set first, or were already.
+        ignores = [
+            i
+            for i, a in enumerate(actions)
+            if isinstance(a, SetIgnores) and a.folder_id == folder.folder_id
+        ]
+        assert all(i < n for i in ignores)
+        assert ignores or observed.ignores.get(action.folder_id) == folder.ignores
+
+
+@SETTINGS
+@given(with_requests())
+def test_only_offers_asked_for_and_still_pending_are_dismissed(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed, Requests],
+) -> None:
+    me, teams, observed, requests = case
+    want = _desired_with(me, teams, observed, requests)
+    dismissed = {a.offer for a in plan(want, observed, FOLDERS) if isinstance(a, DismissOffer)}
+    assert dismissed == want.dismissed & observed.offers
+
+
+@SETTINGS
+@given(with_requests())
+def test_requests_are_carried_out_once(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed, Requests],
+) -> None:
+    """After applying a plan, nothing is left to purge or dismiss, and every purge request
+    is settled unless the project is still admitted somewhere in its team."""
+    me, teams, observed, requests = case
+    want = _desired_with(me, teams, observed, requests)
+    after = apply(observed, plan(want, observed, FOLDERS))
+    again = _desired_with(me, teams, after, requests)
+    assert plan(again, after, FOLDERS) == []
+    admitted = {(i.team_id, key) for i in again.inboxes for key in i.project_keys}
+    for team_id, key in again.purges:
+        settled = purge_settled(again, after, team_id, key)
+        assert settled == ((team_id, key) not in admitted), (team_id, key)
