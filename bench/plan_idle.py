@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from karmad import codec, deviceid
-from karmad.domain import Direction, Subscription, SubscriptionState, folder_id, new_team
+from karmad.domain import Direction, Phase, Subscription, SubscriptionState, folder_id, new_team
 from karmad.sync import statefile
 from karmad.sync.desired import desired
 from karmad.sync.ingest import ingest
-from karmad.sync.model import LocalTeam, Me, Observed, PeerState, Phase, Policy, Role
+from karmad.sync.model import LocalTeam, Me, Observed, PeerState, Policy, Role
 from karmad.sync.plan import apply, plan
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -170,6 +170,21 @@ class ProjectState(enum.StrEnum):
     UNSHARED = "unshared"
 
 
+class Phase(enum.StrEnum):
+    """Where this machine stands in a team, from its own point of view."""
+
+    JOINING = "joining"
+    """Consented (invite code or accepted leader); waiting for the leader's roster."""
+    MEMBER = "member"
+    LEAVING = "leaving"
+    """Asked to leave; waiting for the leader to see it (or the grace period)."""
+    REMOVED = "removed"
+    """The leader removed us; acknowledging before tearing down."""
+    DISSOLVED = "dissolved"
+    GONE = "gone"
+    """Torn down; kept only for history."""
+
+
 MEMBER_TRANSITIONS: frozenset[tuple[MemberState, MemberState]] = frozenset(
     {
         (MemberState.ADDED, MemberState.ACTIVE),
@@ -198,15 +213,57 @@ PROJECT_TRANSITIONS: frozenset[tuple[ProjectState, ProjectState]] = frozenset(
     {(ProjectState.SHARED, ProjectState.UNSHARED), (ProjectState.UNSHARED, ProjectState.SHARED)}
 )
 
+PHASE_TRANSITIONS: frozenset[tuple[Phase, Phase]] = frozenset(
+    {
+        # the leader's roster lists us; we asked to leave
+        (Phase.JOINING, Phase.MEMBER),
+        (Phase.MEMBER, Phase.LEAVING),
+        # the leader removed us, or recorded that we left
+        (Phase.JOINING, Phase.REMOVED),
+        (Phase.MEMBER, Phase.REMOVED),
+        (Phase.LEAVING, Phase.REMOVED),
+        # the leader dissolved the team (also after removing us: we acknowledge that)
+        (Phase.JOINING, Phase.DISSOLVED),
+        (Phase.MEMBER, Phase.DISSOLVED),
+        (Phase.LEAVING, Phase.DISSOLVED),
+        (Phase.REMOVED, Phase.DISSOLVED),
+        # torn down: acknowledged, given up while joining, or the grace period passed
+        *((phase, Phase.GONE) for phase in Phase if phase is not Phase.GONE),
+    }
+)
+
+INITIAL_PHASES: frozenset[Phase] = frozenset({Phase.JOINING, Phase.MEMBER})
+"""A team is recorded joining (a member that consented) or as a member (its leader)."""
+
+DEPARTING: frozenset[Phase] = frozenset({Phase.LEAVING, Phase.REMOVED, Phase.DISSOLVED})
+"""On the way out: all that is left is to tell the leader, then tear down."""
+
+ENDED: frozenset[Phase] = frozenset({Phase.REMOVED, Phase.DISSOLVED})
+"""The leader ended our membership: we acknowledge it, then tear down."""
+
+LISTED: frozenset[Phase] = frozenset({Phase.MEMBER, Phase.LEAVING})
+"""On the leader's roster and publishing our state: newly shared projects are offered."""
+
 
 S = TypeVar("S", bound=enum.StrEnum)
 
 
 def _check(allowed: frozenset[tuple[S, S]], what: str, current: S, target: S) -> None:
+    """The one check of every state machine's transitions (their tables above)."""
     if (current, target) not in allowed:
         raise DomainError(
             "invalid_transition", f"{what} cannot go from {current.value} to {target.value}"
         )
+
+
+def can_change_phase(current: Phase, target: Phase) -> bool:
+    return (current, target) in PHASE_TRANSITIONS
+
+
+def check_phase(current: Phase, target: Phase) -> None:
+    """Raise unless `current -> target` is declared (staying in a phase always is)."""
+    if current is not target:
+        _check(PHASE_TRANSITIONS, "this member's phase in the team", current, target)
 
 
 # --------------------------------------------------------------------------- values

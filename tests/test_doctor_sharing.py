@@ -24,8 +24,9 @@ from karmad.checks.syncthing import (
     profile_findings,
 )
 from karmad.config import SyncthingConfig
+from karmad.domain import Phase
 from karmad.sync.executor import Failure
-from karmad.sync.model import Desired, DesiredFolder, FolderType, LocalTeam, Phase, Role
+from karmad.sync.model import Desired, DesiredFolder, FolderType, LocalTeam, Role
 from karmad.sync.reconciler import CycleReport, ReconcilerState
 from karmad.syncthing.addresses import Endpoint
 from karmad.syncthing.models import (

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from karmad import codes, deviceid, gitremote, protocol, state_guard
 from karmad.domain import (
+    DEPARTING,
     Direction,
     DomainError,
     EventKind,
+    Phase,
     Subscription,
     SubscriptionState,
     SyncEvent,
@@ -40,7 +42,7 @@ from karmad.rpc.router import Router
 from karmad.services import Services
 from karmad.store import Store
 from karmad.sync import teamstore
-from karmad.sync.model import LocalTeam, Phase, Role, TrustedLeader
+from karmad.sync.model import LocalTeam, Role, TrustedLeader
 from karmad.sync.port import SyncthingPort
 from karmad.sync.reconciler import Reconciler
 
@@ -316,7 +318,7 @@ class TeamService:
                 "invalid_transition", "the leader cannot leave its team; dissolve it instead"
             )
         now = self.clock()
-        if team.phase in (Phase.LEAVING, Phase.REMOVED, Phase.DISSOLVED):
+        if team.phase in DEPARTING:
             return self.info(team)
         target = Phase.GONE if team.phase is Phase.JOINING else Phase.LEAVING
         with self.store.transaction():
@@ -416,7 +418,7 @@ class TeamService:
         record = team.record
         if record is None or record.project(key) is None:
             raise _domain("not_found", f"{project!r} is not shared with {team.name}", "project")
-        if team.phase not in (Phase.MEMBER,):
+        if team.phase is not Phase.MEMBER:
             raise _domain("invalid_transition", f"this member is {team.phase.value} in {team.name}")
         existing = team.subscription(key) or Subscription(
             team.team_id, key, changed_at=self.clock()

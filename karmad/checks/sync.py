@@ -11,14 +11,15 @@ from datetime import datetime, timedelta
 
 from karmad import deviceid
 from karmad.doctor import Doctor, duration, fail, listed, ok, warn
+from karmad.domain import DEPARTING, Phase
 from karmad.protocol import DoctorCheck
 from karmad.services import Services
 from karmad.sync import teamstore
 from karmad.sync.executor import Failure
-from karmad.sync.model import LocalTeam, Phase, Role
+from karmad.sync.model import LocalTeam, Role
 from karmad.sync.reconciler import ReconcilerState
 
-SLOW_PHASES = (Phase.JOINING, Phase.LEAVING, Phase.REMOVED, Phase.DISSOLVED)
+SLOW_PHASES = frozenset({Phase.JOINING}) | DEPARTING
 """Phases that end when another machine answers; lingering in one means it does not."""
 
 

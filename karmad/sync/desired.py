@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from karmad.domain import Member, MemberState, Team, TeamState, folder_id, is_folder_id
+from karmad.domain import (
+    DEPARTING,
+    Member,
+    MemberState,
+    Phase,
+    Team,
+    TeamState,
+    folder_id,
+    is_folder_id,
+)
 from karmad.sync import statefile
 from karmad.sync.ingest import delivery_pending
 from karmad.sync.model import (
@@ -28,7 +37,6 @@ from karmad.sync.model import (
     Outbox,
     PeerState,
     PendingFolder,
-    Phase,
     Policy,
     Role,
     TrustedLeader,
@@ -227,7 +235,7 @@ def _member(b: _Builder, team: LocalTeam) -> None:
     if team.phase is Phase.JOINING or record is None:
         b.inbox(team, team.leader_device, team.leader_tag, frozenset())
         return
-    if team.phase in (Phase.LEAVING, Phase.REMOVED, Phase.DISSOLVED):
+    if team.phase in DEPARTING:
         # Only the leader needs to hear from us now: the acknowledgement it waits for.
         b.inbox(team, team.leader_device, team.leader_tag, frozenset())
         fid = b.own_folder(team, {team.leader_device})

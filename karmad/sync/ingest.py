@@ -13,16 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from karmad.domain import (
+    DEPARTING,
+    ENDED,
+    LISTED,
     DomainError,
     EventKind,
     MemberState,
+    Phase,
     SubscriptionState,
     SyncEvent,
     Team,
     TeamState,
+    can_change_phase,
     folder_id,
 )
-from karmad.sync.model import LocalTeam, Me, PeerState, Phase, Policy, Role, TrustedLeader
+from karmad.sync.model import LocalTeam, Me, PeerState, Policy, Role, TrustedLeader
 from karmad.sync.statefile import StateFile, WireMember, team_from_wire
 
 # --------------------------------------------------------------------------- changes
@@ -203,36 +208,28 @@ def _ingest_member(
         return changes
     mine = record.member(me.device_id)
     phase = team.phase
+    # What the leader's record says of us, as far as the phase machine allows it (a
+    # record cannot, say, bring back a team we saw dissolved).
     if record.state is TeamState.DISSOLVED:
-        if phase not in (Phase.DISSOLVED, Phase.GONE):
-            phase = Phase.DISSOLVED
-            changes.append(SetPhase(team.team_id, phase, now))
-            changes.append(_audit(EventKind.TEAM_DISSOLVED, now, team))
+        target, event = Phase.DISSOLVED, _audit(EventKind.TEAM_DISSOLVED, now, team)
     elif mine is not None and mine.state is MemberState.REMOVED:
-        if phase not in (Phase.REMOVED, Phase.GONE):
-            left_by_choice = phase is Phase.LEAVING
-            phase = Phase.REMOVED
-            changes.append(SetPhase(team.team_id, phase, now))
-            changes.append(
-                _audit(
-                    EventKind.TEAM_LEFT if left_by_choice else EventKind.MEMBER_REMOVED,
-                    now,
-                    team,
-                    me.member_tag,
-                    me.device_id,
-                )
-            )
-    elif mine is not None and phase is Phase.JOINING:
-        phase = Phase.MEMBER
-        changes.append(SetPhase(team.team_id, phase, now))
-        changes.append(_audit(EventKind.TEAM_JOINED, now, team, me.member_tag, me.device_id))
+        kind = EventKind.TEAM_LEFT if phase is Phase.LEAVING else EventKind.MEMBER_REMOVED
+        target, event = Phase.REMOVED, _audit(kind, now, team, me.member_tag, me.device_id)
+    elif mine is not None:
+        target = Phase.MEMBER
+        event = _audit(EventKind.TEAM_JOINED, now, team, me.member_tag, me.device_id)
+    else:
+        target, event = phase, None
+    if event is not None and can_change_phase(phase, target):
+        phase = target
+        changes += [SetPhase(team.team_id, phase, now), event]
 
-    if phase in (Phase.MEMBER, Phase.LEAVING) and record.state is TeamState.ACTIVE:
+    if phase in LISTED and record.state is TeamState.ACTIVE:
         for project in record.shared_projects:
             if team.subscription(project.key) is None:
                 changes.append(OfferSubscription(team.team_id, project.key))
 
-    if phase in (Phase.REMOVED, Phase.DISSOLVED):
+    if phase in ENDED:
         own = _wire_member(leader_state, me.device_id)
         acknowledged = own is not None and own.ack_seen
         since = team.phase_since if phase is team.phase else now
@@ -323,7 +320,7 @@ def next_deadline(teams: tuple[LocalTeam, ...], now: datetime, policy: Policy) -
         if team.phase is Phase.GONE:
             continue
         moments += [t + policy.ack_linger for _, t in team.acks]
-        if team.phase in (Phase.LEAVING, Phase.REMOVED, Phase.DISSOLVED):
+        if team.phase in DEPARTING:
             moments.append(team.phase_since + policy.removal_grace)
         record = team.record
         if record is not None:

@@ -11,28 +11,13 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from karmad.domain import Subscription, Team
+from karmad.domain import Phase, Subscription, Team
 from karmad.sync.statefile import StateFile
 
 
 class Role(enum.StrEnum):
     LEADER = "leader"
     MEMBER = "member"
-
-
-class Phase(enum.StrEnum):
-    """Where this machine stands in a team, from its own point of view."""
-
-    JOINING = "joining"
-    """Consented (invite code or accepted leader); waiting for the leader's roster."""
-    MEMBER = "member"
-    LEAVING = "leaving"
-    """Asked to leave; waiting for the leader to see it (or the grace period)."""
-    REMOVED = "removed"
-    """The leader removed us; acknowledging before tearing down."""
-    DISSOLVED = "dissolved"
-    GONE = "gone"
-    """Torn down; kept only for history."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import anyio
 
 from karmad import logs
 from karmad.bus import Bus, Clock, Subscription
-from karmad.domain import EventKind, SyncEvent, folder_id, is_folder_id
+from karmad.domain import EventKind, Phase, SyncEvent, folder_id, is_folder_id
 from karmad.health import Health
 from karmad.paths import managed_folder, project_dir
 from karmad.store import Store, StoreError
@@ -38,7 +38,6 @@ from karmad.sync.model import (
     Offer,
     Outbox,
     PeerState,
-    Phase,
     Policy,
     TrustedLeader,
 )

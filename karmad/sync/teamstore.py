@@ -13,16 +13,20 @@ from datetime import datetime
 
 from karmad import codec
 from karmad.domain import (
+    INITIAL_PHASES,
     Direction,
+    DomainError,
     EventKind,
+    Phase,
     Subscription,
     SubscriptionState,
     SyncEvent,
     Team,
+    check_phase,
 )
 from karmad.store import Row, Store
 from karmad.sync import ingest
-from karmad.sync.model import LocalTeam, Phase, Role, TrustedLeader
+from karmad.sync.model import LocalTeam, Role, TrustedLeader
 from karmad.sync.statefile import WireTeam, team_from_wire, team_to_wire
 
 
@@ -119,6 +123,8 @@ def team(store: Store, team_id: str) -> LocalTeam | None:
 
 
 def insert_team(store: Store, team: LocalTeam, now: datetime) -> None:
+    if team.phase not in INITIAL_PHASES:
+        raise DomainError("invalid_transition", f"a team is not recorded {team.phase.value}")
     store.execute(
         "INSERT INTO teams (team_id, name, role, phase, phase_since, leader_device, leader_tag, "
         "leader_addresses, record, record_seq, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -146,6 +152,12 @@ def set_record(store: Store, team_id: str, record: Team, record_seq: int = -1) -
 
 
 def set_phase(store: Store, team_id: str, phase: Phase, since: datetime) -> None:
+    """Every change of phase comes here, and only a declared one is made (a transaction
+    around it keeps the read and the write together)."""
+    current = store.scalar("SELECT phase FROM teams WHERE team_id = ?", (team_id,))
+    if current is None:
+        raise DomainError("not_found", f"no team {team_id}")
+    check_phase(Phase(current), phase)
     store.execute(
         "UPDATE teams SET phase = ?, phase_since = ? WHERE team_id = ? AND phase != ?",
         (phase.value, _ts(since), team_id, phase.value),

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from karmad import codec, deviceid
-from karmad.domain import MemberState, Team, TeamState, folder_id, new_team
+from karmad.domain import MemberState, Phase, Team, TeamState, folder_id, new_team
 from karmad.keeper import epoch as epochs
 from karmad.keeper.control import control_of
 from karmad.keeper.epoch import Epoch, advance, folder_password
@@ -32,7 +32,7 @@ from karmad.keeper.plan import (
     report_folder_id,
 )
 from karmad.sync.desired import desired
-from karmad.sync.model import LocalTeam, Me, Phase, Policy, Role
+from karmad.sync.model import LocalTeam, Me, Policy, Role
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TEAM_ID = "abcdefghijklmnopqrstuvwxyz"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from karmad import deviceid
-from karmad.domain import Team, new_team
+from karmad.domain import Phase, Team, new_team
 from karmad.sync.desired import desired
 from karmad.sync.ingest import next_deadline
-from karmad.sync.model import DIAL_LATER, LocalTeam, Me, Phase, Policy, Role
+from karmad.sync.model import DIAL_LATER, LocalTeam, Me, Policy, Role
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(dial_delay=timedelta(seconds=5))

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from karmad import deviceid
 from karmad.domain import (
     MemberState,
+    Phase,
     ProjectState,
     SubscriptionState,
     Team,
@@ -41,12 +42,12 @@ from karmad.sync.model import (
     Observed,
     PeerState,
     PendingFolder,
-    Phase,
     Policy,
     Role,
     TrustedLeader,
 )
 from karmad.sync.plan import PutFolder, apply, plan
+from tests.support.phases import record_team
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy()
@@ -272,7 +273,7 @@ def test_no_peer_input_stops_a_cycle(
                     phase_since=NOW - timedelta(days=1),
                     record=record if role is Role.LEADER or known_record else None,
                 )
-                teamstore.insert_team(store, local, NOW)
+                record_team(store, local, NOW)
             peers = {
                 p.folder_id: p
                 for p in (

@@ -14,6 +14,7 @@ from karmad.domain import (
     Direction,
     Member,
     MemberState,
+    Phase,
     Subscription,
     SubscriptionState,
     Team,
@@ -32,7 +33,6 @@ from karmad.sync.model import (
     Me,
     Observed,
     Offer,
-    Phase,
     Policy,
     Role,
 )
