@@ -20,10 +20,8 @@ from karmad import atomic_file, codec, deviceid
 from karmad.domain import (
     Direction,
     DomainError,
-    Member,
     MemberState,
     ProjectState,
-    SharedProject,
     Subscription,
     SubscriptionState,
     Team,
@@ -122,74 +120,16 @@ class InvalidState(ValueError):
 
 
 def team_to_wire(team: Team, acked: frozenset[str] = frozenset()) -> WireTeam:
-    return WireTeam(
-        team_id=team.team_id,
-        name=team.name,
-        leader_tag=team.leader_tag,
-        leader_device=team.leader_device,
-        state=team.state,
-        created_at=team.created_at,
-        dissolved_at=team.dissolved_at,
-        members=[
-            WireMember(
-                member_tag=m.member_tag,
-                device_id=m.device_id,
-                state=m.state,
-                added_at=m.added_at,
-                changed_at=m.changed_at,
-                addresses=list(m.addresses),
-                ack_seen=m.device_id in acked,
-            )
-            for m in team.members
-        ],
-        projects=[
-            WireProject(
-                key=p.key,
-                identity=p.identity,
-                label=p.label,
-                state=p.state,
-                shared_at=p.shared_at,
-                include_todos=p.include_todos,
-                include_plans=p.include_plans,
-            )
-            for p in team.projects
-        ],
-    )
+    """The record as the leader publishes it; `acked`: members whose acknowledgement of
+    their removal or of the dissolution the leader has seen."""
+    wire = codec.convert(team, WireTeam, from_attributes=True)
+    for member in wire.members:
+        member.ack_seen = member.device_id in acked
+    return wire
 
 
 def team_from_wire(wire: WireTeam) -> Team:
-    return Team(
-        team_id=wire.team_id,
-        name=wire.name,
-        leader_tag=wire.leader_tag,
-        leader_device=wire.leader_device,
-        state=wire.state,
-        created_at=wire.created_at,
-        dissolved_at=wire.dissolved_at,
-        members=tuple(
-            Member(
-                member_tag=m.member_tag,
-                device_id=m.device_id,
-                state=m.state,
-                added_at=m.added_at,
-                changed_at=m.changed_at,
-                addresses=tuple(m.addresses),
-            )
-            for m in wire.members
-        ),
-        projects=tuple(
-            SharedProject(
-                key=p.key,
-                identity=p.identity,
-                label=p.label,
-                state=p.state,
-                shared_at=p.shared_at,
-                include_todos=p.include_todos,
-                include_plans=p.include_plans,
-            )
-            for p in wire.projects
-        ),
-    )
+    return codec.convert(wire, Team, from_attributes=True)
 
 
 def subscriptions_to_wire(subs: list[Subscription]) -> list[WireSubscription]:
