@@ -22,14 +22,16 @@ from karmad import logs, sdnotify, state_guard
 from karmad.api import archive as archive_api
 from karmad.api import daemon as daemon_api
 from karmad.api import doctor as doctor_api
+from karmad.api import identity as identity_api
 from karmad.api import index as index_api
+from karmad.api import projects as projects_api
 from karmad.api import resume as resume_api
 from karmad.api import sessions as sessions_api
 from karmad.api import share as share_api
+from karmad.api import sync as sync_api
 from karmad.api import syncthing as syncthing_api
 from karmad.api import teams as teams_api
 from karmad.api import usage as usage_api
-from karmad.api.teams import TeamService
 from karmad.archive.archiver import Archiver
 from karmad.bus import Bus, utc_now
 from karmad.checks import archive as archive_checks
@@ -60,7 +62,10 @@ from karmad.services import Services
 from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Store
 from karmad.sync import teamstore
+from karmad.sync.identity import IdentityService
+from karmad.sync.offers import OfferService
 from karmad.sync.reconciler import Reconciler
+from karmad.sync.teams import TeamService
 from karmad.syncthing import home as syncthing_home
 from karmad.syncthing.port import ServicePort
 from karmad.syncthing.service import SyncthingService
@@ -74,7 +79,10 @@ API_MODULES = (
     usage_api,
     index_api,
     syncthing_api,
+    identity_api,
     teams_api,
+    projects_api,
+    sync_api,
     share_api,
     archive_api,
     resume_api,
@@ -177,6 +185,7 @@ def assemble(
         policy=config.teams.policy(),
         sweep_interval=config.teams.sweep_interval_s,
     )
+    identity = IdentityService(store, port, reconciler, utc_now)
     redactor = redactor_from_config(config.redaction)
 
     def member_tag() -> str | None:
@@ -230,7 +239,9 @@ def assemble(
         started_at=utc_now(),
         request_shutdown=request_shutdown,
         syncthing=syncthing,
-        teams=TeamService(store, port, reconciler, utc_now),
+        identity=identity,
+        teams=TeamService(store, port, reconciler, utc_now, identity),
+        offers=OfferService(store, port, reconciler, utc_now, identity),
         index=index,
         indexer=indexer,
         doctor=doctor,

@@ -331,6 +331,14 @@ class Subscription:
     def accept(self, direction: Direction, now: datetime) -> Subscription:
         return replace(self.to(SubscriptionState.ACCEPTED, now), direction=direction)
 
+    def resume(self, now: datetime) -> Subscription:
+        """Accepted again after a pause; an offer is accepted, not resumed."""
+        if self.state is not SubscriptionState.PAUSED:
+            raise DomainError(
+                "invalid_transition", f"only a paused subscription resumes ({self.state.value})"
+            )
+        return self.to(SubscriptionState.ACCEPTED, now)
+
     def with_direction(self, direction: Direction, now: datetime) -> Subscription:
         if self.state is not SubscriptionState.ACCEPTED:
             raise DomainError(

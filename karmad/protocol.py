@@ -287,6 +287,40 @@ _method("events.recent", RecentParams, RecentEvents, "The most recent events sti
 CAPABILITIES: Final = ("events", "batch")
 
 
+# --------------------------------------------------------------------------- team values
+
+CodeKind = Literal["member", "invite"]
+RoleName = Literal["leader", "member"]
+PhaseName = Literal["joining", "member", "leaving", "removed", "dissolved", "gone"]
+TeamStateName = Literal["active", "dissolved"]
+MemberStateName = Literal["added", "active", "removed"]
+ProjectStateName = Literal["shared", "unshared"]
+SubscriptionStateName = Literal["offered", "accepted", "paused", "declined"]
+DirectionName = Literal["send", "receive", "both"]
+EventKindName = Literal[
+    "team.created",
+    "team.joined",
+    "team.left",
+    "team.dissolved",
+    "team.cleaned_up",
+    "member.added",
+    "member.activated",
+    "member.removed",
+    "project.shared",
+    "project.unshared",
+    "subscription.changed",
+    "offer.accepted",
+    "offer.rejected",
+    "offer.dismissed",
+    "state.rejected",
+    "session.packaged",
+    "session.received",
+    "session.rejected",
+]
+SyncState = Literal["starting", "idle", "degraded", "waiting", "not-initialised", "error"]
+"""The reconciler: `degraded` while some actions fail (retried with backoff), `waiting`
+while Syncthing is unavailable."""
+
 # --------------------------------------------------------------------------- identity, pairing
 
 
@@ -318,7 +352,7 @@ class DecodeParams(Params):
 
 
 class DecodedCode(Result):
-    kind: str
+    kind: CodeKind
     """`member` (a pairing code) or `invite`."""
     member_tag: str
     device_id: str
@@ -343,8 +377,7 @@ class MemberInfo(Result):
     member_tag: str
     user_id: str
     device_id: str
-    state: str
-    """`added`, `active` or `removed`."""
+    state: MemberStateName
     is_leader: bool = False
     is_me: bool = False
     connected: bool | None = None
@@ -356,12 +389,12 @@ class ProjectInfo(Result):
     key: str
     identity: str
     label: str
-    state: str
+    state: ProjectStateName
     include_todos: bool = False
     include_plans: bool = False
-    subscription: str | None = None
-    """This member's stance: `offered`, `accepted`, `paused` or `declined`."""
-    direction: str | None = None
+    subscription: SubscriptionStateName | None = None
+    """This member's stance (none until the project is offered to it)."""
+    direction: DirectionName | None = None
     local_paths: list[str] = msgspec.field(default_factory=list)
     """Checkouts of this project on this machine."""
 
@@ -369,12 +402,11 @@ class ProjectInfo(Result):
 class TeamInfo(Result):
     team_id: str
     name: str
-    role: str
-    """`leader` or `member`."""
-    phase: str
-    """`joining`, `member`, `leaving`, `removed`, `dissolved`."""
-    state: str
-    """`active` or `dissolved`, as the leader says."""
+    role: RoleName
+    phase: PhaseName
+    """This member's phase in the team (a team `gone` is not listed)."""
+    state: TeamStateName | Literal["unknown"]
+    """As the leader says (`unknown` until its roster arrived)."""
     leader_tag: str
     leader_device: str
     members: list[MemberInfo] = msgspec.field(default_factory=list)
@@ -418,7 +450,7 @@ class ActivityParams(Params):
 class SyncEventInfo(Result):
     id: int
     time: datetime
-    kind: str
+    kind: EventKindName
     team_id: str | None = None
     member_tag: str | None = None
     device_id: str | None = None
@@ -465,8 +497,7 @@ class SubscriptionRef(Params):
 class AcceptParams(Params):
     team: str
     project: str
-    direction: str = "both"
-    """`send`, `receive` or `both`."""
+    direction: DirectionName = "both"
 
 
 class DeclineParams(Params):
@@ -481,8 +512,8 @@ class SubscriptionInfo(Result):
     team_name: str
     project_key: str
     project_identity: str
-    state: str
-    direction: str
+    state: SubscriptionStateName
+    direction: DirectionName
     changed_at: datetime | None = None
 
 
@@ -548,8 +579,7 @@ class ProjectFlow(Result):
 
 
 class SyncStatus(Result):
-    state: str
-    """`idle`, `running`, `waiting` (Syncthing unavailable) or `not-initialised`."""
+    state: SyncState
     cycles: int
     last_cycle_at: datetime | None = None
     last_cycle_ms: float | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from karmad.archive.archiver import Archiver
 from karmad.bus import Bus, Clock, utc_now
@@ -25,10 +24,10 @@ from karmad.paths import Paths
 from karmad.redact import Redactor
 from karmad.resume.service import Resumer
 from karmad.store import Store
+from karmad.sync.identity import IdentityService
+from karmad.sync.offers import OfferService
+from karmad.sync.teams import TeamService
 from karmad.syncthing.service import SyncthingService
-
-if TYPE_CHECKING:
-    from karmad.api.teams import TeamService
 
 
 @dataclass
@@ -46,8 +45,12 @@ class Services:
     """Reads of the session index (its own read connection, on the event loop)."""
     indexer: Indexer
     """The subsystem that keeps the index current; roots, changes, rebuilds, status."""
+    identity: IdentityService
+    """Who this member is; pairing and invite codes."""
     teams: TeamService
-    """Identity, teams, projects, subscriptions, pending offers."""
+    """Teams, members, shared projects, subscriptions."""
+    offers: OfferService
+    """Devices and folders offered to this machine that no team expects."""
     packager: Packager
     """Local sessions of shared projects into outboxes."""
     receiver: Receiver

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from karmad import codes, deviceid
-from karmad.api.teams import new_team_id
 from karmad.checks.sync import reconciler_findings, team_findings
 from karmad.checks.syncthing import (
     listen_findings,
@@ -28,6 +27,7 @@ from karmad.domain import Phase
 from karmad.sync.executor import Failure
 from karmad.sync.model import Desired, DesiredFolder, FolderType, LocalTeam, Role
 from karmad.sync.reconciler import CycleReport, ReconcilerState
+from karmad.sync.teams import new_team_id
 from karmad.syncthing.addresses import Endpoint
 from karmad.syncthing.models import (
     DeviceConfig,

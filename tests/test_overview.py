@@ -23,7 +23,11 @@ def member(tag: str, *, leader: bool = False, me: bool = False) -> protocol.Memb
 
 
 def team(
-    mine: str | None, leader_stance: str | None, *, i_lead: bool = False, phase: str = "member"
+    mine: protocol.SubscriptionStateName | None,
+    leader_stance: str | None,
+    *,
+    i_lead: bool = False,
+    phase: protocol.PhaseName = "member",
 ) -> protocol.TeamInfo:
     leader = member("alice.desk", leader=True, me=i_lead)
     if leader_stance:

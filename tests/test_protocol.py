@@ -137,3 +137,36 @@ def test_every_reason_in_the_code_is_in_the_table_and_the_docs() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
     for code, info in ERRORS.items():
         assert f"| {int(code)} | `{info.reason}` |" in doc, info.reason
+
+
+def _enum_values() -> list[tuple[object, set[str]]]:
+    from karmad import domain
+    from karmad.sync.model import Role
+
+    return [
+        (protocol.RoleName, {r.value for r in Role}),
+        (protocol.PhaseName, {p.value for p in domain.Phase}),
+        (protocol.TeamStateName, {s.value for s in domain.TeamState}),
+        (protocol.MemberStateName, {s.value for s in domain.MemberState}),
+        (protocol.ProjectStateName, {s.value for s in domain.ProjectState}),
+        (protocol.SubscriptionStateName, {s.value for s in domain.SubscriptionState}),
+        (protocol.DirectionName, {d.value for d in domain.Direction}),
+        (protocol.EventKindName, {k.value for k in domain.EventKind}),
+    ]
+
+
+def test_closed_sets_in_the_protocol_are_the_domain_s() -> None:
+    """The protocol names the values of the domain's enums as literals (karmactl imports
+    nothing else of karmad); the two lists cannot drift apart."""
+    from typing import get_args
+
+    for literal, values in _enum_values():
+        assert set(get_args(literal)) == values, literal
+
+
+def test_a_value_outside_a_closed_set_is_refused_with_the_field() -> None:
+    from karmad import codec
+
+    with pytest.raises(codec.InvalidData) as caught:
+        codec.convert({"team": "t", "project": "p", "direction": "sideways"}, protocol.AcceptParams)
+    assert caught.value.path == "$.direction"

@@ -12,7 +12,6 @@ from karmad.errors import invalid_argument
 from karmad.rpc.call import Call
 from karmad.rpc.router import Router
 from karmad.services import Services
-from karmad.sync import teamstore
 
 
 def register(router: Router, svc: Services) -> None:
@@ -30,8 +29,8 @@ def register(router: Router, svc: Services) -> None:
 
     @router.method("daemon.overview")
     def glance(params: protocol.NoParams, call: Call) -> protocol.Overview:
-        identity = svc.teams.identity_info()
-        infos = [svc.teams.info(t) for t in teamstore.teams(svc.store)]
+        identity = svc.identity.identity_info()
+        infos = svc.teams.list_teams().teams
         snap = svc.syncthing.stream.snapshot if svc.syncthing.live else None
         seen = {d: s.last_seen for d, s in snap.devices.items()} if snap is not None else {}
         index = svc.indexer.status({})
@@ -55,7 +54,7 @@ def register(router: Router, svc: Services) -> None:
             attention=overview.attention(
                 identity,
                 infos,
-                pending(snap, svc.teams.known_devices()) if snap is not None else None,
+                pending(snap, svc.offers.known_devices()) if snap is not None else None,
                 base.subsystems,
             ),
         )

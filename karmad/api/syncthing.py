@@ -189,7 +189,7 @@ def register(router: Router, svc: Services) -> None:
 
     @router.method("pending.list")
     def pending_list(params: protocol.NoParams, call: Call) -> protocol.PendingList:
-        return pending(st.require_snapshot(), svc.teams.known_devices())
+        return pending(st.require_snapshot(), svc.offers.known_devices())
 
     @router.method("syncthing.rescan")
     def rescan(params: protocol.RescanParams, call: Call) -> protocol.RescanQueued:

@@ -18,6 +18,7 @@ from karmad.domain import (
     LISTED,
     DomainError,
     EventKind,
+    Member,
     MemberState,
     Phase,
     SubscriptionState,
@@ -112,6 +113,13 @@ def delivery_pending(
 # --------------------------------------------------------------------------- leader
 
 
+def _left(team: LocalTeam, member: Member, now: datetime) -> Audit:
+    """The leader records that a member said it left."""
+    return _audit(
+        EventKind.MEMBER_REMOVED, now, team, member.member_tag, member.device_id, reason="left"
+    )
+
+
 def _ingest_leader(
     me: Me, team: LocalTeam, peers: dict[str, PeerState], now: datetime, policy: Policy
 ) -> list[Change]:
@@ -129,16 +137,7 @@ def _ingest_leader(
             if member.state is MemberState.ADDED and record.state is TeamState.ACTIVE:
                 if state.left:
                     record = record.remove_member(member.device_id, now)
-                    changes.append(
-                        _audit(
-                            EventKind.MEMBER_REMOVED,
-                            now,
-                            team,
-                            member.member_tag,
-                            member.device_id,
-                            reason="left",
-                        )
-                    )
+                    changes.append(_left(team, member, now))
                     changes.append(RecordAck(team.team_id, member.device_id, now))
                     continue
                 record = record.activate(member.device_id, now)
@@ -150,16 +149,7 @@ def _ingest_leader(
             elif member.state is MemberState.ACTIVE and state.left:
                 if record.state is TeamState.ACTIVE:
                     record = record.remove_member(member.device_id, now)
-                    changes.append(
-                        _audit(
-                            EventKind.MEMBER_REMOVED,
-                            now,
-                            team,
-                            member.member_tag,
-                            member.device_id,
-                            reason="left",
-                        )
-                    )
+                    changes.append(_left(team, member, now))
                 if member.device_id not in acked:
                     changes.append(RecordAck(team.team_id, member.device_id, now))
             elif member.device_id not in acked and (

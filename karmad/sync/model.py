@@ -47,6 +47,48 @@ class LocalTeam:
     """Sequence number of our own last published state file."""
     leader_addresses: tuple[str, ...] = ()
 
+    @classmethod
+    def led(cls, record: Team, now: datetime) -> LocalTeam:
+        """A team we create: we lead it, and its record is ours."""
+        return cls(
+            record.team_id,
+            record.name,
+            Role.LEADER,
+            Phase.MEMBER,
+            record.leader_device,
+            record.leader_tag,
+            phase_since=now,
+            record=record,
+        )
+
+    @classmethod
+    def joining(
+        cls,
+        team_id: str,
+        name: str,
+        leader: tuple[str, str],
+        now: datetime,
+        *,
+        record: Team | None = None,
+        record_seq: int = -1,
+        leader_addresses: tuple[str, ...] = (),
+    ) -> LocalTeam:
+        """A team we consented to join (`leader`: its device and member tag), waiting for
+        the leader's roster to list us."""
+        device, tag = leader
+        return cls(
+            team_id,
+            name,
+            Role.MEMBER,
+            Phase.JOINING,
+            device,
+            tag,
+            phase_since=now,
+            record=record,
+            record_seq=record_seq,
+            leader_addresses=leader_addresses,
+        )
+
     def subscription(self, key: str) -> Subscription | None:
         return next((s for s in self.subscriptions if s.project_key == key), None)
 

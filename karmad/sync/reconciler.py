@@ -15,7 +15,7 @@ from pathlib import Path
 
 import anyio
 
-from karmad import logs
+from karmad import logs, protocol
 from karmad.bus import Bus, Clock, Subscription
 from karmad.domain import EventKind, Phase, SyncEvent, folder_id, is_folder_id
 from karmad.health import Health
@@ -77,7 +77,7 @@ class CycleReport:
 
 @dataclass
 class ReconcilerState:
-    state: str = "starting"
+    state: protocol.SyncState = "starting"
     cycles: int = 0
     last: CycleReport | None = None
     desired: Desired | None = None
@@ -154,6 +154,31 @@ class Reconciler:
     def peer_states(self) -> dict[str, PeerState]:
         """Teammates' last validated state files, by folder id (for views)."""
         return self._peers
+
+    def status_view(self, now: datetime) -> protocol.SyncStatus:
+        """`sync.status` as far as the reconciler knows (the caller adds project flows)."""
+        last = self.status.last
+        want = self.status.desired
+        return protocol.SyncStatus(
+            state=self.status.state,
+            cycles=self.status.cycles,
+            last_cycle_at=last.started_at if last else None,
+            last_cycle_ms=round(last.duration_ms, 2) if last else None,
+            last_actions=last.actions if last else 0,
+            failures=[
+                protocol.SyncFailure(
+                    action=f.action,
+                    target=f.key,
+                    error=f.error,
+                    attempts=f.attempts,
+                    next_retry_s=wait,
+                )
+                for f, wait in self.executor.failure_summaries(now)
+            ],
+            teams=self.status.teams,
+            folders=len(want.folders) if want else 0,
+            devices=len(want.devices) if want else 0,
+        )
 
     async def wait_cycle(self) -> None:
         """For callers that must see the effect of their change (benchmarks, tests)."""
@@ -274,7 +299,7 @@ class Reconciler:
         self._cycle_done.set()
         self._cycle_done = anyio.Event()
 
-    def _set_state(self, state: str, detail: str = "") -> None:
+    def _set_state(self, state: protocol.SyncState, detail: str = "") -> None:
         self.status.state = state
         self._health.set("sync", state, detail)
 

@@ -335,21 +335,16 @@ def apply_changes(store: Store, changes: list[ingest.Change], now: datetime) -> 
             )
         elif isinstance(change, ingest.JoinTeam):
             if team(store, change.team_id) is None:
-                insert_team(
-                    store,
-                    LocalTeam(
-                        team_id=change.team_id,
-                        name=change.name,
-                        role=Role.MEMBER,
-                        phase=Phase.JOINING,
-                        leader_device=change.leader_device,
-                        leader_tag=change.leader_tag,
-                        phase_since=now,
-                        record=change.record,
-                        record_seq=change.record_seq,
-                    ),
+                leader = (change.leader_device, change.leader_tag)
+                joining = LocalTeam.joining(
+                    change.team_id,
+                    change.name,
+                    leader,
                     now,
+                    record=change.record,
+                    record_seq=change.record_seq,
                 )
+                insert_team(store, joining, now)
                 audit.append(
                     SyncEvent(
                         EventKind.OFFER_ACCEPTED,
