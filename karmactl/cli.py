@@ -162,6 +162,13 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
+def project_arg(text: str | None) -> str | None:
+    """A project as given, with a path made absolute here: the daemon runs elsewhere."""
+    if text and (text.startswith((".", "~")) or os.path.isdir(text)):
+        return os.path.abspath(os.path.expanduser(text))
+    return text
+
+
 def positive(text: str) -> int:
     """argparse `type=` for counts that must be at least 1 (`-n 0` is bad usage)."""
     value = _whole(text)

@@ -65,7 +65,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = verbs.add_parser(
         "ls", parents=[common, cli.wide_option()], help="list sessions, most recent first"
     )
-    p.add_argument("--project", help="identity or path, or a part of either")
+    p.add_argument("--project", help="identity, path, or a short form of one project")
     p.add_argument("--since", type=when.argument, help="active since (7d, 24h, 2026-01-31...)")
     p.add_argument("--until", type=when.argument, help="started before")
     p.add_argument("--model", help="used a model whose name contains this")
@@ -148,7 +148,7 @@ MEMBER (to 8); then DURATION, PROMPTS, TOKENS and TITLE are left out, in that or
 def ls(ctx: Context) -> int:
     a = ctx.args
     params = {
-        "project": a.project,
+        "project": cli.project_arg(a.project),
         "since": a.since,
         "until": a.until,
         "model": a.model,
@@ -397,7 +397,7 @@ def search(ctx: Context) -> int:
         "session.search",
         text=" ".join(a.text),
         limit=a.limit,
-        project=a.project,
+        project=cli.project_arg(a.project),
         **whose(a.member),
         session=a.session,
         since=a.since,

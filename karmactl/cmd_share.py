@@ -50,7 +50,9 @@ def preview(ctx: Context) -> int:
             project = args.target
     if (session is None) == (project is None):
         raise CommandFailed("give a session or a project", reason="usage", exit=cli.EXIT_USAGE)
-    started = ctx.call("share.preview", session=session, project=project, max_lines=args.lines)
+    started = ctx.call(
+        "share.preview", session=session, project=cli.project_arg(project), max_lines=args.lines
+    )
     job = decode(started, PreviewStarted).job
     deadline = time.monotonic() + ctx.timeout
     while True:

@@ -180,8 +180,16 @@ def _guarded(ctx: Context, question: str) -> bool:
 
 
 def init(ctx: Context) -> int:
+    before = ctx.call("identity.get")
     result = ctx.call("identity.init", user=ctx.args.user, machine=ctx.args.machine)
-    return _done(ctx, result, f"You are {result['member_tag']}.")
+    was, now = before.get("member_tag"), result["member_tag"]
+    if not before["initialised"]:
+        text = f"You are {now}."
+    elif was == now:
+        text = f"You are already {now}."
+    else:
+        text = f"Renamed {was} → {now}."
+    return _done(ctx, result, text)
 
 
 def whoami(ctx: Context) -> int:
@@ -355,16 +363,29 @@ def team_add(ctx: Context) -> int:
             "that is an invite code; the new member's pairing code is needed",
             reason="invalid_code",
         )
-    if not ctx.json and not _guarded(
-        ctx,
-        f"Add {decoded['member_tag']} (device {_short(decoded['device_id'])}) to {ctx.args.team}?",
+    team = ctx.call("team.get", team=ctx.args.team)
+    listed = next((m for m in team["members"] if m["device_id"] == decoded["device_id"]), None)
+    if listed is not None and listed["state"] == "active":
+        return _done(
+            ctx,
+            team,
+            f"{listed['member_tag']} is already an active member of {team['name']}; nothing to do.",
+        )
+    if (
+        listed is None
+        and not ctx.json
+        and not _guarded(
+            ctx,
+            f"Add {decoded['member_tag']} (device {_short(decoded['device_id'])}) to {ctx.args.team}?",
+        )
     ):
         return 1
     r = ctx.call("team.addMember", team=ctx.args.team, code=ctx.args.code)
+    said = "Added" if r.get("changed", True) else "Already added:"
     return _done(
         ctx,
         r,
-        f"Added {r['member']['member_tag']} to {r['team']['name']}. They join by running:\n"
+        f"{said} {r['member']['member_tag']} to {r['team']['name']}. They join by running:\n"
         f"  karmactl team join {r['invite']}",
     )
 
@@ -373,6 +394,12 @@ def team_join(ctx: Context) -> int:
     decoded = ctx.call("pair.decode", code=ctx.args.invite)
     if decoded["kind"] != "invite":
         raise CommandFailed("that is a pairing code, not an invite code", reason="invalid_code")
+    mine = {t["team_id"]: t for t in ctx.call("team.list")["teams"]}
+    known = mine.get(decoded["team_id"])
+    if known is not None:
+        return _done(
+            ctx, known, f"You are already in {known['name']} ({team_state(known)}); nothing to do."
+        )
     if not ctx.json and not _guarded(
         ctx,
         f"Join team {decoded['team_name']} led by {decoded['member_tag']} "
@@ -384,13 +411,28 @@ def team_join(ctx: Context) -> int:
 
 
 def team_remove(ctx: Context) -> int:
+    team = ctx.call("team.get", team=ctx.args.team)
+    wanted = ctx.args.member
+    listed = next(
+        (
+            m
+            for m in team["members"]
+            if wanted in (m["member_tag"], m["device_id"], _short(m["device_id"]))
+        ),
+        None,
+    )
+    if listed is not None and listed["state"] == "removed":
+        return _done(
+            ctx, team, f"{listed['member_tag']} is already out of {team['name']}; nothing to do."
+        )
     if not _guarded(
         ctx,
-        f"Remove {ctx.args.member} from {ctx.args.team}? Every member stops syncing with it.",
+        f"Remove {wanted} from {team['name']}? Every member stops syncing with it. "
+        f"Permanent: that device cannot rejoin {team['name']}.",
     ):
         return 1
-    r = ctx.call("team.removeMember", team=ctx.args.team, member=ctx.args.member)
-    return _done(ctx, r, f"Removed {ctx.args.member} from {r['name']}.")
+    r = ctx.call("team.removeMember", team=ctx.args.team, member=wanted)
+    return _done(ctx, r, f"Removed {wanted} from {r['name']}.")
 
 
 def team_leave(ctx: Context) -> int:
@@ -401,14 +443,32 @@ def team_leave(ctx: Context) -> int:
             f"`karmactl team dissolve {team['name']}` ends it for everyone",
             reason="invalid_transition",
         )
-    if not _guarded(ctx, f"Leave {ctx.args.team}? Its folders will be removed from this machine."):
+    if team["phase"] in ("leaving", "removed", "dissolved"):
+        return _done(ctx, team, f"You are already out of {team['name']} ({team['phase']}).")
+    if not _guarded(
+        ctx,
+        f"Leave {team['name']}? Its folders will be removed from this machine. "
+        f"Permanent: this device cannot rejoin {team['name']}.",
+    ):
         return 1
     r = ctx.call("team.leave", team=ctx.args.team)
     return _done(ctx, r, f"Leaving {r['name']}.")
 
 
 def team_dissolve(ctx: Context) -> int:
-    if not _guarded(ctx, f"Dissolve {ctx.args.team} for every member? This cannot be undone."):
+    team = ctx.call("team.get", team=ctx.args.team)
+    if team["role"] != "leader":
+        raise CommandFailed(
+            f"only {team['leader_tag']} (the leader) can dissolve {team['name']}",
+            reason="not_leader",
+        )
+    if team["state"] == "dissolved":
+        return _done(ctx, team, f"{team['name']} is already dissolved.")
+    if not _guarded(
+        ctx,
+        f"Dissolve {team['name']} for every member? Permanent: nobody syncs in it again, "
+        "and it cannot be undone.",
+    ):
         return 1
     r = ctx.call("team.dissolve", team=ctx.args.team)
     return _done(ctx, r, f"Dissolved {r['name']}.")
@@ -442,22 +502,33 @@ def project_share(ctx: Context) -> int:
     r = ctx.call(
         "project.share",
         team=ctx.args.team,
-        project=ctx.args.project,
+        project=cli.project_arg(ctx.args.project),
         todos=ctx.args.todos,
         plans=ctx.args.plans,
     )
-    return _done(
-        ctx,
-        r,
-        f"Shared {r['identity']} ({r['key']}) with {ctx.args.team}. Each member (you too)\n"
-        f"accepts it with: karmactl sub accept {ctx.args.team} {r['label']}",
-    )
+    team, identity = ctx.args.team, r["identity"]
+    done = "Shared" if r.get("changed", True) else "Already shared:"
+    lines = [f"{done} {identity} ({r['key']}) with {team}."]
+    if r.get("subscription") != "accepted":
+        lines.append(
+            "You have not accepted it yourself: nothing of it is sent or received here\n"
+            f"until you do: karmactl sub accept {team} {identity}"
+        )
+    lines.append(f"Each member accepts it with: karmactl sub accept {team} {identity}")
+    return _done(ctx, r, "\n".join(lines))
 
 
 def project_unshare(ctx: Context) -> int:
-    if not _guarded(ctx, f"Stop sharing {ctx.args.project} with {ctx.args.team}?"):
+    project = ctx.call("project.get", team=ctx.args.team, project=cli.project_arg(ctx.args.project))
+    if project["state"] == "unshared":
+        return _done(ctx, project, f"{project['identity']} is already not shared; nothing to do.")
+    if not _guarded(
+        ctx,
+        f"Stop sharing {project['identity']} with {ctx.args.team}? Nothing new of it is sent; "
+        "what members received stays with them.",
+    ):
         return 1
-    r = ctx.call("project.unshare", team=ctx.args.team, project=ctx.args.project)
+    r = ctx.call("project.unshare", team=ctx.args.team, project=project["key"])
     return _done(ctx, r, f"{r['identity']} is no longer shared.")
 
 
@@ -505,8 +576,11 @@ def sub_ls(ctx: Context) -> int:
 
 
 def _sub_done(ctx: Context, r: dict[str, Any]) -> int:
+    already = "" if r.get("changed", True) else "already "
     return _done(
-        ctx, r, f"{r['project_identity']} in {r['team_name']}: {r['state']} ({r['direction']})"
+        ctx,
+        r,
+        f"{r['project_identity']} in {r['team_name']}: {already}{r['state']} ({r['direction']})",
     )
 
 

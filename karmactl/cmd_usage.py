@@ -64,7 +64,7 @@ def usage(ctx: Context) -> int:
         group_by=a.by,
         since=a.since,
         until=a.until,
-        project=a.project,
+        project=cli.project_arg(a.project),
         model=a.model,
         origin=a.origin,
         **whose(a.member),

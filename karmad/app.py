@@ -240,7 +240,7 @@ def assemble(
         request_shutdown=request_shutdown,
         syncthing=syncthing,
         identity=identity,
-        teams=TeamService(store, port, reconciler, utc_now, identity),
+        teams=TeamService(store, port, reconciler, utc_now, identity, index.project_identities),
         offers=OfferService(store, port, reconciler, utc_now, identity),
         index=index,
         indexer=indexer,

@@ -325,14 +325,28 @@ class Subscription:
         return self.state is SubscriptionState.ACCEPTED and self.direction.receives
 
     def to(self, state: SubscriptionState, now: datetime) -> Subscription:
+        """`state`, or this subscription unchanged when it is in that state already (asking
+        twice is not an error)."""
+        if state is self.state:
+            return self
         _check(SUBSCRIPTION_TRANSITIONS, "subscription", self.state, state)
         return replace(self, state=state, changed_at=now)
 
     def accept(self, direction: Direction, now: datetime) -> Subscription:
+        if self.state is SubscriptionState.ACCEPTED and direction is not self.direction:
+            raise DomainError(
+                "invalid_transition",
+                f"already accepted ({self.direction.value}); to {direction.value} instead, "
+                f"change the direction: karmactl sub direction TEAM PROJECT -d {direction.value}",
+            )
+        if self.state is SubscriptionState.ACCEPTED:
+            return self
         return replace(self.to(SubscriptionState.ACCEPTED, now), direction=direction)
 
     def resume(self, now: datetime) -> Subscription:
         """Accepted again after a pause; an offer is accepted, not resumed."""
+        if self.state is SubscriptionState.ACCEPTED:
+            return self
         if self.state is not SubscriptionState.PAUSED:
             raise DomainError(
                 "invalid_transition", f"only a paused subscription resumes ({self.state.value})"
@@ -345,6 +359,8 @@ class Subscription:
                 "invalid_transition",
                 f"the direction can change only while accepted (this one is {self.state.value})",
             )
+        if direction is self.direction:
+            return self
         return replace(self, direction=direction, changed_at=now)
 
 
@@ -402,8 +418,9 @@ class Team:
             if existing.state is MemberState.REMOVED:
                 raise DomainError(
                     "invalid_transition",
-                    f"{existing.member_tag} was removed from {self.name}; a removed device "
-                    "cannot rejoin the same team (create a new team, or pair a new device)",
+                    f"{existing.member_tag} left or was removed from {self.name}, and that "
+                    "device cannot rejoin the same team; create a new team for it (see "
+                    "docs/starting-over.md)",
                 )
             if existing.member_tag != tag:
                 raise DomainError(

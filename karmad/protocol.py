@@ -397,6 +397,9 @@ class ProjectInfo(Result):
     direction: DirectionName | None = None
     local_paths: list[str] = msgspec.field(default_factory=list)
     """Checkouts of this project on this machine."""
+    changed: bool = True
+    """False when the request asked for what already was: nothing was done, and a repeat
+    is not an error (set by the methods that change things)."""
 
 
 class TeamInfo(Result):
@@ -412,6 +415,9 @@ class TeamInfo(Result):
     members: list[MemberInfo] = msgspec.field(default_factory=list)
     projects: list[ProjectInfo] = msgspec.field(default_factory=list)
     own_folder: str | None = None
+    changed: bool = True
+    """False when the request asked for what already was: nothing was done, and a repeat
+    is not an error (set by the methods that change things)."""
 
 
 class TeamList(Result):
@@ -429,6 +435,8 @@ class AddedMember(Result):
     member: MemberInfo
     invite: str
     """Give this to the new member: `karmactl team join INVITE` is their consent."""
+    changed: bool = True
+    """False when the device was in the roster already (its invite is given again)."""
 
 
 class JoinParams(Params):
@@ -468,7 +476,9 @@ class Activity(Result):
 class ShareParams(Params):
     team: str
     project: str
-    """A git remote in any form (ssh, scp-style, https) or a local checkout path."""
+    """A git remote in any form (ssh, scp-style, https), a local checkout path, or a short
+    form (`owner/repo`) of exactly one project this machine knows; a folder without a git
+    remote is refused."""
     todos: bool = False
     plans: bool = False
 
@@ -476,7 +486,8 @@ class ShareParams(Params):
 class UnshareParams(Params):
     team: str
     project: str
-    """Project key, identity, remote or checkout path."""
+    """Project key, identity, remote, checkout path, or a short form naming exactly one of
+    the team's projects (several: refused, with the candidates)."""
 
 
 class ProjectListParams(Params):
@@ -515,6 +526,9 @@ class SubscriptionInfo(Result):
     state: SubscriptionStateName
     direction: DirectionName
     changed_at: datetime | None = None
+    changed: bool = True
+    """False when the request asked for what already was: nothing was done, and a repeat
+    is not an error (set by the methods that change things)."""
 
 
 class SubscriptionList(Result):
@@ -617,6 +631,7 @@ _method("team.activity", ActivityParams, Activity, "The team's audit trail, newe
 _method("project.share", ShareParams, ProjectInfo, "Leader: shares a project.", mutating=True)
 _method("project.unshare", UnshareParams, ProjectInfo, "Leader: stops sharing.", mutating=True)
 _method("project.list", ProjectListParams, ProjectList, "Projects shared with the teams.")
+_method("project.get", UnshareParams, ProjectInfo, "One of a team's projects, named as anywhere.")
 _method("subscription.list", SubscriptionListParams, SubscriptionList, "This member's stances.")
 _method(
     "subscription.accept",
@@ -943,7 +958,8 @@ class TokenCounts(Result):
 
 class SessionListParams(Params):
     project: str | None = None
-    """Identity (`host/owner/repo`) or path, or a part of either (case-insensitive)."""
+    """Identity (`host/owner/repo`), remote, checkout path, key, or a short form naming
+    exactly one known project (several: refused with the candidates, `conflict`)."""
     since: datetime | None = None
     """Sessions active at or after this moment."""
     until: datetime | None = None

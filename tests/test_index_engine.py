@@ -445,7 +445,7 @@ def test_project_identity_is_the_checkouts_git_remote(
         str(checkout),
         "git",
     )
-    found = index.reader.list_sessions(SessionListParams(project="acme/widgets"))
+    found = index.reader.list_sessions(SessionListParams(project="github.com/acme/widgets"))
     assert [s.id for s in found.sessions] == [SID]
 
 

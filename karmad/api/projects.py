@@ -20,6 +20,10 @@ def register(router: Router, svc: Services) -> None:
     def unshare(params: protocol.UnshareParams, call: Call) -> protocol.ProjectInfo:
         return teams.unshare(params.team, params.project)
 
+    @router.method("project.get")
+    def project(params: protocol.UnshareParams, call: Call) -> protocol.ProjectInfo:
+        return teams.project(params.team, params.project)
+
     @router.method("project.list")
     def projects(params: protocol.ProjectListParams, call: Call) -> protocol.ProjectList:
         return teams.projects(params.team)

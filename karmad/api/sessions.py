@@ -26,6 +26,8 @@ def register(router: Router, svc: Services) -> None:
     @router.method("session.list")
     def list_sessions(params: protocol.SessionListParams, call: Call) -> protocol.SessionList:
         mine = me()
+        if params.project:
+            params.project = svc.teams.name_project(params.project).identity
         result = svc.index.list_sessions(params, mine)
         for s in result.sessions:
             attribute(s, mine)
@@ -50,6 +52,8 @@ def register(router: Router, svc: Services) -> None:
         if not svc.config.index.full_text:
             return protocol.SearchResults(hits=[], available=False, complete=False)
         mine = me()
+        if params.project:
+            params.project = svc.teams.name_project(params.project).identity
         result = svc.index.search(params, complete=svc.indexer.text_complete, me=mine)
         for hit in result.hits:
             attribute(hit, mine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from karmad import protocol
-from karmad.domain import DomainError, is_project_key, project_key
+from karmad.domain import DomainError
 from karmad.errors import not_found
 from karmad.rpc.call import Call
 from karmad.rpc.router import Router
@@ -44,11 +44,8 @@ def register(router: Router, svc: Services) -> None:
                 "SELECT * FROM sessions WHERE root_id = ? AND project != '' ORDER BY last_ts DESC",
                 (root_id,),
             )
-            if is_project_key(params.project):
-                wanted = [r for r in rows if project_key(r["project"]) == params.project]
-            else:
-                identity, _ = svc.teams.identity_of(params.project)
-                wanted = [r for r in rows if r["project"] == identity]
+            identity = svc.teams.name_project(params.project).identity
+            wanted = [r for r in rows if r["project"] == identity]
             if not wanted:
                 raise not_found("local session of project", params.project)
             sessions = [(r, files_of(int(r["id"]))) for r in wanted[:MAX_SESSIONS]]

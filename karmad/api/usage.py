@@ -12,6 +12,8 @@ from karmad.sync import teamstore
 def register(router: Router, svc: Services) -> None:
     @router.method("usage.summary")
     def summary(params: protocol.UsageSummaryParams, call: Call) -> protocol.UsageSummary:
+        if params.project:
+            params.project = svc.teams.name_project(params.project).identity
         result = svc.index.usage(params)
         if params.group_by in ("member", "user"):
             # This machine's own sessions carry no attribution in the index (they were

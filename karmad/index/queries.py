@@ -165,13 +165,8 @@ def _common_filters(
     me: tuple[str, str] | None = None,
 ) -> None:
     if project:
-        f.add(
-            "(s.project = :project OR s.project_path = :project "
-            "OR lower(s.project) LIKE :project_like ESCAPE '\\' "
-            "OR lower(s.project_path) LIKE :project_like ESCAPE '\\')",
-            project=project,
-            project_like=_like(project),
-        )
+        # A project identity, as the handler resolved the name people gave (`projectref`).
+        f.add("s.project = :project", project=project)
     if origin == "local":
         f.add("s.origin_key = 'local'")
     elif origin == "remote":
@@ -218,6 +213,11 @@ class IndexQueries:
     @property
     def fts(self) -> bool:
         return bool(self.store.scalar("SELECT value FROM meta WHERE key = 'fts'") == "1")
+
+    def project_identities(self) -> list[str]:
+        """Every project the index has sessions of (local and received)."""
+        rows = self.store.query("SELECT DISTINCT project FROM sessions WHERE project != ''")
+        return [str(r["project"]) for r in rows]
 
     def price_version(self) -> str:
         return str(self.store.scalar("SELECT value FROM meta WHERE key = 'price_version'") or "")

@@ -13,25 +13,25 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
-from karmad import codes, deviceid, gitremote, protocol
+from karmad import codes, deviceid, projectref, protocol
 from karmad.domain import (
     DEPARTING,
     Direction,
     DomainError,
     EventKind,
     Phase,
+    ProjectState,
     Subscription,
     SubscriptionState,
     SyncEvent,
     Team,
-    is_project_key,
     new_team,
     project_key,
+    validate_team_name,
 )
 from karmad.sync import teamstore, views
 from karmad.sync.identity import IdentityService
@@ -43,6 +43,13 @@ def _domain(reason: str, detail: str, field: str = "") -> DomainError:
     return DomainError(reason, detail, field=field)
 
 
+def _still_shared(team: LocalTeam, key: str) -> bool:
+    """Whether a project is (as far as we know) still shared: an unshared one is no longer
+    offered to anyone, whatever our stance on it was."""
+    project = team.record.project(key) if team.record else None
+    return project is None or project.state is ProjectState.SHARED
+
+
 def new_team_id() -> str:
     return base64.b32encode(os.urandom(16)).decode().rstrip("=").lower()
 
@@ -52,6 +59,8 @@ class TeamService(ControlPlane):
     """Everything a member does to its teams; the RPC handlers only delegate here."""
 
     identity: IdentityService
+    indexed_projects: Callable[[], Iterable[str]] = field(default=lambda: ())
+    """Identities of the projects this machine's index has sessions of."""
 
     # ------------------------------------------------------------------ teams
 
@@ -111,6 +120,16 @@ class TeamService(ControlPlane):
 
     def create(self, name: str) -> protocol.TeamInfo:
         identity = self.identity.current()
+        wanted = validate_team_name(name)
+        for other in teamstore.teams(self.store):
+            if other.name.casefold() == wanted.casefold():
+                whose = "you lead it" if other.role is Role.LEADER else f"led by {other.leader_tag}"
+                raise _domain(
+                    "already_exists",
+                    f"you are already in a team named {other.name} ({other.team_id[:8]}, "
+                    f"{whose}); choose another name",
+                    "name",
+                )
         device = self.identity.device()
         now = self.clock()
         record = new_team(
@@ -136,7 +155,8 @@ class TeamService(ControlPlane):
             raise _domain("invalid_argument", "that is this machine's own pairing code", "code")
         now = self.clock()
         updated = record.add_member(member.member_tag, member.device_id, now, member.addresses)
-        if updated is not record:
+        changed = updated is not record
+        if changed:
             with self.store.transaction():
                 teamstore.set_record(self.store, team.team_id, updated)
                 self._audit(EventKind.MEMBER_ADDED, team, member.member_tag, member.device_id)
@@ -152,20 +172,23 @@ class TeamService(ControlPlane):
         )
         info = self.info(self.resolve(team.team_id))
         added = next(m for m in info.members if m.device_id == member.device_id)
-        return protocol.AddedMember(team=info, member=added, invite=invite)
+        return protocol.AddedMember(team=info, member=added, invite=invite, changed=changed)
 
     def join(self, invite_text: str) -> protocol.TeamInfo:
         self.identity.current()
         device = self.identity.device()
         invite = codes.decode_invite(invite_text)
-        if invite.leader_device == device:
-            raise _domain("invalid_argument", "this machine leads that team already", "invite")
         existing = teamstore.team(self.store, invite.team_id)
         if existing is not None and existing.phase is not Phase.GONE:
-            return self.info(existing)
+            return self.info(existing, changed=False)
+        if invite.leader_device == device:
+            raise _domain("invalid_argument", "this machine leads that team already", "invite")
         if existing is not None:
             raise _domain(
-                "invalid_transition", f"this machine already left {invite.team_name}", "invite"
+                "invalid_transition",
+                f"this machine left {invite.team_name}, and a device that left or was removed "
+                "cannot rejoin the same team: ask its leader for a new team",
+                "invite",
             )
         now = self.clock()
         local = LocalTeam.joining(
@@ -200,7 +223,7 @@ class TeamService(ControlPlane):
                 teamstore.set_record(self.store, team.team_id, updated)
                 self._audit(EventKind.MEMBER_REMOVED, team, member.member_tag, member.device_id)
             self.reconciler.wake()
-        return self.info(self.resolve(team.team_id))
+        return self.info(self.resolve(team.team_id), changed=updated is not record)
 
     def leave(self, ref: str) -> protocol.TeamInfo:
         team = self.resolve(ref)
@@ -210,7 +233,7 @@ class TeamService(ControlPlane):
             )
         now = self.clock()
         if team.phase in DEPARTING:
-            return self.info(team)
+            return self.info(team, changed=False)
         target = Phase.GONE if team.phase is Phase.JOINING else Phase.LEAVING
         with self.store.transaction():
             teamstore.set_phase(self.store, team.team_id, target, now)
@@ -228,58 +251,48 @@ class TeamService(ControlPlane):
                 teamstore.set_phase(self.store, team.team_id, Phase.DISSOLVED, now)
                 self._audit(EventKind.TEAM_DISSOLVED, team)
             self.reconciler.wake()
-        return self.info(self.resolve(team.team_id))
+        return self.info(self.resolve(team.team_id), changed=updated is not record)
 
     # ------------------------------------------------------------------ projects
 
-    @staticmethod
-    def identity_of(project: str) -> tuple[str, str]:
-        """(identity, label) for a remote in any spelling or a local checkout path."""
-        text = project.strip()
-        if not text:
-            raise _domain("invalid_argument", "no project given", "project")
-        looks_like_path = text.startswith(("/", "~", ".")) or os.path.isdir(
-            os.path.expanduser(text)
-        )
-        if looks_like_path:
-            path = Path(os.path.expanduser(text)).resolve()
-            if not path.is_dir():
-                raise _domain("invalid_argument", f"{path} is not a directory", "project")
-            found = gitremote.identify(str(path))
-            identity = found.identity
-        else:
-            remote = gitremote.normalise_remote(text)
-            if remote is None and "/" in text and ":" not in text:
-                remote = gitremote.normalise_remote(f"https://{text}")
-            if remote is None:
-                raise _domain(
-                    "invalid_argument",
-                    f"{text!r} is neither a git remote nor a checkout directory",
-                    "project",
-                )
-            identity = remote
-        label = "/".join(identity.rstrip("/").split("/")[-2:])
-        return identity, label
+    def known_projects(self, team: LocalTeam | None = None) -> list[projectref.Known]:
+        """What a short project name may stand for: the projects of `team`, or else of
+        every team and every project this machine has sessions of."""
+        chosen = [team] if team is not None else teamstore.teams(self.store)
+        known = [
+            projectref.Known(p.identity, p.label)
+            for t in chosen
+            for p in (t.record.projects if t.record else ())
+        ]
+        if team is None:
+            known += [projectref.Known(i, projectref.label_of(i)) for i in self.indexed_projects()]
+        return known
+
+    def name_project(self, project: str, team: LocalTeam | None = None) -> projectref.Named:
+        """The one rule naming a project, for every method that takes one (`projectref`)."""
+        return projectref.resolve(project, self.known_projects(team))
 
     def project_key_of(self, team: LocalTeam, ref: str) -> str:
-        if is_project_key(ref):
-            return ref
-        record = team.record
-        if record is not None:
-            for p in record.projects:
-                if ref in (p.identity, p.label):
-                    return p.key
-        identity, _ = self.identity_of(ref)
-        return project_key(identity)
+        return project_key(self.name_project(ref, team).identity)
 
     def share(self, ref: str, project: str, todos: bool, plans: bool) -> protocol.ProjectInfo:
         team, record = self.leader_team(ref)
-        identity, label = self.identity_of(project)
+        named = self.name_project(project)
+        if named.local_folder:
+            raise _domain(
+                "invalid_argument",
+                f"{named.identity} has no git remote: its sessions could not be matched on "
+                "any other machine, and sharing it would show every teammate this path; "
+                "add a remote (`git remote add origin URL`) and share that",
+                "project",
+            )
+        identity = named.identity
         now = self.clock()
-        updated = record.share(identity, label, now)
         key = project_key(identity)
+        updated = record.share(identity, projectref.label_of(identity), now)
         updated = updated.set_project_options(key, todos=todos, plans=plans)
-        if updated != record:
+        changed = updated != record
+        if changed:
             with self.store.transaction():
                 teamstore.set_record(self.store, team.team_id, updated)
                 if team.subscription(key) is None:
@@ -288,7 +301,14 @@ class TeamService(ControlPlane):
                     )
                 self._audit(EventKind.PROJECT_SHARED, team, project=key, identity=identity)
             self.reconciler.wake()
-        return self._project_info(self.resolve(team.team_id), key)
+        info = self._project_info(self.resolve(team.team_id), key)
+        info.changed = changed
+        return info
+
+    def project(self, ref: str, project: str) -> protocol.ProjectInfo:
+        team = self.resolve(ref)
+        key = self.project_key_of(team, project)
+        return self._project_info(team, key)
 
     def unshare(self, ref: str, project: str) -> protocol.ProjectInfo:
         team, record = self.leader_team(ref)
@@ -299,7 +319,9 @@ class TeamService(ControlPlane):
                 teamstore.set_record(self.store, team.team_id, updated)
                 self._audit(EventKind.PROJECT_UNSHARED, team, project=key)
             self.reconciler.wake()
-        return self._project_info(self.resolve(team.team_id), key)
+        info = self._project_info(self.resolve(team.team_id), key)
+        info.changed = updated is not record
+        return info
 
     def projects(self, ref: str | None) -> protocol.ProjectList:
         chosen = [self.resolve(ref)] if ref else teamstore.teams(self.store)
@@ -328,10 +350,26 @@ class TeamService(ControlPlane):
     def subscriptions(self, ref: str | None) -> protocol.SubscriptionList:
         chosen = [self.resolve(ref)] if ref else teamstore.teams(self.store)
         return protocol.SubscriptionList(
-            subscriptions=[views.subscription_info(t, s) for t in chosen for s in t.subscriptions]
+            subscriptions=[
+                views.subscription_info(t, s)
+                for t in chosen
+                for s in t.subscriptions
+                if _still_shared(t, s.project_key)
+            ]
         )
 
     def accept(self, ref: str, project: str, direction: Direction) -> protocol.SubscriptionInfo:
+        team, sub = self._subscription(ref, project)
+        if sub.state is SubscriptionState.ACCEPTED and sub.direction is not direction:
+            shared = team.record.project(sub.project_key) if team.record else None
+            name = shared.identity if shared else sub.project_key
+            raise _domain(
+                "invalid_transition",
+                f"{name} is already accepted in {team.name} ({sub.direction.value}); to "
+                f"{direction.value} instead, change the direction: "
+                f"karmactl sub direction {team.name} {name} -d {direction.value}",
+                "direction",
+            )
         return self._change(ref, project, lambda s, now: s.accept(direction, now))
 
     def pause(self, ref: str, project: str) -> protocol.SubscriptionInfo:
@@ -363,7 +401,8 @@ class TeamService(ControlPlane):
     ) -> protocol.SubscriptionInfo:
         team, sub = self._subscription(ref, project)
         updated = how(sub, self.clock())
-        if updated != sub or team.subscription(sub.project_key) is None:
+        changed = updated != sub
+        if changed or team.subscription(sub.project_key) is None:
             with self.store.transaction():
                 teamstore.put_subscription(self.store, updated)
                 self._audit(
@@ -374,17 +413,23 @@ class TeamService(ControlPlane):
                     direction=updated.direction.value,
                     **{"from": sub.state.value},
                 )
-            if purge:
-                self.reconciler.request_purge(team.team_id, sub.project_key)
             self.reconciler.wake()
-        return views.subscription_info(self.resolve(team.team_id), updated)
+        if purge:
+            # Asked again on a declined project: what was received is deleted all the same.
+            self.reconciler.request_purge(team.team_id, sub.project_key)
+            self.reconciler.wake()
+        info = views.subscription_info(self.resolve(team.team_id), updated)
+        info.changed = changed
+        return info
 
     # ------------------------------------------------------------------ views
 
-    def info(self, team: LocalTeam) -> protocol.TeamInfo:
-        return views.team_info(
+    def info(self, team: LocalTeam, *, changed: bool = True) -> protocol.TeamInfo:
+        info = views.team_info(
             team, self.port.device_id(), self.reconciler.peer_states(), self.port.connected
         )
+        info.changed = changed
+        return info
 
     def _project_info(self, team: LocalTeam, key: str) -> protocol.ProjectInfo:
         info = views.project_info(team, key)

@@ -41,7 +41,9 @@ def test_every_subscription_transition(
     current: SubscriptionState, target: SubscriptionState
 ) -> None:
     sub = Subscription(TEAM_ID, "p-aaaaaaaaaaaaaaaa", current)
-    if (current, target) in SUBSCRIPTION_TRANSITIONS:
+    if current is target:
+        assert sub.to(target, NOW) is sub  # asking twice is a calm no-op
+    elif (current, target) in SUBSCRIPTION_TRANSITIONS:
         assert sub.to(target, NOW).state is target
     else:
         with pytest.raises(DomainError) as info:
@@ -76,6 +78,17 @@ def test_direction_changes_only_while_accepted() -> None:
     assert not paused.sends and not paused.receives
     with pytest.raises(DomainError):
         paused.with_direction(Direction.SEND, NOW)
+
+
+def test_repeats_are_calm_and_a_different_accept_says_what_to_do() -> None:
+    accepted = Subscription(TEAM_ID, "p-aaaaaaaaaaaaaaaa").accept(Direction.BOTH, NOW)
+    assert accepted.accept(Direction.BOTH, NOW) is accepted
+    assert accepted.resume(NOW) is accepted
+    assert accepted.with_direction(Direction.BOTH, NOW) is accepted
+    with pytest.raises(DomainError) as info:
+        accepted.accept(Direction.SEND, NOW)
+    assert info.value.reason == "invalid_transition"
+    assert "sub direction" in info.value.detail
 
 
 def test_team_lifecycle() -> None:
