@@ -256,13 +256,14 @@ class TeamService(ControlPlane):
     # ------------------------------------------------------------------ projects
 
     def known_projects(self, team: LocalTeam | None = None) -> list[projectref.Known]:
-        """What a short project name may stand for: the projects of `team`, or else of
-        every team and every project this machine has sessions of."""
+        """What a short project name may stand for: the projects `team` shares now, or
+        else those of every team and every project this machine has sessions of."""
         chosen = [team] if team is not None else teamstore.teams(self.store)
         known = [
             projectref.Known(p.identity, p.label)
             for t in chosen
             for p in (t.record.projects if t.record else ())
+            if team is None or p.state is ProjectState.SHARED
         ]
         if team is None:
             known += [projectref.Known(i, projectref.label_of(i)) for i in self.indexed_projects()]
