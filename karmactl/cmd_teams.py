@@ -376,7 +376,8 @@ def team_add(ctx: Context) -> int:
         and not ctx.json
         and not _guarded(
             ctx,
-            f"Add {decoded['member_tag']} (device {_short(decoded['device_id'])}) to {ctx.args.team}?",
+            f"Add {decoded['member_tag']} (device {_short(decoded['device_id'])}) "
+            f"to {ctx.args.team}?",
         )
     ):
         return 1
