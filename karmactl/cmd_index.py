@@ -62,6 +62,8 @@ def _print_status(s: IndexStatus) -> None:
                 f"{render.duration(scan.seconds)}",
             )
         )
+    if s.problem_files:
+        pairs.append(("unreadable files", s.problem_files))
     if s.error:
         pairs.append(("error", s.error))
     if s.rejected:
@@ -75,6 +77,21 @@ def _print_status(s: IndexStatus) -> None:
             )
         )
     render.kv(pairs)
+    if s.problems:
+        print()
+        render.table(
+            ["NOT INDEXED", "REASON", "TRIES"],
+            [
+                (
+                    p.path,
+                    p.reason + ("" if p.transient else " (until it changes)"),
+                    p.attempts,
+                )
+                for p in s.problems
+            ],
+            right=(2,),
+            fit=render.Fit(shrink={0: 24, 1: 16}),
+        )
     if s.progress:
         print(_progress_line(s.progress))
     if s.roots:

@@ -1096,6 +1096,9 @@ class SessionDetail(SessionSummary):
     for a local session, in the outbox; for a received one, as its sender's manifest says."""
     packaged_to: list[str] = msgspec.field(default_factory=list)
     """Team folders this local session is packaged into."""
+    file_problems: list[IndexFileProblem] = msgspec.field(default_factory=list)
+    """Files of this session that could not be read or parsed: its figures leave them
+    out until they are."""
 
 
 class SessionMessagesParams(Params):
@@ -1260,9 +1263,26 @@ class IndexRejected(Result):
     at: datetime | None = None
 
 
+class IndexFileProblem(Result):
+    """A transcript the index could not read or parse; everything else is indexed."""
+
+    path: str
+    reason: str
+    session: str = ""
+    """The session its name says (empty for an `agent-*.jsonl` beside the sessions)."""
+    transient: bool = False
+    """It may go away by itself (permissions, I/O errors): tried again at `retry_at`,
+    with a growing delay; otherwise tried again when the file changes."""
+    attempts: int = 1
+    since: datetime | None = None
+    retry_at: datetime | None = None
+
+
 class IndexStatus(Result):
     state: str
-    """`starting`, `scanning`, `indexing text`, `idle`, `disabled` or `error`."""
+    """`starting`, `scanning`, `indexing text`, `idle`, `disabled` or `error` (work
+    failed: `error` says why, `detail` when it is tried again; it stays `error` until
+    that work is done)."""
     detail: str = ""
     enabled: bool = True
     watching: bool = False
@@ -1284,6 +1304,10 @@ class IndexStatus(Result):
     error: str = ""
     rejected: list[IndexRejected] = msgspec.field(default_factory=list)
     """Received files refused (at most 100, newest first); each is skipped until it changes."""
+    problem_files: int = 0
+    """Transcripts that could not be read or parsed (the rest is indexed)."""
+    problems: list[IndexFileProblem] = msgspec.field(default_factory=list)
+    """The first 100 of them, by path."""
 
 
 class IndexRebuildParams(Params):

@@ -62,6 +62,7 @@ def karmad_factory(tmp_path: Path) -> Iterator[Callable[..., KarmadProcess]]:
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         start: bool = True,
+        wrapper: tuple[str, ...] = (),
     ) -> KarmadProcess:
         nonlocal count
         count += 1
@@ -70,6 +71,7 @@ def karmad_factory(tmp_path: Path) -> Iterator[Callable[..., KarmadProcess]]:
             backend=backend,
             args=args,
             extra_env=dict(env or {}),
+            wrapper=wrapper,
         )
         started.append(process)
         if start:

@@ -70,6 +70,7 @@ def test_healthy_daemon_passes_everything(
         "index.state",
         "index.lag",
         "index.errors",
+        "index.files",
         "sync.reconciler",
         "archive.coverage",
     }

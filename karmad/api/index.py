@@ -15,6 +15,8 @@ def register(router: Router, svc: Services) -> None:
     def status(params: protocol.NoParams, call: Call) -> protocol.IndexStatus:
         status = svc.indexer.status(svc.index.root_counts())
         status.rejected = svc.index.rejected()
+        status.problem_files = svc.index.problem_count()
+        status.problems = svc.index.file_problems()
         return status
 
     @router.method("index.rebuild")

@@ -32,12 +32,14 @@ def state_findings(status: protocol.IndexStatus) -> list[DoctorCheck]:
     if not status.enabled:
         return [ok(name, "the session index is turned off (index.enabled = false)")]
     if status.state == "error":
+        retrying = f" ({status.detail})" if status.detail else ""
         return [
             fail(
                 name,
-                f"indexing stopped on an error: {status.error or status.detail}",
-                "karmad's log has the details; `karmactl index rebuild` starts afresh (the "
-                "index is rebuilt from the transcripts, nothing is lost)",
+                f"indexing failed: {status.error or status.detail}{retrying}",
+                "what failed is tried again until it succeeds (a full disk: free some space); "
+                "karmad's log has the details, and `karmactl index rebuild` starts afresh "
+                "(the index is rebuilt from the transcripts, nothing is lost)",
             )
         ]
     watching = "following changes" if status.watching else "not following changes"
@@ -91,6 +93,26 @@ def error_findings(status: protocol.IndexStatus) -> list[DoctorCheck]:
     return [ok(name, "no transcript line had to be skipped")]
 
 
+def problem_findings(
+    status: protocol.IndexStatus, count: int, first: list[protocol.IndexFileProblem]
+) -> list[DoctorCheck]:
+    name = "index.files"
+    if not status.enabled:
+        return []
+    if not count:
+        return [ok(name, "every transcript could be read")]
+    shown = "; ".join(f"{p.path}: {p.reason}" for p in first[:3])
+    more = f" (and {count - 3} more)" if count > 3 else ""
+    return [
+        warn(
+            name,
+            f"{count} transcript file(s) could not be read and are not indexed: {shown}{more}",
+            "`karmactl index status` lists them with the reason; files that could not be "
+            "opened are tried again by themselves, the others as soon as they change",
+        )
+    ]
+
+
 def register(doctor: Doctor, svc: Services) -> None:
     path = svc.paths.index
     latest = INDEX_SCHEMA.latest
@@ -103,6 +125,7 @@ def register(doctor: Doctor, svc: Services) -> None:
             *state_findings(status),
             *lag_findings(status, indexer.changes_waiting),
             *error_findings(status),
+            *problem_findings(status, svc.index.problem_count(), svc.index.file_problems(limit=3)),
         ]
 
     doctor.register_blocking(

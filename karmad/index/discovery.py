@@ -153,7 +153,9 @@ def list_dir(path: str) -> list[os.DirEntry[str]]:
 def walk(root: Path) -> Iterator[tuple[FileRef, os.stat_result]]:
     """Every transcript under `root` with its stat, without following symlinks.
 
-    Builds the same references as `classify`, from the layout it walks.
+    Builds the same references as `classify`, from the layout it walks. Entries that
+    are not regular files (a named pipe called `<uuid>.jsonl`, say) are listed too, so
+    that the indexer can say why it does not read them; it never opens them.
     """
     for project in list_dir(str(root)):
         if project.name.startswith(".") or not project.is_dir(follow_symlinks=False):
@@ -162,29 +164,40 @@ def walk(root: Path) -> Iterator[tuple[FileRef, os.stat_result]]:
             name = entry.name
             if name.startswith("."):
                 continue
-            if name.endswith(SUFFIX) and len(name) > len(SUFFIX):
-                if entry.is_file(follow_symlinks=False):
-                    stem = name[: -len(SUFFIX)]
-                    if stem.startswith(AGENT_PREFIX):
-                        ref = FileRef(
-                            entry.path, project.name, "", "agent", stem[len(AGENT_PREFIX) :]
-                        )
-                    else:
-                        ref = FileRef(entry.path, project.name, stem, "main")
-                    yield ref, entry.stat(follow_symlinks=False)
-            elif entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False):
                 for agent in list_dir(os.path.join(entry.path, SUBAGENTS)):
                     stem = agent.name[: -len(SUFFIX)]
                     if (
                         agent.name.endswith(SUFFIX)
                         and stem.startswith(AGENT_PREFIX)
                         and not stem.startswith(".")
-                        and agent.is_file(follow_symlinks=False)
+                        and (st := _lstat(agent)) is not None
                     ):
                         ref = FileRef(
                             agent.path, project.name, name, "subagent", stem[len(AGENT_PREFIX) :]
                         )
-                        yield ref, agent.stat(follow_symlinks=False)
+                        yield ref, st
+            elif name.endswith(SUFFIX) and len(name) > len(SUFFIX):
+                st = _lstat(entry)
+                if st is None:
+                    continue
+                stem = name[: -len(SUFFIX)]
+                if stem.startswith(AGENT_PREFIX):
+                    ref = FileRef(entry.path, project.name, "", "agent", stem[len(AGENT_PREFIX) :])
+                else:
+                    ref = FileRef(entry.path, project.name, stem, "main")
+                yield ref, st
+
+
+def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    """The entry's own status; None for a symbolic link (never followed) or an entry
+    gone since the directory was listed."""
+    try:
+        if entry.is_symlink() or entry.is_dir(follow_symlinks=False):
+            return None
+        return entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
 
 
 def tool_results(root: Path, project_dir: str, session_id: str) -> tuple[int, int]:
@@ -196,7 +209,7 @@ def tool_results(root: Path, project_dir: str, session_id: str) -> tuple[int, in
         for entry in list_dir(stack.pop()):
             if entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
-            elif entry.is_file(follow_symlinks=False):
+            elif entry.is_file(follow_symlinks=False) and (st := _lstat(entry)) is not None:
                 files += 1
-                size += entry.stat(follow_symlinks=False).st_size
+                size += st.st_size
     return files, size

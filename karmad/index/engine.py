@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -192,6 +193,8 @@ class Engine:
                 seen.add(ref.path)
                 if not self._admissible(root_id, root, ref, st, rejected):
                     continue
+                if not self._readable(root_id, ref, st):
+                    continue
                 row = known.get(ref.path)
                 if (
                     row is not None
@@ -231,6 +234,7 @@ class Engine:
             path = Path(text)
             found = self.root_of(path)
             if found is None:
+                self.writer.problems.clear([text])
                 continue
             root_id, root = found
             located = discovery.tool_results_session(root.path, path)
@@ -240,18 +244,23 @@ class Engine:
                 continue
             ref = discovery.locate(root, path)
             if ref is None:
+                self.writer.problems.clear([text])
                 continue
             row = self.writer.file(ref.path)
             other = discovery.twin(root, ref.path)
             try:
                 st = os.lstat(ref.path) if root.origin == "remote" else os.stat(ref.path)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
+                self.writer.problems.clear([ref.path])
                 archived = self._archived_twin(root, ref, row, other)
                 if archived is None:
                     if row is not None and not row.missing:
                         missing.append(row.id)
                     continue
                 ref, row, st = archived
+            except OSError as exc:  # a directory on the way that may not be searched
+                self._problem(root_id, ref, f"not readable: {work.os_reason(exc)}", True)
+                continue
             else:
                 if other is not None and root.path not in path.parents and os.path.exists(other):
                     continue  # an archived file whose live file exists: that one is read
@@ -261,6 +270,8 @@ class Engine:
                 rejected = self.writer.rejected_stats(root_id)
                 if not self._admissible(root_id, root, ref, st, rejected):
                     continue
+            if not self._readable(root_id, ref, st):
+                continue
             jobs.append(_Job(ref, root_id, row, st.st_size))
         self.writer.mark_missing(missing)
         self._run(jobs, None)
@@ -280,13 +291,23 @@ class Engine:
             return None
         try:
             st = os.stat(other)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         archived = discovery.locate(root, Path(other))
         if archived is None:
             return None
         row = self.writer.file(other) if row is None else self._follow(row, other)
         return archived, row, st
+
+    def retry_due(self) -> None:
+        """Read again the files whose transient problem is due for another try."""
+        due = self.writer.problems.due()
+        if not due:
+            return
+        log.info("files_retried", files=len(due))
+        self.process(due)
+        if self.full_text:
+            self.text_backlog()
 
     def _expand(self, paths: Iterable[str]) -> Iterator[str]:
         """Paths as given, and for a directory everything in it.
@@ -312,11 +333,15 @@ class Engine:
         counts = self.writer.counts()
         progress = Progress("text", bytes_total=max(counts["indexed"] - counts["text_indexed"], 0))
         self._on_progress(progress)
+        after = 0
         while True:
             self._check_stop()
-            rows = self.writer.files_behind_on_text(500)
+            # Past the last file looked at: one that cannot be read now stays behind
+            # (recorded as a problem, tried again later) without holding up the others.
+            rows = self.writer.files_behind_on_text(500, after)
             if not rows:
                 break
+            after = rows[-1].id
             progress.files_total += len(rows)
             updates: list[FileUpdate] = []
             size = 0
@@ -339,6 +364,8 @@ class Engine:
                     ),
                     self.limits,
                 )
+                if result.status == "failed":
+                    self._failed(row.root_id, ref, result)
                 if result.status != "ok":
                     continue
                 updates.append(FileUpdate(ref, row.root_id, row, result))
@@ -381,6 +408,7 @@ class Engine:
         if not updates:
             return
         touched, stale = self.writer.apply(updates, self.roots)
+        self.writer.problems.clear(up.ref.path for up in updates)
         if touched:
             self._on_sessions(touched)
         if stale:
@@ -468,7 +496,11 @@ class Engine:
                     steal_from += 1
                 if index in stolen:
                     return stolen.pop(index)
-                return work.RESULTS.decode(futures[index].result())
+                try:
+                    return work.RESULTS.decode(futures[index].result())
+                except Exception as exc:  # the parser process died: parse it here
+                    log.warning("parser_process_failed", error=f"{type(exc).__name__}: {exc}")
+                    return [work.parse_file(self._parse_job(j), self.limits) for j in pieces[index]]
 
             index = 0
             for cut in cuts:
@@ -499,9 +531,15 @@ class Engine:
                         if session_pk is not None:
                             rewritten.append(session_pk)
                         continue
-                if result.status == "gone":
-                    if job.row is not None:
-                        missing.append(job.row.id)
+                if result.status == "failed":
+                    self._failed(job.root_id, job.ref, result)
+                elif result.status == "gone":
+                    if os.path.lexists(job.ref.path):  # replaced while being read
+                        self._problem(job.root_id, job.ref, "vanished while being read", True)
+                    else:
+                        self.writer.problems.clear([job.ref.path])
+                        if job.row is not None:
+                            missing.append(job.row.id)
                 elif result.status == "rewritten":
                     if job.row is not None and job.row.session_pk is not None:
                         rewritten.append(job.row.session_pk)
@@ -521,6 +559,35 @@ class Engine:
                 self._on_progress(progress)
                 self._serve_changed()
         self._check_stop()
+
+    def _readable(self, root_id: int, ref: FileRef, st: os.stat_result) -> bool:
+        """Only regular files are read; a lasting problem waits for the file to change."""
+        if not stat.S_ISREG(st.st_mode):
+            if not self.writer.problems.waits_for_change(ref.path, _stat_of(st)):
+                self._problem(root_id, ref, work.not_regular(st.st_mode), False, _stat_of(st))
+            return False
+        return not self.writer.problems.waits_for_change(ref.path, _stat_of(st))
+
+    def _failed(self, root_id: int, ref: FileRef, result: ParseResult) -> None:
+        stat_now = (0, 0, 0)
+        if not result.transient:  # waits for a change: remember what the file was
+            with contextlib.suppress(OSError):
+                stat_now = _stat_of(os.stat(ref.path))
+        self._problem(root_id, ref, result.problem, result.transient, stat_now)
+
+    def _problem(
+        self,
+        root_id: int,
+        ref: FileRef,
+        reason: str,
+        transient: bool,
+        stat_now: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
+        problem = self.writer.problems.record(
+            root_id, ref.path, ref.session_id, reason, transient=transient, stat=stat_now
+        )
+        if problem.attempts == 1:
+            log.warning("file_not_indexed", path=ref.path, reason=reason, transient=transient)
 
     def _admissible(
         self,
@@ -569,6 +636,8 @@ class Engine:
             result = work.parse_file(
                 ParseJob(row.path, ref.kind == "main", text=self.full_text), self.limits
             )
+            if result.status == "failed":
+                self._failed(row.root_id, ref, result)
             if result.status == "ok":
                 fresh = replace(
                     row,
@@ -582,6 +651,10 @@ class Engine:
                 )
                 updates.append(FileUpdate(ref, row.root_id, fresh, result))
         self._apply(updates)
+
+
+def _stat_of(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _split(batch: list[_Job], parts: int) -> list[list[_Job]]:

@@ -78,10 +78,17 @@ def canonical_ts(value: str) -> str:
 
 
 def ts_ms(value: str) -> int:
-    """Milliseconds since the epoch of a canonical timestamp; 0 for ""."""
+    """Milliseconds since the epoch of a canonical timestamp; 0 for "" or nonsense.
+
+    `canonical_ts` takes text of the canonical shape as it is (the common case, and the
+    hot path), so a line may still carry something like `2026-13-45T99:…Z`.
+    """
     if not value:
         return 0
-    return (datetime.fromisoformat(value) - _EPOCH) // _MS
+    try:
+        return (datetime.fromisoformat(value) - _EPOCH) // _MS
+    except ValueError:
+        return 0
 
 
 def fix_surrogates(line: bytes) -> bytes | None:
@@ -139,7 +146,19 @@ def decode_repaired(decoder: codec.Decoder[_T], raw: bytes) -> _T | None:
                 return None
         except codec.InvalidData:
             return None
+        except Exception:  # see `unreadable`
+            return None
     return None
+
+
+def unreadable(exc: Exception) -> str:
+    """The reason recorded for a line whose decoding raised something other than
+    `codec.InvalidData` (walking a very deep value here raises RecursionError, which the
+    codec turns into `TooDeep` when it decodes): whatever a decoder does with one line,
+    it costs that line only."""
+    if isinstance(exc, RecursionError):
+        return "malformed: nested too deep to decode"  # as the codec says it
+    return f"unreadable: {type(exc).__name__}: {exc}"
 
 
 def _parse_path(path: str) -> list[str | int]:
@@ -241,7 +260,7 @@ class UsageParser:
             return
         try:
             records = _RECORDS.decode_lines(item.data)
-        except codec.InvalidData:
+        except Exception:  # InvalidData, or see `unreadable`
             records = self._line_by_line(item)
         self._consume(records)
 
@@ -280,7 +299,7 @@ class UsageParser:
             # path repairs and records, so a line it takes must be valid UTF-8.
             try:
                 typed = _RECORDS.decode(raw)
-            except codec.InvalidData:
+            except Exception:  # noqa: S110 - the tolerant path says why
                 pass
             else:
                 if _utf8(raw):
@@ -308,13 +327,20 @@ class UsageParser:
                     continue
                 self._error(number, offset, str(exc), raw)
                 return None
+            except Exception as exc:  # see `unreadable`
+                self._error(number, offset, unreadable(exc), raw)
+                return None
             break
         else:  # pragma: no cover - three attempts always end in break or return
             return None
         if not isinstance(values, dict):
             self._error(number, offset, f"not a JSON object ({type(values).__name__})", raw)
             return None
-        record, dropped = lenient_record(values)
+        try:
+            record, dropped = lenient_record(values)
+        except Exception as exc:  # see `unreadable`
+            self._error(number, offset, unreadable(exc), raw)
+            return None
         for path in dropped:
             key = f"{record.type}.{path}:shape"
             self.facts.unknown_fields[key] = self.facts.unknown_fields.get(key, 0) + 1

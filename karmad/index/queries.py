@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -343,6 +344,16 @@ class IndexQueries:
         if origin is not None:
             rows = [r for r in rows if r["origin_key"] == origin]
         if not rows:
+            problem = self.store.query_one(
+                "SELECT path, reason FROM file_problems WHERE session_id >= ? "
+                "AND session_id < ? ORDER BY session_id = ? DESC, path LIMIT 1",
+                (text, text[:-1] + chr(ord(text[-1]) + 1), text),
+            )
+            if problem is not None:
+                raise KarmadError(
+                    ErrorCode.NOT_FOUND,
+                    f"session {text} is not indexed: {problem['path']}: {problem['reason']}",
+                )
             raise not_found("session", text)
         return rows[0]
 
@@ -393,6 +404,9 @@ class IndexQueries:
                 (pk,),
             )
         ]
+        problems = self.file_problems(
+            "WHERE p.root_id = ? AND p.session_id = ?", (row["root_id"], row["session_id"])
+        )
         mcp: dict[str, int] = {}
         for name, count in facts.tools.items():
             if name.startswith("mcp__"):
@@ -433,6 +447,7 @@ class IndexQueries:
             errors=errors,
             unknown_types=facts.unknown_types,
             unknown_fields=facts.unknown_fields,
+            file_problems=problems,
         )
 
     # -------------------------------------------------------------- transcript
@@ -637,6 +652,29 @@ class IndexQueries:
             for r in rows
         ]
 
+    def file_problems(
+        self, where: str = "", params: tuple[Any, ...] = (), limit: int = 100
+    ) -> list[protocol.IndexFileProblem]:
+        rows = self.store.query(
+            f"SELECT * FROM file_problems p {where} ORDER BY p.path LIMIT ?",  # noqa: S608
+            (*params, limit),
+        )
+        return [
+            protocol.IndexFileProblem(
+                path=r["path"],
+                reason=r["reason"],
+                session=r["session_id"],
+                transient=bool(r["transient"]),
+                attempts=r["attempts"],
+                since=_time(r["since"]),
+                retry_at=_time(r["retry_at"]),
+            )
+            for r in rows
+        ]
+
+    def problem_count(self) -> int:
+        return int(self.store.scalar("SELECT COUNT(*) FROM file_problems"))
+
     def root_counts(self) -> dict[str, tuple[int, int]]:
         rows = self.store.query(
             "SELECT r.path, (SELECT COUNT(*) FROM sessions s WHERE s.root_id = r.id) AS sessions, "
@@ -667,7 +705,7 @@ def _time_key(bucket: int, group: str, zone: ZoneInfo | None) -> str:
 
 def _read_lines(rows: list[Row]) -> Iterator[bytes | str]:
     """Each entry's line from its file, or why it cannot be shown."""
-    fds: dict[str, int] = {}
+    fds: dict[str, int | str] = {}
     try:
         for r in rows:
             path = r["path"]
@@ -677,11 +715,10 @@ def _read_lines(rows: list[Row]) -> Iterator[bytes | str]:
                 continue
             fd = fds.get(path)
             if fd is None:
-                try:
-                    fd = fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError as exc:
-                    yield f"transcript not readable: {exc.strerror}"
-                    continue
+                fd = fds[path] = _open_transcript(path)
+            if isinstance(fd, str):
+                yield fd
+                continue
             data = os.pread(fd, length, int(r["offset"]))
             if len(data) != length or not data.endswith(b"\n"):
                 yield "the transcript changed since it was indexed"
@@ -689,7 +726,26 @@ def _read_lines(rows: list[Row]) -> Iterator[bytes | str]:
             yield data
     finally:
         for fd in fds.values():
-            os.close(fd)
+            if isinstance(fd, int):
+                os.close(fd)
+
+
+def _open_transcript(path: str) -> int | str:
+    """A descriptor of the regular file at `path`, or why there is none.
+
+    Never blocking the event loop, whatever is at the path by now (a named pipe would
+    hold a plain `open` until someone writes to it).
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return "transcript not readable: not a regular file"
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        return f"transcript not readable: {exc.strerror}"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return "transcript not readable: not a regular file"
+    return fd
 
 
 class _Inner(msgspec.Struct):

@@ -10,8 +10,10 @@ looked at again only when it changes.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
+from karmad.index import work
 from karmad.index.discovery import FileRef, Root
 from karmad.index.work import ParseResult
 
@@ -29,6 +31,8 @@ def before_reading(root: Root, ref: FileRef, st: os.stat_result, max_bytes: int)
     """A reason to refuse the file without reading it, or None."""
     if not confined(root, ref.path) or not confined(root, str(root.path)):
         return "a symbolic link leads out of the inbox"
+    if not stat.S_ISREG(st.st_mode):
+        return work.not_regular(st.st_mode)
     if st.st_size > max_bytes:
         return f"larger than {max_bytes} bytes"
     return None

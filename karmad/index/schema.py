@@ -217,5 +217,28 @@ INDEX_SCHEMA = Schema(
             ) STRICT;
             """,
         ),
+        Migration(
+            4,
+            """
+            -- Files that could not be read or parsed (karmad.index.engine): shown in
+            -- index.status, session.get and doctor. Transient problems (permissions,
+            -- I/O) are tried again at `retry_at`; the others when the file changes.
+            CREATE TABLE file_problems (
+                path       TEXT PRIMARY KEY,
+                root_id    INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+                session_id TEXT NOT NULL,
+                reason     TEXT NOT NULL,
+                transient  INTEGER NOT NULL,
+                attempts   INTEGER NOT NULL,
+                since      INTEGER NOT NULL,
+                at         INTEGER NOT NULL,
+                retry_at   INTEGER NOT NULL,
+                inode      INTEGER NOT NULL,
+                size       INTEGER NOT NULL,
+                mtime_ns   INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX file_problems_by_session ON file_problems(session_id);
+            """,
+        ),
     ),
 )

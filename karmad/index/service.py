@@ -11,6 +11,8 @@ a one-line summary for `daemon.status`.
 from __future__ import annotations
 
 import itertools
+import math
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,16 +33,23 @@ from karmad.index.engine import Engine, Progress, Stopped
 from karmad.index.pricing import PriceTable
 from karmad.index.schema import INDEX_SCHEMA
 from karmad.index.writer import IndexWriter
-from karmad.store import Store, StoreCorrupt, StoreError, StoreTooNew
+from karmad.store import Store, StoreCorrupt, StoreError, StoreFull, StoreTooNew
 
 log = logs.get("karmad.index")
 
 PROGRESS_EVERY_S: Final = 0.25
 """Least time between two `index.progress` events."""
 SESSION_EVENT_LIMIT: Final = 200
+"""Sessions named in one `index.sessions` event; more are reported as a count."""
 WATCH_SETTLE_S: Final = 0.25
 """Time for a (re)started watcher to be in place before the catch-up scan."""
-"""Sessions named in one `index.sessions` event; more are reported as a count."""
+RETRY_FIRST_S: Final = 1.0
+RETRY_MAX_S: Final = 30.0
+"""A job that failed (a full disk, an I/O error) is tried again after 1 s, 2 s, 4 s…
+at most this far apart, until it succeeds."""
+FREE_SPACE_POLL_S: Final = 1.0
+"""While the disk is full, how often to look whether space came back (one statvfs):
+the job is tried again as soon as it did, not when its delay is up."""
 
 
 @dataclass(slots=True)
@@ -66,6 +75,40 @@ class _Work:
             or self.remove
             or self.retain is not None
         )
+
+    def merge(self, other: _Work) -> None:
+        """Fold in work asked for meanwhile (or work that failed, to be done again)."""
+        self.startup = self.startup or other.startup
+        self.scan = self.scan or other.scan
+        if other.rebuild:
+            self.text_only = (
+                other.text_only if not self.rebuild else self.text_only and other.text_only
+            )
+            self.rebuild = True
+            self.job = other.job
+        self.add = [*other.add, *(r for r in self.add if all(r.path != o.path for o in other.add))]
+        self.remove = [*other.remove, *(p for p in self.remove if p not in other.remove)]
+        if self.retain is not None or other.retain is not None:
+            # Keeping more is safe (a removed root is removed by name anyway); forgetting a
+            # root added after one side's list was made is not.
+            self.retain = (
+                (self.retain or frozenset())
+                | (other.retain or frozenset())
+                | {r.path for r in self.add}
+            )
+
+
+@dataclass(slots=True)
+class _Failure:
+    """The last job failed: what, why, and when it is tried again."""
+
+    error: str
+    attempts: int
+    retry_at: float
+    """`time.monotonic()` of the next try."""
+    work: _Work
+    free_bytes: int | None = None
+    """Free space on the index's disk when it was found full (None: not a full disk)."""
 
 
 @dataclass(slots=True)
@@ -110,6 +153,9 @@ class Indexer:
         self._counted_at = 0.0
         self.watching = False
         self._engine: Engine | None = None
+        self._failure: _Failure | None = None
+        self._retry_files_at: float | None = None
+        """`time.time()` when the next file with a transient problem is due."""
         health.add_summary("index", self.summary)
 
     # ------------------------------------------------------------------ public (event loop)
@@ -305,17 +351,42 @@ class Indexer:
 
     async def _worker(self) -> None:
         while True:
-            await self._wake.wait()
+            with anyio.move_on_after(self._wait_s()):
+                await self._wake.wait()
             self._wake = anyio.Event()
             work = self._take_work()
+            retry_files = self._retry_files_at is not None and self._retry_files_at <= time.time()
+            failure = self._failure
+            if failure is not None and self._retry_now(failure):
+                work.merge(failure.work)
             with self._lock:
                 changed = bool(self._changed)
-            if not work.pending() and not changed:
+            if not work.pending() and not changed and not retry_files:
                 continue
-            await anyio.to_thread.run_sync(self._run_work, work)
+            await anyio.to_thread.run_sync(self._run_work, work, retry_files)
             with self._lock:
                 if self._work.pending() or self._changed:
                     self._wake.set()
+
+    def _wait_s(self) -> float:
+        """How long the worker may sleep before a retry is due (infinite: no retry)."""
+        wait = math.inf
+        if self._retry_files_at is not None:
+            wait = max(self._retry_files_at - time.time(), 0.0)
+        failure = self._failure
+        if failure is not None:
+            wait = min(wait, max(failure.retry_at - time.monotonic(), 0.0))
+            if failure.free_bytes is not None:
+                wait = min(wait, FREE_SPACE_POLL_S)
+        return wait
+
+    def _retry_now(self, failure: _Failure) -> bool:
+        if time.monotonic() >= failure.retry_at:
+            return True
+        if failure.free_bytes is None:
+            return False
+        free = _free_bytes(self.index_path)
+        return free is not None and free > failure.free_bytes
 
     # ------------------------------------------------------------------ worker thread
 
@@ -325,88 +396,142 @@ class Indexer:
 
         return call
 
-    def _run_work(self, work: _Work) -> None:
+    def _run_work(self, work: _Work, retry_files: bool = False) -> None:
         engine = self._engine
         assert engine is not None
         writer = engine.writer
         try:
-            if work.startup:
-                for root in self._roots:
-                    engine.add_root(root)
-                if writer.stored_price_version() != self.prices.version:
-                    if writer.counts()["files"]:
-                        self._report("repricing", f"price table {self.prices.version}")
-                        writer.reprice()
-                    else:
-                        with writer.store.transaction():
-                            writer.set_price_version()
-            for root in work.add:
-                engine.add_root(root)
-            for path in work.remove:
-                engine.remove_root(path)
-            if work.retain is not None:
-                for path in engine.retain_remote_roots(work.retain):
-                    log.info("stale_root_removed", root=str(path))
-            if work.rebuild:
-                if work.text_only:
-                    writer.clear_text()
-                else:
-                    writer.clear()
-                self._event("index.rebuild", {"job": work.job, "text_only": work.text_only})
-            if work.scan or work.rebuild or work.add:
-                started = self._clock()
-                announced = work.startup or work.rebuild or bool(work.add)
-                if announced:
-                    self._event("index.started", {"job": work.job, "roots": len(engine.roots)})
-                self._report("scanning", "")
-                report = engine.scan()
-                # Idle before `index.done`, so a client that asks on seeing it is not told
-                # about a scan that has finished.
-                self._report("idle", "", counts=writer.counts())
-                # A catch-up scan that found nothing new is not worth a record or events.
-                if announced or report.files:
-                    self._snapshot.last_scan = protocol.IndexScan(
-                        started_at=started,
-                        seconds=round(report.seconds, 3),
-                        files=report.files,
-                        bytes=report.bytes,
-                    )
-                    self._event(
-                        "index.done",
-                        {
-                            "job": work.job,
-                            "seconds": round(report.seconds, 3),
-                            "files": report.files,
-                            "bytes": report.bytes,
-                            "sessions": report.sessions,
-                        },
-                    )
-                    log.info(
-                        "scan_done",
-                        seconds=round(report.seconds, 3),
-                        files=report.files,
-                        bytes=report.bytes,
-                        sessions=report.sessions,
-                    )
-            while True:
-                changed = self._take_changed()
-                if not changed:
-                    break
-                engine.process(changed)
-            with self._lock:
-                if not self._changed:
-                    self._changed_since = None
-            self._report("idle", "", counts=writer.counts())
+            self._do_work(work, retry_files)
         except Stopped:
             return
-        except StoreError as exc:
-            log.error("index_write_failed", error=str(exc))
-            self._report("error", "", error=str(exc))
-            self._event("index.error", {"error": str(exc)})
         except Exception as exc:
+            self._failed(work, exc)
+        finally:
+            self._retry_files_at = _next_retry(writer)
+
+    def _do_work(self, work: _Work, retry_files: bool) -> None:
+        engine = self._engine
+        assert engine is not None
+        writer = engine.writer
+        self._do_jobs(work, retry_files)
+        self._report_idle(writer.counts())
+
+    def _failed(self, work: _Work, exc: Exception) -> None:
+        """Keep the failure visible and try the work again later (a scan catches up with
+        everything the failed job did not write, whatever it was)."""
+        error = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, StoreError):
+            log.error("index_write_failed", error=error)
+        else:
             log.exception("index_failed")
-            self._report("error", "", error=f"{type(exc).__name__}: {exc}")
-            self._event("index.error", {"error": f"{type(exc).__name__}: {exc}"})
+        previous = self._failure
+        attempts = previous.attempts + 1 if previous is not None else 1
+        retry = _Work(scan=True)
+        if previous is not None:
+            retry.merge(previous.work)
+        retry.merge(work)
+        retry.scan = True
+        delay = min(RETRY_FIRST_S * 2 ** (attempts - 1), RETRY_MAX_S)
+        self._failure = _Failure(
+            error,
+            attempts,
+            time.monotonic() + delay,
+            retry,
+            _free_bytes(self.index_path) if isinstance(exc, StoreFull) else None,
+        )
+        self._report("error", f"trying again in {delay:.0f} s (attempt {attempts})", error=error)
+        self._event("index.error", {"error": error, "attempts": attempts, "retry_in_s": delay})
+
+    def _report_idle(self, counts: dict[str, int]) -> None:
+        failure = self._failure
+        if failure is None:
+            self._report("idle", "", counts=counts)
+            return
+        # Work that failed is still to be done: the error stays until it is.
+        wait = max(failure.retry_at - time.monotonic(), 0.0)
+        self._report(
+            "error",
+            f"trying again in {wait:.0f} s (attempt {failure.attempts})",
+            counts=counts,
+            error=failure.error,
+        )
+
+    def _do_jobs(self, work: _Work, retry_files: bool) -> None:
+        engine = self._engine
+        assert engine is not None
+        writer = engine.writer
+        if work.startup:
+            for root in self._roots:
+                engine.add_root(root)
+            if writer.stored_price_version() != self.prices.version:
+                if writer.counts()["files"]:
+                    self._report("repricing", f"price table {self.prices.version}")
+                    writer.reprice()
+                else:
+                    with writer.store.transaction():
+                        writer.set_price_version()
+        for root in work.add:
+            engine.add_root(root)
+        for path in work.remove:
+            engine.remove_root(path)
+        if work.retain is not None:
+            for path in engine.retain_remote_roots(work.retain):
+                log.info("stale_root_removed", root=str(path))
+        if work.rebuild:
+            if work.text_only:
+                writer.clear_text()
+            else:
+                writer.clear()
+            self._event("index.rebuild", {"job": work.job, "text_only": work.text_only})
+        if work.scan or work.rebuild or work.add:
+            started = self._clock()
+            announced = work.startup or work.rebuild or bool(work.add)
+            if announced:
+                self._event("index.started", {"job": work.job, "roots": len(engine.roots)})
+            self._report("scanning", "")
+            report = engine.scan()
+            if self._failure is not None:
+                # The scan brought every root up to date: the failed work is done.
+                log.info("index_recovered", attempts=self._failure.attempts)
+                self._failure = None
+            # Idle before `index.done`, so a client that asks on seeing it is not told
+            # about a scan that has finished.
+            self._report_idle(writer.counts())
+            # A catch-up scan that found nothing new is not worth a record or events.
+            if announced or report.files:
+                self._snapshot.last_scan = protocol.IndexScan(
+                    started_at=started,
+                    seconds=round(report.seconds, 3),
+                    files=report.files,
+                    bytes=report.bytes,
+                )
+                self._event(
+                    "index.done",
+                    {
+                        "job": work.job,
+                        "seconds": round(report.seconds, 3),
+                        "files": report.files,
+                        "bytes": report.bytes,
+                        "sessions": report.sessions,
+                    },
+                )
+                log.info(
+                    "scan_done",
+                    seconds=round(report.seconds, 3),
+                    files=report.files,
+                    bytes=report.bytes,
+                    sessions=report.sessions,
+                )
+        while True:
+            changed = self._take_changed()
+            if not changed:
+                break
+            engine.process(changed)
+        if retry_files:
+            engine.retry_due()
+        with self._lock:
+            if not self._changed:
+                self._changed_since = None
 
     def _report(
         self, state: str, detail: str, *, counts: dict[str, int] | None = None, error: str = ""
@@ -594,6 +719,21 @@ async def _closest_existing(path: Path) -> Path:
     while not await anyio.Path(current).is_dir() and current != current.parent:
         current = current.parent
     return current
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+
+
+def _next_retry(writer: IndexWriter) -> float | None:
+    try:
+        at = writer.problems.next_retry()
+    except StoreError:  # the index cannot be read now: the failed job's retry covers it
+        return None
+    return at / 1000 if at is not None else None
 
 
 def _progress(progress: Progress) -> protocol.IndexProgress:

@@ -103,7 +103,7 @@ class TextParser:
             return
         try:
             kind = codec.decode_json(bytes(keys["type"]), str) if "type" in keys else ""
-        except codec.InvalidData:
+        except Exception:  # InvalidData, or see `parse.unreadable`
             kind = ""
         known = KNOWN_FIELDS.get(kind)
         if known is not None:  # lines of unknown types are counted by the aggregates pass

@@ -9,6 +9,7 @@ enough to keep up with the disk.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Final, Literal
 
 import msgspec
@@ -45,7 +46,7 @@ class ParseJob(msgspec.Struct, array_like=True):
 
 class ParseResult(msgspec.Struct, array_like=True):
     path: str
-    status: Literal["ok", "rewritten", "gone"]
+    status: Literal["ok", "rewritten", "gone", "failed"]
     inode: int = 0
     size: int = 0
     mtime_ns: int = 0
@@ -56,6 +57,10 @@ class ParseResult(msgspec.Struct, array_like=True):
     records: int = 0
     usage: UsageDelta | None = None
     text: TextDelta | None = None
+    problem: str = ""
+    """Why the file could not be read or parsed (status `failed`)."""
+    transient: bool = False
+    """The problem may go away by itself (permissions, I/O): worth trying again."""
 
 
 class Limits(msgspec.Struct, array_like=True):
@@ -67,13 +72,66 @@ _JOBS: Final = codec.PackDecoder(tuple[Limits, list[ParseJob]])
 RESULTS: Final = codec.PackDecoder(list[ParseResult])
 
 
+_OPEN_FLAGS: Final = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+"""Never blocking: a named pipe that no one writes to would hold `open` forever (the
+file type is checked before and after opening, so only regular files are ever read)."""
+
+
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a regular file"
+
+
+def not_regular(mode: int) -> str:
+    return f"not a regular file ({file_type(mode)})"
+
+
 def parse_file(job: ParseJob, limits: Limits) -> ParseResult:
+    """What is new in one file; never raises, whatever the file holds or is.
+
+    A file that cannot be read (permissions, I/O errors) or is not a regular file comes
+    back `failed` with the reason; so does one whose parsing raised anything, so that one
+    file costs only itself, never the batch it is read in.
+    """
     try:
-        fd = os.open(job.path, os.O_RDONLY | os.O_CLOEXEC)
+        return _parse_file(job, limits)
+    except OSError as exc:
+        return ParseResult(
+            job.path, "failed", problem=f"not readable: {os_reason(exc)}", transient=True
+        )
+    except Exception as exc:
+        return ParseResult(
+            job.path, "failed", problem=f"could not be parsed: {type(exc).__name__}: {exc}"
+        )
+
+
+def os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _parse_file(job: ParseJob, limits: Limits) -> ParseResult:
+    try:
+        before = os.stat(job.path)
+    except (FileNotFoundError, NotADirectoryError):
+        return ParseResult(job.path, "gone")
+    if not stat.S_ISREG(before.st_mode):
+        return ParseResult(job.path, "failed", problem=not_regular(before.st_mode))
+    try:
+        fd = os.open(job.path, _OPEN_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
         return ParseResult(job.path, "gone")
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced between the two looks
+            return ParseResult(job.path, "failed", problem=not_regular(st.st_mode))
         at = job.offset if job.expect_at < 0 else job.expect_at
         if job.expect is not None and at > 0 and (st.st_size < at or digest(fd, at) != job.expect):
             return ParseResult(job.path, "rewritten", st.st_ino, st.st_size, st.st_mtime_ns)

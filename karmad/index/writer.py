@@ -20,6 +20,7 @@ from karmad.index.discovery import FileRef, Root
 from karmad.index.facts import FACTS_JSON, Facts
 from karmad.index.parse import ts_ms
 from karmad.index.pricing import Priced, PriceTable
+from karmad.index.problems import Problems
 from karmad.index.usage import UsageRow, better
 from karmad.index.work import ParseResult
 from karmad.store import Row, Store
@@ -219,6 +220,7 @@ class IndexWriter:
         self._session_ids = _Ids(store, "sessions")
         self._file_ids = _Ids(store, "files")
         self._entry_ids = _Ids(store, "entries")
+        self.problems = Problems(store, now_ms)
         # Request keys are random, so their index is written all over: a page cache that
         # holds it avoids re-reading pages for every batch (SQLite's default is 2 MiB).
         store.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
@@ -230,6 +232,7 @@ class IndexWriter:
         self._session_ids.forget()
         self._file_ids.forget()
         self._entry_ids.forget()
+        self.problems.forget()
 
     # ------------------------------------------------------------------ roots and files
 
@@ -274,11 +277,11 @@ class IndexWriter:
         rows = self.store.query("SELECT * FROM files WHERE session_pk = ?", (session_pk,))
         return [FileRow.of(r) for r in rows]
 
-    def files_behind_on_text(self, limit: int) -> list[FileRow]:
+    def files_behind_on_text(self, limit: int, after: int = 0) -> list[FileRow]:
         rows = self.store.query(
             "SELECT * FROM files WHERE text_offset < usage_offset AND session_pk IS NOT NULL "
-            "AND missing = 0 ORDER BY id LIMIT ?",
-            (limit,),
+            "AND missing = 0 AND id > ? ORDER BY id LIMIT ?",
+            (after, limit),
         )
         return [FileRow.of(r) for r in rows]
 
@@ -1053,7 +1056,9 @@ class IndexWriter:
             self._decide_canonical()
             self.store.execute("DELETE FROM sessions WHERE root_id = ?", (root_id,))
             self.store.execute("DELETE FROM files WHERE root_id = ?", (root_id,))
+            self.store.execute("DELETE FROM file_problems WHERE root_id = ?", (root_id,))
             self.store.execute("DELETE FROM roots WHERE id = ?", (root_id,))
+        self.problems.forget()
 
     def clear(self) -> None:
         """Drop everything read (not the roots), for a rebuild from scratch."""
@@ -1067,6 +1072,7 @@ class IndexWriter:
                 "line_errors",
                 "files",
                 "sessions",
+                "file_problems",
             ):
                 self.store.execute(f"DELETE FROM {table}")  # noqa: S608 - constant names
             if self.fts:

@@ -115,7 +115,8 @@ class KarmadProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     wrapper: tuple[str, ...] = ()
     """Runs the daemon through this command, e.g. `ip netns exec NS` to start it in a
-    network namespace (it execs, so the pid is still karmad's)."""
+    network namespace, or `setpriv …` to drop privileges (it execs, so the pid is still
+    karmad's)."""
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
