@@ -25,8 +25,9 @@ from karmad import logs
 from karmad.config import IndexConfig
 from karmad.index import discovery, remote, work
 from karmad.index.discovery import FileRef, Root
+from karmad.index.rows import FileRow, FileUpdate
 from karmad.index.work import Limits, ParseJob, ParseResult
-from karmad.index.writer import FileRow, FileUpdate, IndexWriter
+from karmad.index.writer import IndexWriter
 
 log = logs.get("karmad.index")
 
@@ -112,7 +113,7 @@ class Engine:
 
     def add_root(self, root: Root) -> int:
         with self.writer.store.transaction():
-            root_id = self.writer.root_id(root)
+            root_id = self.writer.files.root_id(root)
         self.roots[root_id] = root
         return root_id
 
@@ -126,7 +127,7 @@ class Engine:
         """Forget every received root not in `keep`, those indexed by an earlier run too
         (an inbox that went while karmad was not running); returns what was forgotten."""
         gone = []
-        for path, root_id in sorted(self.writer.stored_roots("remote").items()):
+        for path, root_id in sorted(self.writer.files.stored_roots("remote").items()):
             if path not in keep:
                 self.writer.remove_root(root_id)
                 self.roots.pop(root_id, None)
@@ -167,7 +168,7 @@ class Engine:
                 moves.append((known[live_path], ref.path))
             found.append((ref, st))
         if moves:
-            self.writer.move_files([(row.id, path) for row, path in moves])
+            self.writer.files.move([(row.id, path) for row, path in moves])
             for row, path in moves:
                 known.pop(row.path, None)
                 known[path] = replace(row, path=path)
@@ -180,12 +181,12 @@ class Engine:
         started = time.monotonic()
         jobs: list[_Job] = []
         for root_id, root in self.roots.items():
-            known = self.writer.files_of_root(root_id)
+            known = self.writer.files.of_root(root_id)
             seen: set[str] = set()
             if root.origin == "remote" and (problem := remote.root_path_problem(root)):
                 self._rejected(root_id, root, str(root.path), (0, 0, 0), problem)
                 continue
-            rejected = self.writer.rejected_stats(root_id) if root.origin == "remote" else {}
+            rejected = self.writer.files.rejected_stats(root_id) if root.origin == "remote" else {}
             listing = list(discovery.walk(root.path))
             if root.archive is not None:
                 listing += self._archived(root, listing, known)
@@ -209,7 +210,7 @@ class Engine:
                     continue
                 jobs.append(_Job(ref, root_id, row, st.st_size))
             gone = [row.id for path, row in known.items() if path not in seen and not row.missing]
-            self.writer.mark_missing(gone)
+            self.writer.files.mark_missing(gone)
         progress = Progress(
             "scan", files_total=len(jobs), bytes_total=sum(j.new_bytes for j in jobs)
         )
@@ -240,13 +241,13 @@ class Engine:
             located = discovery.tool_results_session(root.path, path)
             if located is not None:
                 files, size = discovery.tool_results(root.path, *located)
-                self.writer.set_tool_results(root_id, [(*located, files, size)])
+                self.writer.files.set_tool_results(root_id, [(*located, files, size)])
                 continue
             ref = discovery.locate(root, path)
             if ref is None:
                 self.writer.problems.clear([text])
                 continue
-            row = self.writer.file(ref.path)
+            row = self.writer.files.get(ref.path)
             other = discovery.twin(root, ref.path)
             try:
                 st = os.lstat(ref.path) if root.origin == "remote" else os.stat(ref.path)
@@ -265,22 +266,22 @@ class Engine:
                 if other is not None and root.path not in path.parents and os.path.exists(other):
                     continue  # an archived file whose live file exists: that one is read
                 if row is None and other is not None:
-                    row = self._follow(self.writer.file(other), ref.path)
+                    row = self._follow(self.writer.files.get(other), ref.path)
             if root.origin == "remote":
-                rejected = self.writer.rejected_stats(root_id)
+                rejected = self.writer.files.rejected_stats(root_id)
                 if not self._admissible(root_id, root, ref, st, rejected):
                     continue
             if not self._readable(root_id, ref, st):
                 continue
             jobs.append(_Job(ref, root_id, row, st.st_size))
-        self.writer.mark_missing(missing)
+        self.writer.files.mark_missing(missing)
         self._run(jobs, None)
 
     def _follow(self, row: FileRow | None, path: str) -> FileRow | None:
         """Point a file's row at the place it is read from now."""
         if row is None:
             return None
-        self.writer.move_files([(row.id, path)])
+        self.writer.files.move([(row.id, path)])
         return replace(row, path=path)
 
     def _archived_twin(
@@ -296,7 +297,7 @@ class Engine:
         archived = discovery.locate(root, Path(other))
         if archived is None:
             return None
-        row = self.writer.file(other) if row is None else self._follow(row, other)
+        row = self.writer.files.get(other) if row is None else self._follow(row, other)
         return archived, row, st
 
     def retry_due(self) -> None:
@@ -338,7 +339,7 @@ class Engine:
             self._check_stop()
             # Past the last file looked at: one that cannot be read now stays behind
             # (recorded as a problem, tried again later) without holding up the others.
-            rows = self.writer.files_behind_on_text(500, after)
+            rows = self.writer.files.behind_on_text(500, after)
             if not rows:
                 break
             after = rows[-1].id
@@ -397,7 +398,7 @@ class Engine:
                 ):
                     files, size = discovery.tool_results(root.path, project.name, entry.name)
                     found.append((project.name, entry.name, files, size))
-        self.writer.set_tool_results(root_id, found)
+        self.writer.files.set_tool_results(root_id, found)
 
     def _serve_changed(self) -> None:
         changed = self._take_changed()
@@ -551,7 +552,7 @@ class Engine:
                         )
                 if progress is not None:
                     progress.files_done += 1
-            self.writer.mark_missing(missing)
+            self.writer.files.mark_missing(missing)
             self._apply(updates)
             for session_pk in sorted(set(rewritten)):
                 self._reread_session(session_pk)
@@ -610,14 +611,14 @@ class Engine:
                 self._reread_session(session_pk)
             return False
         if ref.path in rejected:
-            self.writer.unreject(ref.path)  # changed since: give it another look
+            self.writer.files.unreject(ref.path)  # changed since: give it another look
         return True
 
     def _rejected(
         self, root_id: int, root: Root, path: str, stat: tuple[int, int, int], reason: str
     ) -> int | None:
         log.warning("file_rejected", path=path, reason=reason, member=root.member_tag)
-        session_pk = self.writer.reject(root_id, path, stat, reason)
+        session_pk = self.writer.files.reject(root_id, path, stat, reason)
         if self._on_rejected is not None:
             self._on_rejected(path, reason, root)
         return session_pk
@@ -625,7 +626,7 @@ class Engine:
     def _reread_session(self, session_pk: int) -> None:
         """Forget a session whose file was rewritten and read all its files again."""
         log.info("session_reread", session_pk=session_pk)
-        rows = self.writer.files_of_session(session_pk)
+        rows = self.writer.files.of_session(session_pk)
         self.writer.reset_sessions([session_pk])
         updates: list[FileUpdate] = []
         for row in rows:

@@ -221,6 +221,28 @@ def _squeezed(text: str, limit: int) -> str:
     return " ".join(text.split())[:limit]
 
 
+_REMEMBERED: Final = 32
+"""Distinct clue tuples a parser remembers having taken (see `_clues`)."""
+
+
+def _clues(
+    values: tuple[str | None, ...],
+    targets: tuple[list[str], ...],
+    taken: set[tuple[str | None, ...]],
+) -> None:
+    """Add each value not seen yet to its list of distinct values (cwds, branches...).
+
+    Taking the same values twice changes nothing, so the tuples taken are remembered
+    (up to `_REMEMBERED`) and the caller skips them: lines alternate between a few
+    combinations (a field only some kinds of line carry), which then cost a set lookup.
+    """
+    if len(taken) < _REMEMBERED:
+        taken.add(values)
+    for value, target in zip(values, targets, strict=True):
+        if value and value not in target and len(target) < MAX_VALUES:
+            target.append(value)
+
+
 def _utf8(line: bytes) -> bool:
     if line.isascii():
         return True
@@ -247,7 +269,10 @@ class UsageParser:
         self.errors: list[LineError] = []
         self.bad_lines = 0
         self._started = records_before
-        self._seen: dict[str, str] = {}
+        self._places: set[tuple[str | None, ...]] = set()
+        """(cwd, branch, version, entrypoint) of conversation lines, already taken."""
+        self._owners: set[tuple[str | None, ...]] = set()
+        """(session id, agent id) of lines, already taken."""
         self._last_message = ""
         self._last_request = ""
         self._last_key = 0
@@ -350,27 +375,18 @@ class UsageParser:
 
     # ------------------------------------------------------------------ aggregation
 
-    @staticmethod
-    def _clue(name: str, value: str, target: list[str]) -> None:
-        if value not in target and len(target) < MAX_VALUES:
-            target.append(value)
-
     def _consume(self, records: list[Record]) -> None:
         # One pass per chunk over every line: the loop is the hot path of a full index,
-        # so what it reads often is held in locals.
+        # so what it reads often is held in locals, and what is rare (system lines,
+        # subagent launches, identity clues not seen yet) is left to functions.
         f = self.facts
         types = f.types
         tools = f.tools
-        usage = self.usage
-        seen = self._seen
-        seen_cwd = seen.get("cwd")
-        seen_branch = seen.get("branch")
-        seen_version = seen.get("version")
-        seen_entry = seen.get("entrypoint")
-        seen_session = seen.get("session")
-        seen_agent = seen.get("agent")
         first = f.first_ts
         last = f.last_ts
+        usage = self.usage
+        places = self._places
+        owners = self._owners
         number = self.records
         for r in records:
             number += 1
@@ -385,40 +401,35 @@ class UsageParser:
                         first = ts
                     if ts > last:  # noqa: PLR1730 - a comparison is cheaper than max()
                         last = ts
-            if t == "assistant":
+            if t == "assistant" or t == "user":  # noqa: PLR1714
                 m = r.message
                 if m is not None:
-                    u = m.usage
-                    if u is not None:
-                        row = self._usage_row(r, m, u, number)
-                        old = usage.get(row.key)
-                        if old is None or better(row, old):
-                            row.ts = ts_ms(ts)
-                            usage[row.key] = row
-                    c = m.content
-                    if type(c) is list:
-                        for b in c:
-                            bt = b.type
-                            if bt == "tool_use" or bt == "server_tool_use":  # noqa: PLR1714
-                                name = b.name or "?"
-                                tools[name] = tools.get(name, 0) + 1
-                                ti = b.input
-                                if ti is not None and ti.subagent_type:
-                                    sat = f.subagent_types
-                                    sat[ti.subagent_type] = sat.get(ti.subagent_type, 0) + 1
-            elif t == "user":
-                m = r.message
-                if m is not None:
-                    self._user(r, m.content)
+                    if t == "user":
+                        self._user(r, m.content)
+                    else:
+                        u = m.usage
+                        if u is not None:
+                            row = self._usage_row(r, m, u, number)
+                            old = usage.get(row.key)
+                            if old is None or better(row, old):
+                                row.ts = ts_ms(ts)
+                                usage[row.key] = row
+                        c = m.content
+                        if type(c) is list:
+                            for b in c:
+                                bt = b.type
+                                if bt == "tool_use" or bt == "server_tool_use":  # noqa: PLR1714
+                                    name = b.name or "?"
+                                    tools[name] = tools.get(name, 0) + 1
+                                    ti = b.input
+                                    if ti is not None and ti.subagent_type:
+                                        self._subagent(ti.subagent_type)
+                # Identity clues change rarely; they are on every conversation line.
+                where = (r.cwd, r.git_branch, r.version, r.entrypoint)
+                if where not in places:
+                    _clues(where, (f.cwds, f.branches, f.versions, f.entrypoints), places)
             elif t == "system":
-                sub = r.subtype or ""
-                f.system[sub] = f.system.get(sub, 0) + 1
-                if sub == "compact_boundary":
-                    f.compactions += 1
-                elif sub == "api_error":
-                    f.api_errors += 1
-                elif sub == "turn_duration" and r.duration_ms:
-                    f.active_ms += int(r.duration_ms)
+                self._system(r)
             elif t == "summary":
                 if r.summary:
                     f.summary = r.summary
@@ -431,43 +442,27 @@ class UsageParser:
                 f.sidechain_lines += 1
                 if self.main and r.parent_uuid is None and t == "user":
                     f.inline_sidechains += 1
-            # Identity clues change rarely; they are on every conversation line.
-            if t == "user" or t == "assistant":  # noqa: PLR1714
-                value = r.cwd
-                if value and value != seen_cwd:
-                    seen_cwd = value
-                    self._clue("cwd", value, f.cwds)
-                value = r.git_branch
-                if value and value != seen_branch:
-                    seen_branch = value
-                    self._clue("branch", value, f.branches)
-                value = r.version
-                if value and value != seen_version:
-                    seen_version = value
-                    self._clue("version", value, f.versions)
-                value = r.entrypoint
-                if value and value != seen_entry:
-                    seen_entry = value
-                    self._clue("entrypoint", value, f.entrypoints)
-            value = r.session_id
-            if value and value != seen_session:
-                seen_session = value
-                self._clue("session", value, f.session_ids)
-            value = r.agent_id
-            if value and value != seen_agent:
-                seen_agent = value
-                self._clue("agent", value, f.agents)
+            who = (r.session_id, r.agent_id)
+            if who not in owners:
+                _clues(who, (f.session_ids, f.agents), owners)
         self.records = number
         f.first_ts = first
         f.last_ts = last
-        seen.update(
-            cwd=seen_cwd or "",
-            branch=seen_branch or "",
-            version=seen_version or "",
-            entrypoint=seen_entry or "",
-            session=seen_session or "",
-            agent=seen_agent or "",
-        )
+
+    def _subagent(self, kind: str) -> None:
+        sat = self.facts.subagent_types
+        sat[kind] = sat.get(kind, 0) + 1
+
+    def _system(self, r: Record) -> None:
+        f = self.facts
+        sub = r.subtype or ""
+        f.system[sub] = f.system.get(sub, 0) + 1
+        if sub == "compact_boundary":
+            f.compactions += 1
+        elif sub == "api_error":
+            f.api_errors += 1
+        elif sub == "turn_duration" and r.duration_ms:
+            f.active_ms += int(r.duration_ms)
 
     def _usage_row(self, r: Record, m: Message, u: Usage, number: int) -> UsageRow:
         """The usage a line reports; `number` is its record number in the file."""

@@ -21,11 +21,11 @@ import msgspec
 
 from karmad import codec, protocol
 from karmad.errors import KarmadError, invalid_argument, not_found
+from karmad.index.accounting import BUCKET_MS, SUM_COLUMNS
 from karmad.index.facts import Facts
 from karmad.index.parse import decode_repaired
 from karmad.index.pricing import SYNTHETIC_MODEL
 from karmad.index.title import readable
-from karmad.index.writer import BUCKET_MS, SUM_COLUMNS
 from karmad.protocol import ErrorCode
 from karmad.store import Row, Store
 
