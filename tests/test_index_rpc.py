@@ -94,7 +94,8 @@ def test_sessions_through_rpc(
     )
 
     assert {
-        s["id"][:8] for s in daemon.call("session.list", {"project": "kenth56/down"})["sessions"]
+        s["id"][:8]
+        for s in daemon.call("session.list", {"project": "kenth56/Downloads"})["sessions"]
     } == {"9cc4a4b0", "9dd861b1"}
     haiku = daemon.call("session.list", {"model": "haiku", "sort": "first", "ascending": True})
     assert [s["id"][:8] for s in haiku["sessions"]] == ["0ccf1a04", "1656b075"]
