@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from karmactl.cli import Context
+    from karmad.protocol import Event
 
 
 COMMANDS = ("status", "hello", "events", "stop")
@@ -200,21 +201,28 @@ def hello(ctx: Context) -> int:
     return 0
 
 
-def _print_event(ctx: Context, event: dict[str, Any]) -> None:
+def _print_event(ctx: Context, sent: Any, event: Event) -> None:
+    """One event a line: `sent` (as it came) with `--json`, else its fields."""
     if ctx.json:
-        print(json.dumps(event, separators=(",", ":")), flush=True)
+        print(json.dumps(sent, separators=(",", ":")), flush=True)
         return
-    data = " ".join(f"{k}={v}" for k, v in event.get("data", {}).items())
-    print(f"{event['time']}  {event['seq']:>6}  {event['topic']}  {data}".rstrip(), flush=True)
+    from karmactl.typed import wire_time
+
+    data = " ".join(f"{k}={v}" for k, v in event.data.items())
+    print(f"{wire_time(event.time)}  {event.seq:>6}  {event.topic}  {data}".rstrip(), flush=True)
 
 
 def events(ctx: Context) -> int:
+    # Not on the fast path of `status` and `hello`, which share this module.
+    from karmactl.typed import as_sent, decode
+    from karmad.protocol import Event, RecentEvents
+
     topics: list[str] = ctx.args.topic
-    recent = ctx.call("events.recent", topics=topics, limit=ctx.args.lines)
+    raw = ctx.call("events.recent", topics=topics, limit=ctx.args.lines)
     last_seq = 0
-    for event in recent["events"]:
-        _print_event(ctx, event)
-        last_seq = event["seq"]
+    for sent, event in as_sent(raw, "events", decode(raw, RecentEvents).events):
+        _print_event(ctx, sent, event)
+        last_seq = event.seq
     if not ctx.args.follow:
         return 0
     ctx.client.set_timeout(None)
@@ -226,7 +234,8 @@ def events(ctx: Context) -> int:
             return 1
         if note.get("method") != "event":
             continue
-        _print_event(ctx, note["params"])
+        sent = note["params"]
+        _print_event(ctx, sent, decode(sent, Event))
         seen += 1
         if ctx.args.count and seen >= ctx.args.count:
             return 0

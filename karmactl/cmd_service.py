@@ -15,6 +15,8 @@ from karmactl import cli, render
 from karmactl.client import Client, ClientError
 from karmactl.service import Manager, ServiceError, detect, karmad_program
 from karmactl.service.runner import CommandMissing
+from karmactl.typed import decode
+from karmad.protocol import DaemonStatus, Hello
 
 if TYPE_CHECKING:
     from karmactl.cli import Context
@@ -102,14 +104,13 @@ def _manager(ctx: Context) -> Manager:
     return detect(getattr(ctx.args, "manager", None))
 
 
-def _hello(ctx: Context, wait: float = 0.0) -> dict[str, Any] | None:
+def _hello(ctx: Context, wait: float = 0.0) -> Hello | None:
     """karmad's hello, retried for up to `wait` seconds; None when it does not answer."""
     deadline = time.monotonic() + wait
     while True:
         try:
             with Client(ctx.socket, timeout=5) as client:
-                answer: dict[str, Any] = client.call("daemon.hello")
-                return answer
+                return decode(client.call("daemon.hello"), Hello)
         except ClientError:
             if time.monotonic() >= deadline:
                 return None
@@ -119,7 +120,7 @@ def _hello(ctx: Context, wait: float = 0.0) -> dict[str, Any] | None:
 def _daemon_pid(ctx: Context) -> int | None:
     try:
         with Client(ctx.socket, timeout=5) as client:
-            return int(client.call("daemon.status")["pid"])
+            return decode(client.call("daemon.status"), DaemonStatus).pid
     except ClientError:
         return None
 
@@ -156,7 +157,7 @@ def install(ctx: Context) -> int:
     if ctx.json:
         data = _jsonable(result)
         data["running"] = hello is not None
-        data["version"] = hello.get("version") if hello else None
+        data["version"] = hello.version if hello else None
         render.emit_json(data)
     else:
         verb = "wrote " if result.changed else "kept  "
@@ -164,7 +165,7 @@ def install(ctx: Context) -> int:
         print(f"runs   {' '.join(program)}")
         _ran(result.commands)
         if hello is not None:
-            print(f"karmad {hello.get('version')} is running under {manager.name}")
+            print(f"karmad {hello.version} is running under {manager.name}")
         for note in result.notes:
             print(f"note: {note}")
     if hello is None:
@@ -202,7 +203,7 @@ def status(ctx: Context) -> int:
     if ctx.json:
         data = _jsonable(state)
         data["answers"] = hello is not None
-        data["version"] = hello.get("version") if hello else None
+        data["version"] = hello.version if hello else None
         render.emit_json(data)
     else:
         rows: list[tuple[str, Any]] = [
@@ -217,7 +218,7 @@ def status(ctx: Context) -> int:
                 rows.append(("status", state.status_text))
             if state.last_exit:
                 rows.append(("last exit", state.last_exit))
-            rows.append(("answers", f"karmad {hello.get('version')}" if hello else "no"))
+            rows.append(("answers", f"karmad {hello.version}" if hello else "no"))
             rows.append(("logs", state.log_hint))
         render.kv(rows)
     return 0 if state.running else 3

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from karmactl import cli, cmd_resume, pager, render, when
 from karmactl.client import CommandFailed
-from karmactl.typed import decode
+from karmactl.typed import as_sent, decode
 from karmad.protocol import (
     ContentBlock,
     SearchHit,
@@ -119,7 +119,7 @@ def _pages(
     while True:
         raw = ctx.call("session.list", **params, limit=min(limit, 500), cursor=cursor)
         page = decode(raw, SessionList)
-        for item, typed in zip(raw["sessions"], page.sessions, strict=True):
+        for item, typed in as_sent(raw, "sessions", page.sessions):
             yield item, typed, page.total
             shown += 1
             if not everything and shown >= limit:
@@ -223,7 +223,7 @@ def _messages(
             max_text=max_text,
         )
         page = decode(raw, SessionMessages)
-        yield from zip(raw["items"], page.items, strict=True)
+        yield from as_sent(raw, "items", page.items)
         cursor = page.next_cursor
         if not cursor:
             return
