@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         import anyio
         import msgspec
 
-        from karmad import app, logs, sdnotify
-        from karmad import config as config_mod
+        from karmad import app, config_load, logs, sdnotify
         from karmad import paths as paths_mod
         from karmad.lock import AlreadyRunning
         from karmad.store import StoreCorrupt, StoreError, StoreFull
@@ -155,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"cannot open the log file {log_file}: {exc}")
         log_to_file = logs_configured = True
     try:
-        config = config_mod.load(paths.config_file)
-    except config_mod.ConfigError as exc:
+        config = config_load.load(paths.config_file)
+    except config_load.ConfigError as exc:
         return fail(f"invalid configuration: {exc}", "invalid_config")
     daemon_cfg = config.daemon
     if args.log_level or args.log_format or args.log_file:

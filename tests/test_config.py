@@ -8,7 +8,8 @@ import msgspec
 import pytest
 from msgspec import inspect as mi
 
-from karmad.config import MAX_PARSE_PROCESSES, Config, ConfigError, load
+from karmad.config import MAX_PARSE_PROCESSES, Config
+from karmad.config_load import ConfigError, load
 
 
 def test_missing_file_means_defaults(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from karmad import config as config_mod
+from karmad import config_load
 from karmad.config import ModelPriceOverride, PriceRates, PricesConfig
 from karmad.index import pricing
 from karmad.index.pricing import Priced
@@ -196,11 +196,11 @@ def test_overrides_can_add_a_model_with_every_rate() -> None:
 def test_config_file_overrides_are_validated(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[prices.models."claude-opus-4-5"]\noutput = 20.0\n')
-    loaded = config_mod.load(path)
+    loaded = config_load.load(path)
     assert loaded.prices.models["claude-opus-4-5"].output == 20.0
     path.write_text('[prices.models."new-model"]\ninput = 1.0\n')
-    with pytest.raises(config_mod.ConfigError, match="new-model"):
-        config_mod.load(path)
+    with pytest.raises(config_load.ConfigError, match="new-model"):
+        config_load.load(path)
     path.write_text('[prices.models."claude-opus-4-5"]\noutptu = 20.0\n')
-    with pytest.raises(config_mod.ConfigError, match="outptu"):
-        config_mod.load(path)
+    with pytest.raises(config_load.ConfigError, match="outptu"):
+        config_load.load(path)

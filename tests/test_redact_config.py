@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from karmad import config
+from karmad import config_load
 from karmad.redact import redactor_from_config
 
 
@@ -17,7 +17,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_redact_everything_built_in(tmp_path: Path) -> None:
-    loaded = config.load(tmp_path / "missing.toml")
+    loaded = config_load.load(tmp_path / "missing.toml")
     assert loaded.redaction.disable == []
     assert loaded.redaction.literals == []
     assert loaded.redaction.patterns == []
@@ -38,7 +38,7 @@ patterns = [
 ]
 """,
     )
-    redactor = redactor_from_config(config.load(path).redaction)
+    redactor = redactor_from_config(config_load.load(path).redaction)
     out, counts = redactor.redact_string("Project Falcon acme_0123abcd tck-1234 SK" + "a" * 32)
     assert out == "[REDACTED:literal] [REDACTED:acme-token] [REDACTED:ticket] SK" + "a" * 32
     assert counts == {"literal": 1, "acme-token": 1, "ticket": 1}
@@ -58,6 +58,6 @@ patterns = [
 )
 def test_bad_redaction_config_stops_start_up(tmp_path: Path, section: str, message: str) -> None:
     path = write(tmp_path, f"[redaction]\n{section}\n")
-    with pytest.raises(config.ConfigError, match=message) as caught:
-        config.load(path)
+    with pytest.raises(config_load.ConfigError, match=message) as caught:
+        config_load.load(path)
     assert str(path) in str(caught.value)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from karmad import codec
-from karmad.config import ConfigError, load
+from karmad.config_load import ConfigError, load
 from karmad.deviceid import InvalidDeviceId
 from karmad.deviceid import parse as parse_device_id
 from karmad.paths import syncthing_homes
