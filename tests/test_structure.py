@@ -13,28 +13,34 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _top_level_imports(tree: ast.Module, package: str) -> set[str]:
-    """karmad modules this one depends on: its own imports, those for type checking
-    included (a circle hidden from the interpreter is still one to a reader). Imports
-    inside a function are not counted: they are deferred on purpose, for start-up time
-    or for a rarely needed part."""
+def _imports(tree: ast.Module, module: str, package: str) -> set[str]:
+    """karmad modules this one depends on: every import it makes, those for type
+    checking and those inside a function included. A function may defer an import (for
+    start-up time, or for a rarely needed part), but a deferred import that closes a
+    circle is still one: to a reader, and to the interpreter once that function runs.
+
+    Importing `a.b.c` runs the packages `a` and `a.b` first, so it depends on their
+    `__init__` too, unless this module lives inside them (a package's own modules
+    import each other freely)."""
     found: set[str] = set()
-    body = list(tree.body)
-    for node in body:
-        if isinstance(node, ast.If):
-            body.extend(node.body)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-    return {name for name in found if name.split(".")[0] == package}
+    packages: set[str] = set()
+    for name in found:
+        parts = name.split(".")
+        packages.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    own = {module.rsplit(".", i)[0] for i in range(module.count(".") + 1)}
+    return {name for name in found | (packages - own) if name.split(".")[0] == package}
 
 
 def _graph() -> dict[str, set[str]]:
     trees = {_module(p): ast.parse(p.read_text()) for p in sorted(ROOT.glob("karmad/**/*.py"))}
     return {
-        name: {dep for dep in _top_level_imports(tree, "karmad") if dep in trees} - {name}
+        name: {dep for dep in _imports(tree, name, "karmad") if dep in trees} - {name}
         for name, tree in trees.items()
     }
 
@@ -76,8 +82,20 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_module_imports_itself_through_others() -> None:
     graph = _graph()
-    assert "karmad.services" in graph["karmad.api.teams"]  # the graph sees imports
+    assert "karmad.services" in graph["karmad.api.teams"]  # the graph sees imports...
+    assert "karmad.config_load" in graph["karmad.cli"]  # ...those inside a function too
     assert _circles(graph) == []
+
+
+def test_the_graph_counts_deferred_imports_and_the_packages_they_run() -> None:
+    tree = ast.parse("def f() -> None:\n    from karmad.redact.custom import RuleError\n")
+    assert _imports(tree, "karmad.config", "karmad") == {
+        "karmad.redact",
+        "karmad.redact.custom",
+        "karmad.redact.custom.RuleError",
+    }
+    # Inside the package, its `__init__` is already running: no edge back to it.
+    assert "karmad.redact" not in _imports(tree, "karmad.redact.engine", "karmad")
 
 
 def test_the_circle_check_finds_a_circle() -> None:
