@@ -11,6 +11,13 @@ the result seen through the other side's RPC interface:
   mesh      from B's `team.join` until A has indexed B's session: A and B learn of each
             other only from L's roster, so this is a new pair formed between members
 
+Baseline, in the same run and on the same network: two plain Syncthings that have never
+met (no karmad), each with the shared folder already in place and a 1 KB file in the
+sender's; from the first configuration call (each adds the other, the dialler paused
+until the folders are in) until the file is complete on the receiver. This is the least
+a new pair and one delivery cost on that network; `first` and `mesh` add the team's
+state exchanges (the invite, the roster, the acknowledgement, the offer) on top of it.
+
 Also counted, from every node's Syncthing log, the events that make outliers: a new
 connection closed because an index arrived for a folder still being added (the 1.19
 race), a Hello exchange that timed out (two crossing dials stall for 20 s), a dial
@@ -19,9 +26,11 @@ refused because the other side did not know the dialler yet.
 Goal: p95 <= 2 s for each, over >= 30 trials, on loopback and on the rig's slow, lossy
 network (every link 100 ms +- 20 ms, 2% loss; separate network namespaces, see
 tests/support/netns.py), with each Syncthing version in turn (put another `syncthing`
-first on PATH). Prints p50 / p95 / max and how many samples took more than 2 s.
+first on PATH: karmad and the rig both take the first one on PATH, and the report names
+its version). Prints p50 / p95 / max and how many samples took more than 2 s.
 
     .venv/bin/python bench/pair_formation.py [--trials 30] [--network loopback|netem|both]
+        [--parts both|karmad|baseline]
     PATH=/path/to/syncthing-1.29/bin:$PATH .venv/bin/python bench/pair_formation.py
 """
 
@@ -46,7 +55,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.netns import SLOW_LOSSY, Net
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
-from tests.support.syncthing import Node, start_karmad_node, wait_started, wait_until
+from tests.support.syncthing import (
+    Cluster,
+    Node,
+    start_karmad_node,
+    start_plain_node,
+    wait_started,
+    wait_until,
+)
 
 GOAL_S = 2.0
 POLL_S = 0.01
@@ -77,6 +93,23 @@ class Lab:
                 self.net.shape(node, SLOW_LOSSY)
             else:
                 node = start_karmad_node(self.root / name, name, backend=self.backend, wait=False)
+            nodes.append(node)
+            self.nodes.append(node)
+        for node in nodes:
+            if self.net is not None:
+                self.net.wait_started(node)
+            else:
+                wait_started(node)
+        return nodes
+
+    def start_plain(self, names: list[str]) -> list[Node]:
+        nodes = []
+        for name in names:
+            if self.net is not None:
+                node = self.net.plain_node(name, wait=False)
+                self.net.shape(node, SLOW_LOSSY)
+            else:
+                node = start_plain_node(self.root / name, name, wait=False)
             nodes.append(node)
             self.nodes.append(node)
         for node in nodes:
@@ -197,6 +230,51 @@ def trial(lab: Lab, t: int) -> dict[str, float]:
     return results
 
 
+RAW_FOLDER = "bench-raw"
+
+
+def baseline_trial(lab: Lab, t: int) -> dict[str, float]:
+    """A fresh pair of plain Syncthings, folders in place first, then one file across.
+
+    The receiver only accepts (it has no address to dial: crossing dials stall on 1.19);
+    the sender adds the receiver paused and unpauses it after the folders: a folder may
+    name only devices already configured (Syncthing drops the others), and a connection
+    that comes up before its folders exist is closed on 1.19."""
+    a, b = lab.start_plain([f"x{t}", f"y{t}"])
+    content = (f'{{"n": {t}, "pad": "' + "x" * 1000 + '"}\n').encode()
+    source = a.folder_dir(RAW_FOLDER)
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "first.json").write_bytes(content)
+    started = time.monotonic()
+    b.rest.put(
+        f"/rest/config/devices/{a.device_id}",
+        {"deviceID": a.device_id, "name": a.name, "addresses": ["dynamic"]},
+    )
+    a.rest.put(
+        f"/rest/config/devices/{b.device_id}",
+        {
+            "deviceID": b.device_id,
+            "name": b.name,
+            "addresses": [b.listen_address],
+            "paused": True,
+        },
+    )
+    Cluster.add_folder(a, RAW_FOLDER, "sendonly", [b], watcher=False)
+    Cluster.add_folder(b, RAW_FOLDER, "receiveonly", [a], watcher=False)
+    a.rest.patch(f"/rest/config/devices/{b.device_id}", {"paused": False})
+    target = b.folder_dir(RAW_FOLDER) / "first.json"
+
+    def arrived() -> bool:
+        try:
+            return target.read_bytes() == content
+        except FileNotFoundError:
+            return False
+
+    watch = Watch(started)
+    watch.add("baseline", arrived)
+    return watch.run()
+
+
 @contextmanager
 def lab_for(root: Path, network: str, backend: str) -> Iterator[Lab]:
     lab = Lab(root, network, backend)
@@ -231,15 +309,21 @@ def report(
 ) -> None:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n{network} ({version}; load {load}); goal p95 <= {GOAL_S:.0f} s")
-    for name in ("join", "first", "mesh"):
+    base = samples.get("baseline")
+    for name in ("baseline", "join", "first", "mesh"):
         values = samples.get(name, [])
         if not values:
             continue
         over = sum(v > GOAL_S for v in values)
+        verdict = "" if name == "baseline" else "met" if p95(values) <= GOAL_S else "NOT met"
+        ratio = (
+            f"  p50 {statistics.median(values) / statistics.median(base):4.1f}x baseline"
+            if base and name != "baseline"
+            else ""
+        )
         print(
-            f"  {name:<6} p50 {statistics.median(values):6.2f} s  p95 {p95(values):6.2f} s  "
-            f"max {max(values):6.2f} s  >2 s: {over}/{len(values)}  "
-            f"{'met' if p95(values) <= GOAL_S else 'NOT met'}"
+            f"  {name:<8} p50 {statistics.median(values):6.2f} s  p95 {p95(values):6.2f} s  "
+            f"max {max(values):6.2f} s  >2 s: {over}/{len(values)}  {verdict}{ratio}"
         )
     print("  in the logs: " + ", ".join(f"{k} {v}" for k, v in seen.items()))
 
@@ -249,6 +333,12 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--network", choices=("loopback", "netem", "both"), default="both")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument(
+        "--parts",
+        choices=("both", "karmad", "baseline"),
+        default="both",
+        help="karmad's trials, the plain-Syncthing baseline, or both (interleaved)",
+    )
     args = parser.parse_args()
     binary = shutil.which("syncthing")
     if binary is None:
@@ -265,9 +355,14 @@ def main() -> int:
             tempfile.TemporaryDirectory(prefix="kpf") as tmp,
             lab_for(Path(tmp), network, args.backend) as lab,
         ):
-            for t in range(args.trials):
+            parts = []
+            if args.parts in ("both", "baseline"):
+                parts.append(baseline_trial)
+            if args.parts in ("both", "karmad"):
+                parts.append(trial)
+            for t, part in ((t, part) for t in range(args.trials) for part in parts):
                 try:
-                    result = trial(lab, t)
+                    result = part(lab, t)
                 except TimeoutError as exc:
                     failures += 1
                     print(f"trial {t}: {exc}", file=sys.stderr)
