@@ -371,7 +371,8 @@ class Net:
         self.heal(node)
 
     def kill_karmad(self, node: Node) -> None:
-        """kill -9 of karmad alone; its Syncthing lives on until a new karmad stops it."""
+        """kill -9 of karmad alone; its guard then kills its Syncthing (within ~1 s), or a
+        new karmad stops a Syncthing the guard missed."""
         assert node.karmad is not None and node.karmad.proc is not None
         node.karmad.proc.kill()
         node.karmad.proc.wait()
