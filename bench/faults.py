@@ -65,7 +65,7 @@ def main() -> int:
                     failures[name] += 1
                     print(f"{name} run {run}: FAILED", file=sys.stderr)
                     traceback.print_exc()
-                    print(net.diagnose()[-20000:], file=sys.stderr)
+                    print(net.diagnose(), file=sys.stderr)
                     continue
                 finally:
                     net.teardown()
