@@ -1,4 +1,5 @@
-"""`usage`: tokens and cost by day, week, month, project, model, session or member."""
+"""`usage`: tokens and cost by day, week, month, project, model, session, member, user or
+device."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from karmactl.cmd_sessions import MEMBER_HELP, whose
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Final
 
     from karmactl.cli import Context
 
-GROUPS = ("day", "week", "month", "project", "model", "session", "member", "user")
+GROUPS = ("day", "week", "month", "project", "model", "session", "member", "user", "device")
 
 
 COMMANDS = ("usage",)
@@ -41,20 +42,49 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=usage)
 
 
-def _sparkline_days(rows: list[dict[str, Any]], metric: str, width: int) -> tuple[str, str]:
-    """Per-day values up to the last day with use, days without any included; as many
-    days as fit the terminal. Returns (first day shown, sparkline)."""
-    values = {date.fromisoformat(r["key"]): float(r["tokens"][metric]) for r in rows}
-    if len(values) < 2:
-        return "", ""
-    last = max(values)
-    day = max(min(values), last - timedelta(days=max(width, 7) - 1))
-    first = day
-    series: list[float] = []
-    while day <= last:
-        series.append(values.get(day, 0.0))
-        day += timedelta(days=1)
-    return first.isoformat(), render.sparkline(series)
+UNITS: Final = {"day": "day", "week": "week", "month": "month"}
+
+
+def _periods(first: str, last: str, by: str) -> list[str]:
+    """Every day, week (its Monday) or month (`2026-01`) from `first` to `last`, both
+    included: the table's range, with the periods that had no use."""
+    out: list[str] = []
+    if by == "month":
+        year, month = map(int, first.split("-"))
+        while f"{year:04d}-{month:02d}" <= last:
+            out.append(f"{year:04d}-{month:02d}")
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return out
+    day, end = date.fromisoformat(first), date.fromisoformat(last)
+    step = timedelta(days=7 if by == "week" else 1)
+    while day <= end:
+        out.append(day.isoformat())
+        day += step
+    return out
+
+
+def sparkline(
+    rows: list[dict[str, Any]], by: str, metric: str, width: int
+) -> tuple[str, int] | None:
+    """The table's whole date range as at most `width` marks, each the sum of the same
+    number of consecutive periods (the last mark may hold fewer, up to the last row).
+    Returns (sparkline, periods per mark); None for fewer than two periods."""
+    periods = _periods(rows[0]["key"], rows[-1]["key"], by)
+    if len(periods) < 2:
+        return None
+    values = {r["key"]: float(r["tokens"][metric]) for r in rows}
+    per_mark = -(-len(periods) // max(width, 1))
+    series = [
+        sum(values.get(p, 0.0) for p in periods[i : i + per_mark])
+        for i in range(0, len(periods), per_mark)
+    ]
+    return render.sparkline(series), per_mark
+
+
+def _spark_header(rows: list[dict[str, Any]], by: str, what: str, per_mark: int) -> str:
+    unit = UNITS[by]
+    size = f"1 mark = {per_mark} {unit}{'s' if per_mark > 1 else ''}"
+    return f"{what} by {unit}, {rows[0]['key']} … {rows[-1]['key']} ({size})"
 
 
 def usage(ctx: Context) -> int:
@@ -69,7 +99,8 @@ def usage(ctx: Context) -> int:
         origin=a.origin,
         **whose(a.member),
         tz=a.tz or _env_zone(),
-        breakdown=a.breakdown and a.by != "model",
+        # JSON rows always carry their models: a script should not need a second call.
+        breakdown=ctx.json or (a.breakdown and a.by != "model"),
     )
     if ctx.json:
         render.emit_json(result)
@@ -81,12 +112,11 @@ def usage(ctx: Context) -> int:
     by_cost = any(r["tokens"]["cost"] > 0 for r in rows)
     metric = "cost" if by_cost else "total"
     peak = max(r["tokens"][metric] for r in rows)
-    if a.by == "day":
-        first, line = _sparkline_days(rows, metric, render.terminal_width() - 2)
-        if line:
-            print(f"daily {'cost' if by_cost else 'tokens'}, {first} … {rows[-1]['key']}")
-            print(line)
-            print()
+    if a.by in UNITS and (spark := sparkline(rows, a.by, metric, render.terminal_width() - 2)):
+        line, per_mark = spark
+        print(_spark_header(rows, a.by, "cost" if by_cost else "tokens", per_mark))
+        print(line)
+        print()
     table = []
     for r in rows:
         key = r["key"]

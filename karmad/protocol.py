@@ -935,7 +935,9 @@ _method(
 
 Origin = Literal["local", "remote", "all"]
 SessionSort = Literal["last", "first", "cost", "tokens", "duration", "prompts"]
-UsageGroup = Literal["day", "week", "month", "project", "model", "session", "member", "user"]
+UsageGroup = Literal[
+    "day", "week", "month", "project", "model", "session", "member", "user", "device"
+]
 
 
 class TokenCounts(Result):
@@ -1083,6 +1085,9 @@ class SessionDetail(SessionSummary):
     shared_requests: int = 0
     """Requests also present in another session (it was resumed or forked from one, or
     received twice); usage summaries count them once, in the earliest."""
+    synthetic_requests: int = 0
+    """Placeholder answers Claude Code wrote itself (model `<synthetic>`): not requests,
+    so left out of `tokens` and `by_model`, and counted here."""
     by_model: list[ModelUsage] = msgspec.field(default_factory=list)
     files: list[SessionFile] = msgspec.field(default_factory=list)
     tool_result_files: int = 0
@@ -1208,7 +1213,8 @@ class UsageSummaryParams(Params):
 class UsageRow(Result):
     key: str
     """The day (`2026-01-31`), week (its Monday), month (`2026-01`), project, model,
-    session id or member tag."""
+    session id, member tag, user or device (a Syncthing device ID; `local` for this
+    machine before Syncthing has one)."""
     tokens: TokenCounts
     models: dict[str, TokenCounts] = msgspec.field(default_factory=dict)
     label: str = ""
@@ -1223,6 +1229,9 @@ class UsageSummary(Result):
     price_version: str
     currency: str = "USD"
     unpriced_models: list[str] = msgspec.field(default_factory=list)
+    synthetic_requests: int = 0
+    """Placeholder answers Claude Code wrote itself (model `<synthetic>`) in the same
+    range: never a model or a request of `rows` and `totals`, counted here."""
 
 
 class IndexRoot(Result):

@@ -15,25 +15,34 @@ def register(router: Router, svc: Services) -> None:
         if params.project:
             params.project = svc.teams.name_project(params.project).identity
         result = svc.index.usage(params)
-        if params.group_by in ("member", "user"):
-            # This machine's own sessions carry no attribution in the index (they were
-            # indexed before, or without, an identity): name them after this member.
-            identity = teamstore.get_identity(svc.store)
-            me = (
-                ""
-                if identity is None
-                else (identity.member_tag if params.group_by == "member" else identity.user_id)
-            )
-            merged: dict[str, protocol.UsageRow] = {}
-            for row in result.rows:
-                key = row.key or me or "local"
-                if key in merged:
-                    merged[key] = _add(merged[key], row)
-                else:
-                    row.key = key
-                    merged[key] = row
-            result.rows = list(merged.values())
+        if params.group_by in ("member", "user", "device"):
+            _name_local(result, _own(svc, params.group_by))
         return result
+
+
+def _own(svc: Services, group: str) -> str:
+    """This machine's own key in a grouping by member, user or device."""
+    if group == "device":
+        return svc.syncthing.device_id or "local"
+    identity = teamstore.get_identity(svc.store)
+    if identity is None:
+        return "local"
+    return identity.member_tag if group == "member" else identity.user_id
+
+
+def _name_local(result: protocol.UsageSummary, me: str) -> None:
+    """This machine's own sessions carry no attribution in the index (they were indexed
+    before, or without, an identity): name them after this member, user or device, and
+    merge them with that key's other rows (the same member's sessions from elsewhere)."""
+    merged: dict[str, protocol.UsageRow] = {}
+    for row in result.rows:
+        key = row.key or me
+        if key in merged:
+            merged[key] = _add(merged[key], row)
+        else:
+            row.key = key
+            merged[key] = row
+    result.rows = list(merged.values())
 
 
 def _sum(a: protocol.TokenCounts, b: protocol.TokenCounts) -> protocol.TokenCounts:

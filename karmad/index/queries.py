@@ -93,6 +93,14 @@ def tokens_of(row: Row | dict[str, Any]) -> protocol.TokenCounts:
     )
 
 
+def _real_tokens(row: Row) -> protocol.TokenCounts:
+    """A session's counts without its `<synthetic>` placeholders (no tokens, no cost:
+    only the request count changes)."""
+    counts = tokens_of(row)
+    counts.requests -= int(row["synthetic"] or 0)
+    return counts
+
+
 def _facts(row: Row) -> Facts:
     text = row["facts"]
     return _FACTS.decode(text) if text and text != "{}" else Facts()
@@ -194,6 +202,13 @@ _SORTS: Final = {
     "prompts": "s.user_prompts",
 }
 
+_SYNTHETIC: Final = (
+    "(SELECT requests FROM session_models WHERE session_pk = s.id "
+    "AND model = '<synthetic>') AS synthetic"
+)
+"""A session's `<synthetic>` rows: stored with its usage (they are lines of the
+transcript), shown apart from it (they are not requests)."""
+
 _PRIMARY: Final = (
     "s.id = (SELECT s2.id FROM sessions s2 JOIN roots r2 ON r2.id = s2.root_id "
     "WHERE s2.session_id = s.session_id{among} "
@@ -230,8 +245,9 @@ class IndexQueries:
             return {}
         rows = self.store.query(
             "SELECT session_pk, model FROM session_models "
-            "WHERE session_pk IN (SELECT value FROM json_each(?)) ORDER BY cost DESC, model",
-            (codec.encode_json(pks).decode(),),
+            "WHERE session_pk IN (SELECT value FROM json_each(?)) AND model != ? "
+            "ORDER BY cost DESC, model",
+            (codec.encode_json(pks).decode(), SYNTHETIC_MODEL),
         )
         out: dict[int, list[str]] = {}
         for r in rows:
@@ -255,7 +271,7 @@ class IndexQueries:
             "duration_s": max(last - first, 0) / 1000 if first and last else 0.0,
             "user_prompts": int(row["user_prompts"]),
             "models": models,
-            "tokens": tokens_of(row),
+            "tokens": _real_tokens(row),
             "price_version": row["price_version"],
             "subagents": f.subagents,
             "bytes": int(row["bytes"]),
@@ -300,7 +316,7 @@ class IndexQueries:
             op = ">" if p.ascending else "<"
             page.add(f"({key} {op} :cv OR ({key} = :cv AND s.id {op} :cid))", cv=value, cid=last_id)
         rows = self.store.query(
-            f"SELECT s.*, r.member_tag, r.user_id, {key} AS sort_value "
+            f"SELECT s.*, r.member_tag, r.user_id, {_SYNTHETIC}, {key} AS sort_value "
             f"{base}{page.sql()} ORDER BY {key} {direction}, s.id {direction} LIMIT :limit",
             {**page.params, "limit": limit + 1},
         )
@@ -319,7 +335,8 @@ class IndexQueries:
         if not text:
             raise invalid_argument("a session id is needed", field="id")
         exact = self.store.query(
-            "SELECT s.*, r.member_tag, r.user_id FROM sessions s JOIN roots r ON r.id = s.root_id "
+            f"SELECT s.*, r.member_tag, r.user_id, {_SYNTHETIC} FROM sessions s "  # noqa: S608
+            "JOIN roots r ON r.id = s.root_id "
             "WHERE s.session_id = ? ORDER BY s.origin_key = 'local' DESC, s.bytes DESC",
             (text,),
         )
@@ -327,7 +344,7 @@ class IndexQueries:
         if not rows:
             upper = text[:-1] + chr(ord(text[-1]) + 1)
             rows = self.store.query(
-                "SELECT s.*, r.member_tag, r.user_id FROM sessions s "
+                f"SELECT s.*, r.member_tag, r.user_id, {_SYNTHETIC} FROM sessions s "  # noqa: S608
                 "JOIN roots r ON r.id = s.root_id "
                 "WHERE s.session_id >= ? AND s.session_id < ? "
                 "ORDER BY s.origin_key = 'local' DESC, s.bytes DESC LIMIT 50",
@@ -365,12 +382,9 @@ class IndexQueries:
             "SELECT * FROM session_models WHERE session_pk = ? ORDER BY cost DESC, model", (pk,)
         )
         by_model = [
-            protocol.ModelUsage(
-                model=m["model"],
-                tokens=tokens_of(m),
-                priced=m["unpriced"] == 0 or m["model"] == SYNTHETIC_MODEL,
-            )
+            protocol.ModelUsage(model=m["model"], tokens=tokens_of(m), priced=m["unpriced"] == 0)
             for m in model_rows
+            if m["model"] != SYNTHETIC_MODEL
         ]
         files = [
             protocol.SessionFile(
@@ -439,6 +453,7 @@ class IndexQueries:
             web_search_requests=int(row["web_search"]),
             web_fetch_requests=int(row["web_fetch"]),
             shared_requests=int(row["shared_requests"]),
+            synthetic_requests=int(row["synthetic"] or 0),
             by_model=by_model,
             files=files,
             tool_result_files=int(row["tool_result_files"]),
@@ -573,6 +588,7 @@ class IndexQueries:
             "session": "s.session_id",
             "member": "r.member_tag",
             "user": "r.user_id",
+            "device": "r.device_id",
         }[p.group_by]
         rows = self.store.query(
             f"SELECT {column} AS k, b.model AS model, SUM(b.requests) AS requests, "  # noqa: S608
@@ -584,7 +600,11 @@ class IndexQueries:
             f.params,
         )
         groups: dict[str, dict[str, list[float]]] = {}
+        synthetic = 0
         for r in rows:
+            if r["model"] == SYNTHETIC_MODEL:
+                synthetic += int(r["requests"] or 0)
+                continue
             key = _time_key(int(r["k"]), p.group_by, zone) if timed else str(r["k"] or "")
             per_model = groups.setdefault(key, {})
             acc = per_model.setdefault(r["model"], [0] * 8)
@@ -622,6 +642,7 @@ class IndexQueries:
             totals=tokens_of(dict(zip(_SUMS, totals, strict=True))),
             price_version=self.price_version(),
             unpriced_models=sorted(unpriced),
+            synthetic_requests=synthetic,
         )
 
     def _label_sessions(self, rows: list[protocol.UsageRow]) -> None:
