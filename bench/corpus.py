@@ -38,6 +38,8 @@ def replicate(dest: Path, megabytes: int) -> tuple[int, int]:
     """Copies of the corpus under `dest` (a `projects` directory) until it holds at
     least `megabytes` MB; returns (files, bytes)."""
     sources = sorted((CORPUS / "projects").rglob("*.jsonl"))
+    if not sources:
+        raise SystemExit(f"no transcripts under {CORPUS / 'projects'} (set KARMAD_TEST_CORPUS)")
     contents = {p: p.read_bytes() for p in sources}
     written = files = copy = 0
     while written < megabytes * 1_000_000:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from karmactl import cli, cmd_resume, pager, render, when
 from karmactl.client import CommandFailed
 from karmactl.typed import as_sent, decode
+from karmactl.whose import MEMBER_HELP, whose
 from karmad.protocol import (
     ContentBlock,
     SearchHit,
@@ -33,16 +34,6 @@ ORIGINS = ("all", "local", "remote")
 
 
 COMMANDS = ("sessions",)
-
-MEMBER_HELP = "whose sessions: a user name (any of their machines) or a member tag (user.machine)"
-
-
-def whose(member: str | None) -> dict[str, str | None]:
-    """`--member` as the protocol's filters: a member tag names one machine, a user name
-    (tags are `user.machine`, and user names have no dot) all of that user's."""
-    if member is None:
-        return {}
-    return {"member": member} if "." in member else {"user": member}
 
 
 def member_labels(items: list[SessionSummary] | list[SearchHit]) -> dict[str, str]:

@@ -9,7 +9,7 @@ import sys
 from datetime import date, timedelta
 
 from karmactl import cli, render, when
-from karmactl.cmd_sessions import MEMBER_HELP, whose
+from karmactl.whose import MEMBER_HELP, whose
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -590,13 +591,19 @@ class IndexQueries:
             "user": "r.user_id",
             "device": "r.device_id",
         }[p.group_by]
+        # The daily table without filters is what people ask for most: it reads the slots
+        # alone, without a join per slot to the session and root it belongs to.
+        joins = (
+            " JOIN sessions s ON s.id = b.session_pk JOIN roots r ON r.id = s.root_id"
+            if any(_OUTSIDE_SLOTS.search(c) for c in [*f.clauses, column])
+            else ""
+        )
         rows = self.store.query(
             f"SELECT {column} AS k, b.model AS model, SUM(b.requests) AS requests, "  # noqa: S608
             "SUM(b.input) AS input, SUM(b.output) AS output, "
             "SUM(b.cache_write_5m) AS cache_write_5m, SUM(b.cache_write_1h) AS cache_write_1h, "
             "SUM(b.cache_read) AS cache_read, SUM(b.cost) AS cost, SUM(b.unpriced) AS unpriced "
-            "FROM usage_buckets b JOIN sessions s ON s.id = b.session_pk "
-            f"JOIN roots r ON r.id = s.root_id WHERE 1{f.sql()} GROUP BY k, b.model",
+            f"FROM usage_buckets b{joins} WHERE 1{f.sql()} GROUP BY k, b.model",
             f.params,
         )
         groups: dict[str, dict[str, list[float]]] = {}
@@ -705,6 +712,8 @@ class IndexQueries:
 
 
 _SUMS: Final = SUM_COLUMNS
+_OUTSIDE_SLOTS: Final = re.compile(r"\b[sr]\.")
+"""A clause that reads a session (`s.`) or root (`r.`) column, not only the slots."""
 
 
 def _time_key(bucket: int, group: str, zone: ZoneInfo | None) -> str:
