@@ -102,7 +102,6 @@ def test_materialised_lines_never_count_again(
     )
 
 
-@pytest.mark.xfail(reason=NEEDS_COPY_RULE, strict=True)
 def test_the_copy_never_counts_even_when_indexed_before_its_original(
     copied: tuple[KarmadProcess, SessionWriter, dict[str, Any]],
 ) -> None:

@@ -231,3 +231,63 @@ def test_karmactl_usage_agrees_in_every_grouping(
     per_mark = math.ceil(span / 78)
     assert header == f"cost by day, {first} … {last} (1 mark = {per_mark} days)"
     assert len(spark) == math.ceil(span / per_mark) <= 78
+
+
+# --------------------------------------------------------------------------- copies
+
+
+def resumed_copy(records: list[dict[str, Any]], original: str, session: str) -> list[Any]:
+    """What `session.resume` writes: every line, under the new session id, marked."""
+    return [dict(r, sessionId=session, karmadCopyOf=original) for r in records]
+
+
+@pytest.mark.parametrize("copy_first", [True, False])
+def test_a_teammates_session_resumed_here_counts_only_the_continuation_as_mine(
+    tmp_path: Path, copy_first: bool
+) -> None:
+    """Alice's session, received; resumed on this machine into a new session that
+    continued with two requests of its own. Whatever is indexed first, and although the
+    copies carry Alice's timestamps, the copied requests stay Alice's."""
+    local = tmp_path / "projects"
+    inbox = tmp_path / "alice" / "projects"
+    theirs = conversation(ALICE, "/home/alice/lib", 0, 12)
+    own = [*resumed_copy(theirs, ALICE, LOCAL), *conversation(LOCAL, "/work/lib", 30, 2)]
+    write(local / "-work-lib" / f"{LOCAL}.jsonl", own)
+    alice = Root(inbox, origin="remote", member_tag="alice.lap", user_id="alice", device_id="A1")
+    idx = LocalIndex(tmp_path / "index.db", [Root(local)] if copy_first else [Root(local), alice])
+    try:
+        if copy_first:
+            idx.scan()
+            assert idx.reader.usage(UsageSummaryParams(group_by="member")).totals.requests == 14
+        write(inbox / "-home-alice-lib" / f"{ALICE}.jsonl", theirs)
+        if copy_first:
+            idx.engine.add_root(alice)
+        idx.scan()
+        for group, expected in (
+            ("member", {"": 2, "alice.lap": 12}),
+            ("device", {"": 2, "A1": 12}),
+        ):
+            result = idx.reader.usage(UsageSummaryParams(group_by=group))  # type: ignore[arg-type]
+            assert {r.key: r.tokens.requests for r in result.rows} == expected, group
+        mine = idx.detail(LOCAL)
+        assert mine.tokens.requests == 14 and mine.shared_requests == 12  # full figures, said
+    finally:
+        idx.close()
+
+
+def test_copies_made_by_claude_code_count_in_the_earliest_session(tmp_path: Path) -> None:
+    """A fork or a resume into a new file (Claude Code 2.x): same message and request ids,
+    new session id and uuids, no mark. Counted once, where it first appeared."""
+    local = tmp_path / "projects"
+    first = conversation(ALICE, "/work/app", 0, 10)
+    later = [dict(r, sessionId=BOB, uuid=str(uuid.uuid4())) for r in first]
+    write(local / "-work-app" / f"{BOB}.jsonl", [*later, *conversation(BOB, "/work/app", 20, 3)])
+    write(local / "-work-app" / f"{ALICE}.jsonl", first)
+    idx = LocalIndex(tmp_path / "index.db", [Root(local)])
+    try:
+        idx.scan()
+        result = idx.reader.usage(UsageSummaryParams(group_by="session"))
+        assert {r.key: r.tokens.requests for r in result.rows} == {ALICE: 10, BOB: 3}
+        assert idx.detail(BOB).shared_requests == 10
+    finally:
+        idx.close()

@@ -4,9 +4,11 @@ counts, and the sums kept beside them (per session, per model, per 15-minute slo
 Session figures are maintained by adding deltas (never by re-summing a session), so an
 append costs the same however long the session already is. Which copy of a request is
 *counted* in usage summaries (`usage.canonical`) is decided in set-based SQL per batch:
-the earliest row of each (message.id, requestId) across all sessions and origins, so a
-forked or resumed session, or one received from two devices, never counts the same
-request twice.
+of each (message.id, requestId) across all sessions and origins, a row that is not a copy
+karmad made for a resume (`usage.copied`) before one that is, then the earliest, then the
+session indexed first (docs/index.md, the copy rule), so a forked or resumed session, or
+one received from two devices, never counts the same request twice. The three places that
+rank copies (`_choose_counted` twice, `decide_canonical`) use that same order.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from karmad.index.rows import (
     usage_row_of,
     usage_values,
 )
-from karmad.index.usage import UsageRow, better
+from karmad.index.usage import UsageRow, better, kept
 from karmad.store import Row, Store
 
 BUCKET_MS: Final = 15 * 60 * 1000
@@ -95,7 +97,7 @@ class SessionUsage:
         held_rows = self.rows
         for key, row in rows.items():
             held = held_rows.get(key)
-            if held is None or better(row, held[0]):
+            if held is None or kept(row, held[0])[1]:
                 held_rows[key] = (row, file_id)
 
     def count(self, row: UsageRow, cost: float, priced: int, sign: int, requests: int) -> None:
@@ -136,7 +138,7 @@ def bucket(buckets: Buckets, pk: int, row: UsageRow, cost: float, priced: int, s
 
 
 def _change(
-    row: UsageRow, file_id: int, cost: float, priced: int, pk: int, key: int
+    row: UsageRow, file_id: int, cost: float, priced: int, copied: bool, pk: int, key: int
 ) -> UsageChange:
     return UsageChange(
         file_id,
@@ -153,6 +155,7 @@ def _change(
         row.web_fetch,
         cost,
         int(priced),
+        int(copied),
         pk,
         key,
     )
@@ -207,8 +210,15 @@ class Accounting:
                     continue
                 previous = usage_row_of(key, old)
                 if not better(row, previous):
+                    if previous.copied and not row.copied:  # a copy, and now the original
+                        updates.append(
+                            _change(
+                                previous, old["file_id"], old["cost"], old["priced"], False, pk, key
+                            )
+                        )
                     continue
-                updates.append(_change(row, file_id, cost, priced, pk, key))
+                copied = row.copied and previous.copied
+                updates.append(_change(row, file_id, cost, priced, copied, pk, key))
                 session.count(row, cost, priced, 1, 0)
                 session.count(previous, old["cost"], old["priced"], -1, 0)
                 if old["canonical"] == 1:
@@ -241,10 +251,10 @@ class Accounting:
         owners: dict[int, SessionUsage],
         buckets: Buckets,
     ) -> list[tuple[int, int]]:
-        """Which copy counts of each request inserted: the earliest (by time, then
-        session) among the batch's copies (`first`, `clashes`: indexes into `inserts`)
-        and the one counted so far. Marks the others in `inserts`; returns the stored
-        rows that stop counting."""
+        """Which copy counts of each request inserted: the first by the copy rule (not
+        karmad's copy, then time, then session) among the batch's copies (`first`,
+        `clashes`: indexes into `inserts`) and the one counted so far. Marks the others
+        in `inserts`; returns the stored rows that stop counting."""
         # The copy of each new request that is counted so far (in another session), if any.
         counted: dict[int, Row] = {}
         for part in chunks(list(first)):
@@ -258,13 +268,14 @@ class Accounting:
         for key in clashes.keys() | counted.keys():
             group = sorted(
                 clashes.get(key, [first[key]]),
-                key=lambda i: (inserts[i].ts, inserts[i].session_pk),
+                key=lambda i: (inserts[i].copied, inserts[i].ts, inserts[i].session_pk),
             )
             for index in group[1:]:
                 inserts[index] = inserts[index]._replace(canonical=0)
             winner = inserts[group[0]]
             old = counted.get(key)
-            if old is not None and (old["ts"], old["session_pk"]) <= (
+            if old is not None and (old["copied"], old["ts"], old["session_pk"]) <= (
+                winner.copied,
                 winner.ts,
                 winner.session_pk,
             ):
@@ -401,8 +412,9 @@ class Accounting:
         """After a reset: which copy of each request in `pending_keys` counts now.
 
         Rows still undecided (NULL) and the current canonical rows of the same keys are
-        ranked by (ts, session); codes used only inside this transaction: 2 newly
-        counted, -2 newly not counted, -1 no longer counted.
+        ranked by the copy rule (copied, ts, session), as in `_choose_counted`; codes
+        used only inside this transaction: 2 newly counted, -2 newly not counted, -1 no
+        longer counted.
         """
         store = self.store
         if not store.scalar("SELECT 1 FROM pending_keys LIMIT 1"):
@@ -413,7 +425,7 @@ class Accounting:
                 WHEN session_pk = (
                     SELECT w.session_pk FROM usage w
                     WHERE w.key = usage.key AND (w.canonical IS NULL OR w.canonical >= 1)
-                    ORDER BY w.ts, w.session_pk LIMIT 1)
+                    ORDER BY w.copied, w.ts, w.session_pk LIMIT 1)
                 THEN CASE WHEN canonical = 1 THEN 1 ELSE 2 END
                 ELSE CASE WHEN canonical = 1 THEN -1 ELSE -2 END
             END

@@ -25,7 +25,7 @@ from karmad import codec
 from karmad.index.facts import MAX_VALUES, PROMPT_CHARS, Facts
 from karmad.index.reader import Chunk, Overlong
 from karmad.index.records import KNOWN_TYPES, NON_PROMPT_PREFIXES, Message, Record, Usage
-from karmad.index.usage import UsageRow, better, line_key, request_key, split_cache_writes
+from karmad.index.usage import UsageRow, kept, line_key, request_key, split_cache_writes
 
 _T = TypeVar("_T")
 
@@ -411,7 +411,7 @@ class UsageParser:
                         if u is not None:
                             row = self._usage_row(r, m, u, number)
                             old = usage.get(row.key)
-                            if old is None or better(row, old):
+                            if old is None or kept(row, old)[1]:
                                 row.ts = ts_ms(ts)
                                 usage[row.key] = row
                         c = m.content
@@ -506,6 +506,7 @@ class UsageParser:
             u.speed or "",
             (stu.web_search_requests or 0) if stu is not None else 0,
             (stu.web_fetch_requests or 0) if stu is not None else 0,
+            r.karmad_copy_of is not None,
         )
 
     def _user(self, r: Record, content: Any) -> None:

@@ -83,6 +83,8 @@ class Record(msgspec.Struct, rename="camel"):
     summary: str | None = None
     custom_title: str | None = None
     duration_ms: float | None = None
+    karmad_copy_of: str | None = None
+    """The session a line was copied from by `session.resume` (docs/index.md)."""
 
 
 # --------------------------------------------------------------------------- content pass
@@ -139,7 +141,7 @@ _COMMON: Final = frozenset(
     }
 )
 
-KNOWN_FIELDS: Final[dict[str, frozenset[str]]] = {
+_FIELDS: Final[dict[str, frozenset[str]]] = {
     "user": _COMMON
     | {
         "message",
@@ -184,7 +186,9 @@ KNOWN_FIELDS: Final[dict[str, frozenset[str]]] = {
     "progress": _COMMON | {"data", "toolUseID", "parentToolUseID"},
     "attachment": _COMMON | {"attachment"},
 }
-"""Top-level fields per known type; others are counted as unknown fields."""
+KNOWN_FIELDS: Final = {kind: fields | {"karmadCopyOf"} for kind, fields in _FIELDS.items()}
+"""Top-level fields per known type; others are counted as unknown fields. Every line
+karmad copies for a resume says so (`karmadCopyOf`), whatever its type."""
 
 NON_PROMPT_PREFIXES: Final = (
     "<local-command-",

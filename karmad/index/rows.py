@@ -130,13 +130,15 @@ class UsageValues(NamedTuple):
     priced: int
     canonical: int
     """1: this copy of the request counts in usage summaries; 0: another copy does."""
+    copied: int
+    """1: every line of it is a copy karmad made for a resume (`karmadCopyOf`)."""
 
 
 USAGE_INSERT = (
     "INSERT INTO usage (session_pk, key, file_id, model, ts, input, output, "
     "cache_write_5m, cache_write_1h, cache_read, complete, speed, web_search, "
-    "web_fetch, cost, priced, canonical) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "web_fetch, cost, priced, canonical, copied) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -161,11 +163,13 @@ def usage_values(
         cost,
         int(priced),
         canonical,
+        int(row.copied),
     )
 
 
 class UsageChange(NamedTuple):
-    """A stored `usage` row replaced by a better row of the same request."""
+    """A stored `usage` row replaced by a better row of the same request (or the same
+    row, no longer a copy: a line of it that is not karmad's copy came in)."""
 
     file_id: int
     model: str
@@ -181,6 +185,7 @@ class UsageChange(NamedTuple):
     web_fetch: int
     cost: float
     priced: int
+    copied: int
     session_pk: int
     key: int
 
@@ -188,7 +193,7 @@ class UsageChange(NamedTuple):
 USAGE_UPDATE = (
     "UPDATE usage SET file_id = ?, model = ?, ts = ?, input = ?, output = ?, "
     "cache_write_5m = ?, cache_write_1h = ?, cache_read = ?, complete = ?, "
-    "speed = ?, web_search = ?, web_fetch = ?, cost = ?, priced = ? "
+    "speed = ?, web_search = ?, web_fetch = ?, cost = ?, priced = ?, copied = ? "
     "WHERE session_pk = ? AND key = ?"
 )
 
@@ -208,6 +213,7 @@ def usage_row_of(key: int, r: Row) -> UsageRow:
         r["speed"],
         r["web_search"],
         r["web_fetch"],
+        bool(r["copied"]),
     )
 
 

@@ -196,6 +196,18 @@ def _full_text(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta (key, value) VALUES ('fts', ?)", (available,))
 
 
+def _copied(conn: sqlite3.Connection) -> None:
+    """`usage.copied`: the row's every line is a copy karmad made for a resume
+    (`karmadCopyOf`), which ranks after any row of the same request that is not
+    (docs/index.md). Rows indexed before do not know, so everything is read again."""
+    conn.execute("ALTER TABLE usage ADD COLUMN copied INTEGER NOT NULL DEFAULT 0")
+    tables = ["entries", "usage", "usage_buckets", "session_models", "line_errors", "files"]
+    if conn.execute("SELECT value FROM meta WHERE key = 'fts'").fetchone() == ("1",):
+        tables.append("entries_text")
+    for table in [*tables, "sessions"]:
+        conn.execute(f"DELETE FROM {table}")  # noqa: S608 - constant names
+
+
 INDEX_SCHEMA = Schema(
     "index",
     (
@@ -240,5 +252,6 @@ INDEX_SCHEMA = Schema(
             CREATE INDEX file_problems_by_session ON file_problems(session_id);
             """,
         ),
+        Migration(5, _copied),
     ),
 )

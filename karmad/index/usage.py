@@ -33,6 +33,9 @@ class UsageRow(msgspec.Struct, array_like=True, gc=False):
     speed: str = ""
     web_search: int = 0
     web_fetch: int = 0
+    copied: bool = False
+    """Every line of the request that was read is a copy karmad made for a resume
+    (`karmadCopyOf`): it never counts while a line not copied holds the request."""
 
     @property
     def input_side(self) -> int:
@@ -49,6 +52,15 @@ def better(new: UsageRow, old: UsageRow) -> bool:
     if new.complete != old.complete:
         return new.complete
     return (new.output, new.input_side) > (old.output, old.input_side)
+
+
+def kept(new: UsageRow, old: UsageRow) -> tuple[UsageRow, bool]:
+    """The row of a request seen again in one session, and whether it is `new`: the
+    `better` one, a copy only when both were."""
+    row, replaced = (new, True) if better(new, old) else (old, False)
+    if row.copied and not (new.copied and old.copied):
+        row.copied = False
+    return row, replaced
 
 
 def _key(first: str, second: str) -> int:
