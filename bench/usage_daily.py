@@ -105,8 +105,8 @@ def main() -> None:
 
 
 def _rows(output: bytes) -> int:
-    """Lines that name a day (both draw tables, with or without borders)."""
-    return len(re.findall(rb"^\W*20\d\d-\d\d-\d\d", output, re.MULTILINE))
+    """Rows that start with a day (ccusage's narrow tables wrap it after the year)."""
+    return len(re.findall(rb"^\W*20\d\d\b", output, re.MULTILINE))
 
 
 if __name__ == "__main__":
