@@ -20,7 +20,16 @@ from karmad.index.discovery import Root
 from karmad.protocol import SessionGetParams, UsageGroup, UsageSummaryParams
 from tests.support.daemon import KarmadProcess
 from tests.support.indexing import LocalIndex
-from tests.support.transcripts import CORPUS, assistant, copy_corpus, user, write
+from tests.support.transcripts import (
+    CCUSAGE_VERSION,
+    CORPUS,
+    assistant,
+    ccusage_path,
+    ccusage_sessions,
+    copy_corpus,
+    user,
+    write,
+)
 from tests.test_karmactl_output import idle, run
 
 GROUPS: tuple[UsageGroup, ...] = (
@@ -289,5 +298,69 @@ def test_copies_made_by_claude_code_count_in_the_earliest_session(tmp_path: Path
         result = idx.reader.usage(UsageSummaryParams(group_by="session"))
         assert {r.key: r.tokens.requests for r in result.rows} == {ALICE: 10, BOB: 3}
         assert idx.detail(BOB).shared_requests == 10
+    finally:
+        idx.close()
+
+
+# --------------------------------------------------------------------------- prices
+
+M = 1_000_000
+CCUSAGE_MISSING = f"ccusage {CCUSAGE_VERSION} is not installed (./dev installs it)"
+SONNET = "claude-sonnet-4-5-20250929"
+HOUR = "55555555-5555-5555-5555-555555555555"
+LONG = "66666666-6666-6666-6666-666666666666"
+
+
+@pytest.mark.skipif(ccusage_path() is None, reason=CCUSAGE_MISSING)
+def test_long_context_and_one_hour_writes_against_ccusage(tmp_path: Path) -> None:
+    """1-hour cache writes are priced at their own rate, as ccusage 20 does. A request
+    whose input side (input + cache writes + cache reads) exceeds 200k tokens is billed
+    whole at the long-context rates (the API's rule, docs/index.md); ccusage prices at
+    the higher rate only the tokens of a kind beyond 200k, so here, with no kind above
+    200k, it charges base rates for a request the API bills at long-context rates."""
+    projects = tmp_path / "claude" / "projects"
+    write(
+        projects / "-work" / f"{HOUR}.jsonl",
+        [
+            user("hi", session=HOUR),
+            assistant(
+                "msg_hour", "req_hour", model=SONNET, session=HOUR, input=10, output=100,
+                cache_write=50_000, five_minutes=10_000, one_hour=40_000, cache_read=20_000,
+                stop="end_turn",
+            ),
+        ],
+    )  # fmt: skip
+    write(
+        projects / "-work" / f"{LONG}.jsonl",
+        [
+            user("hi", session=LONG),
+            assistant(
+                "msg_long", "req_long", model=SONNET, session=LONG, input=5_000, output=1_000,
+                cache_write=100_000, five_minutes=60_000, one_hour=40_000, cache_read=150_000,
+                stop="end_turn",
+            ),
+        ],
+    )  # fmt: skip
+    theirs = ccusage_sessions(tmp_path / "claude", tmp_path / "home")
+    idx = LocalIndex(tmp_path / "index.db", [Root(projects)])
+    try:
+        idx.scan()
+        for sid in (HOUR, LONG):
+            ours = idx.detail(sid).tokens
+            cc = theirs[sid]
+            assert (ours.input, ours.output, ours.cache_read) == (
+                cc["inputTokens"], cc["outputTokens"], cc["cacheReadTokens"],
+            )  # fmt: skip
+            assert ours.cache_write_5m + ours.cache_write_1h == cc["cacheCreationTokens"]
+        hour = idx.detail(HOUR).tokens
+        assert (hour.cache_write_5m, hour.cache_write_1h) == (10_000, 40_000)
+        expected = (10 * 3 + 100 * 15 + 10_000 * 3.75 + 40_000 * 6 + 20_000 * 0.3) / M
+        assert hour.cost == pytest.approx(expected, rel=1e-12)
+        assert theirs[HOUR]["totalCost"] == pytest.approx(expected, rel=1e-9)
+        long = idx.detail(LONG).tokens
+        whole = (5_000 * 6 + 1_000 * 22.5 + 60_000 * 7.5 + 40_000 * 12 + 150_000 * 0.6) / M
+        assert long.cost == pytest.approx(whole, rel=1e-12)
+        base = (5_000 * 3 + 1_000 * 15 + 60_000 * 3.75 + 40_000 * 6 + 150_000 * 0.3) / M
+        assert theirs[LONG]["totalCost"] == pytest.approx(base, rel=1e-9)
     finally:
         idx.close()
