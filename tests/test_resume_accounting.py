@@ -1,9 +1,9 @@
 """What a resume writes is a copy: it never counts again, whatever the index reads first;
 what Claude Code appends to it afterwards is new, and this member's.
 
-Each materialised line names the session it copies (`karmadCopyOf`, docs/index.md). The
-rule that decides which copy of a request counts belongs to the index (issue 12's copy
-rule); the tests marked xfail here need it and pass once it is merged.
+Each materialised line names the session it copies (`karmadCopyOf`); the index's copy
+rule (docs/index.md) decides which copy of a request counts, and counts each record of a
+session once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from tests.support.sessions import SessionWriter, corpus_records, make_checkout
 from tests.support.transcripts import assistant, line
 
 REMOTE = "git@github.com:acme/app.git"
-NEEDS_COPY_RULE = "needs the copy rule of the index"
 
 
 def totals(daemon: KarmadProcess) -> dict[str, Any]:
@@ -115,7 +114,6 @@ def test_the_copy_never_counts_even_when_indexed_before_its_original(
     assert by_session(k) == {writer.session_id: original}
 
 
-@pytest.mark.xfail(reason=NEEDS_COPY_RULE, strict=True)
 def test_an_own_session_restored_elsewhere_counts_each_record_once(
     karmad: KarmadProcess,
 ) -> None:

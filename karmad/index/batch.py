@@ -4,7 +4,8 @@ Each read (`FileUpdate`) belongs to a session, found or created; its facts merge
 session's, its usage rows go to the session's accounting (`accounting`), its conversation
 lines become `entries`, and the file's row records where reading stopped. A read planned
 from a state that changed meanwhile (another read of the file was applied first) is left
-alone and reported, to be read again.
+alone and reported, to be read again. A record the session already holds (read again,
+or held in two of its files) counts and shows once (`repeats`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from karmad.index.discovery import Root
 from karmad.index.facts import FACTS_JSON, Facts
 from karmad.index.parse import UsageDelta, ts_ms
 from karmad.index.pricing import PriceTable
+from karmad.index.repeats import Repeats, Seen
 from karmad.index.rows import (
     ENTRY_INSERT,
     FILE_INSERT,
@@ -57,6 +59,8 @@ class SessionWork:
     git_remote: str = ""
     bytes: int = 0
     bad_lines: int = 0
+    seen: list[Seen] = field(default_factory=list)
+    """What each range read in this batch counted, by identity (karmad.index.repeats)."""
 
     @property
     def pk(self) -> int:
@@ -187,6 +191,7 @@ class BatchWriter:
     def apply(self, updates: list[FileUpdate], roots: dict[int, Root]) -> list[int]:
         """Write these reads (current ones: see `current`); returns the sessions touched."""
         sessions = self._sessions(updates, roots)
+        repeats = Repeats(self.store)
         touched: dict[int, SessionWork] = {}
         rows = _Rows()
         for up, session in zip(updates, sessions, strict=True):
@@ -202,9 +207,9 @@ class BatchWriter:
             if usage is not None:
                 self._take_usage(session, up, usage, file_id, rows)
             if up.result.text is not None:
-                self._take_text(session, up.result.text, file_id, rows)
+                self._take_text(session, up.result.text, file_id, rows, repeats)
             rows.file(file_id, _file_values(up, session.pk), new=row is None)
-        self._write(list(touched.values()), rows)
+        self._write(list(touched.values()), rows, repeats)
         return list(touched)
 
     # ------------------------------------------------------------------ per read
@@ -220,18 +225,21 @@ class BatchWriter:
             session.facts = usage.facts  # nothing to merge into
         else:
             session.facts.merge(usage.facts)
+        session.seen.append(usage.seen)
         session.usage.take(usage.usage, file_id)
         rows.errors += [
             LineErrorValues(file_id, e.offset, e.line, e.reason, e.sample, int(e.repaired))
             for e in usage.errors
         ]
 
-    def _take_text(self, session: SessionWork, text: TextDelta, file_id: int, rows: _Rows) -> None:
+    def _take_text(
+        self, session: SessionWork, text: TextDelta, file_id: int, rows: _Rows, repeats: Repeats
+    ) -> None:
         unknown = session.facts.unknown_fields
         for name, count in text.unknown_fields.items():
             unknown[name] = unknown.get(name, 0) + count
         pk = session.pk
-        for e in text.entries:
+        for e in repeats.entries(pk, session.fresh, text.entries):
             entry_id = self._entry_ids.take()
             rows.entries.append(
                 (
@@ -366,7 +374,7 @@ class BatchWriter:
 
     # ------------------------------------------------------------------ writing
 
-    def _write(self, touched: list[SessionWork], rows: _Rows) -> None:
+    def _write(self, touched: list[SessionWork], rows: _Rows, repeats: Repeats) -> None:
         store = self.store
         accounting = self.accounting
         decision = accounting.decide(s.usage for s in touched)
@@ -378,6 +386,7 @@ class BatchWriter:
             else:
                 outside[pk] = outside.get(pk, 0) + 1
         for session in touched:
+            repeats.facts(session.pk, session.fresh, session.facts, session.seen)
             self._identify(session)
         now = self._now_ms()
         version = self.prices.version
@@ -405,6 +414,7 @@ class BatchWriter:
                 _SESSION_UPDATE,
                 [(*_session_common(s), version, now, s.pk) for s in old_sessions],
             )
+        repeats.write()  # after the sessions' rows exist
         if rows.file_inserts:
             store.executemany(FILE_INSERT, rows.file_inserts)
         if rows.file_updates:

@@ -25,6 +25,7 @@ from karmad import codec
 from karmad.index.facts import MAX_VALUES, PROMPT_CHARS, Facts
 from karmad.index.reader import Chunk, Overlong
 from karmad.index.records import KNOWN_TYPES, NON_PROMPT_PREFIXES, Message, Record, Usage
+from karmad.index.repeats import Seen, error_key, prompt_key, tool_key
 from karmad.index.usage import UsageRow, kept, line_key, request_key, split_cache_writes
 
 _T = TypeVar("_T")
@@ -57,6 +58,8 @@ class UsageDelta(msgspec.Struct):
     errors: list[LineError]
     bad_lines: int
     """Lines skipped (all of them, also beyond `errors`)."""
+    seen: Seen = msgspec.field(default_factory=Seen)
+    """The records counted, by identity: the writer drops those the session holds."""
 
 
 def canonical_ts(value: str) -> str:
@@ -276,6 +279,8 @@ class UsageParser:
         self._last_message = ""
         self._last_request = ""
         self._last_key = 0
+        self.seen = Seen()
+        self._seen_keys: set[int] = set()
 
     # ------------------------------------------------------------------ input
 
@@ -296,6 +301,7 @@ class UsageParser:
             records=self.records - self._started,
             errors=self.errors,
             bad_lines=self.bad_lines,
+            seen=self.seen,
         )
 
     # ------------------------------------------------------------------ errors
@@ -420,10 +426,15 @@ class UsageParser:
                                 bt = b.type
                                 if bt == "tool_use" or bt == "server_tool_use":  # noqa: PLR1714
                                     name = b.name or "?"
-                                    tools[name] = tools.get(name, 0) + 1
                                     ti = b.input
-                                    if ti is not None and ti.subagent_type:
-                                        self._subagent(ti.subagent_type)
+                                    agent = (ti.subagent_type or "") if ti is not None else ""
+                                    if b.id and not self._first_time(
+                                        tool_key(b.id), self.seen.tools, (name, agent)
+                                    ):
+                                        continue
+                                    tools[name] = tools.get(name, 0) + 1
+                                    if agent:
+                                        self._subagent(agent)
                 # Identity clues change rarely; they are on every conversation line.
                 where = (r.cwd, r.git_branch, r.version, r.entrypoint)
                 if where not in places:
@@ -463,6 +474,16 @@ class UsageParser:
             f.api_errors += 1
         elif sub == "turn_duration" and r.duration_ms:
             f.active_ms += int(r.duration_ms)
+
+    def _first_time(
+        self, key: int, counted: list[Any], what: tuple[str, str] | None = None
+    ) -> bool:
+        """Whether this range has not counted the record yet; lists it if so."""
+        if key in self._seen_keys:
+            return False
+        self._seen_keys.add(key)
+        counted.append(key if what is None else (key, *what))
+        return True
 
     def _usage_row(self, r: Record, m: Message, u: Usage, number: int) -> UsageRow:
         """The usage a line reports; `number` is its record number in the file."""
@@ -522,7 +543,10 @@ class UsageParser:
                 bt = b.type
                 if bt == "tool_result":
                     results = True
-                    if b.is_error:
+                    if b.is_error and (
+                        not b.tool_use_id
+                        or self._first_time(error_key(b.tool_use_id), self.seen.errors)
+                    ):
                         f.tool_errors += 1
                 elif bt == "text":
                     if text is None:
@@ -534,6 +558,10 @@ class UsageParser:
         if not typed or r.is_sidechain or r.is_meta or r.is_compact_summary:
             return
         if text and text.startswith(NON_PROMPT_PREFIXES):
+            return
+        if r.timestamp and not self._first_time(
+            prompt_key(r.timestamp, text or ""), self.seen.prompts
+        ):
             return
         f.user_prompts += 1
         if not f.first_prompt and text:

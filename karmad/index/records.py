@@ -31,6 +31,9 @@ class Block(msgspec.Struct):
     text: str | None = None
     is_error: bool | None = None
     input: ToolInput | None = None
+    id: str | None = None
+    """A tool use's id: what it is, whichever line holds it (karmad.index.repeats)."""
+    tool_use_id: str | None = None
 
 
 class CacheCreation(msgspec.Struct):

@@ -74,6 +74,7 @@ class Reset:
         store.execute("DELETE FROM usage WHERE session_pk = ?", (pk,))
         store.execute("DELETE FROM usage_buckets WHERE session_pk = ?", (pk,))
         store.execute("DELETE FROM session_models WHERE session_pk = ?", (pk,))
+        store.execute("DELETE FROM record_keys WHERE session_pk = ?", (pk,))
         store.execute(
             "DELETE FROM line_errors WHERE file_id IN (SELECT id FROM files WHERE session_pk = ?)",
             (pk,),

@@ -196,11 +196,18 @@ def _full_text(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta (key, value) VALUES ('fts', ?)", (available,))
 
 
-def _copied(conn: sqlite3.Connection) -> None:
-    """`usage.copied`: the row's every line is a copy karmad made for a resume
-    (`karmadCopyOf`), which ranks after any row of the same request that is not
-    (docs/index.md). Rows indexed before do not know, so everything is read again."""
+def _copies(conn: sqlite3.Connection) -> None:
+    """The copy rule (docs/index.md). `usage.copied`: the row's every line is a copy
+    karmad made for a resume (`karmadCopyOf`), which ranks after any row of the same
+    request that is not. `record_keys`: the records each session counted, by identity
+    (karmad.index.repeats), so that a record read again counts once. Rows indexed before
+    know neither, so everything is read again."""
     conn.execute("ALTER TABLE usage ADD COLUMN copied INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        "CREATE TABLE record_keys ("
+        "session_pk INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE, "
+        "key INTEGER NOT NULL, PRIMARY KEY (session_pk, key)) STRICT, WITHOUT ROWID"
+    )
     tables = ["entries", "usage", "usage_buckets", "session_models", "line_errors", "files"]
     if conn.execute("SELECT value FROM meta WHERE key = 'fts'").fetchone() == ("1",):
         tables.append("entries_text")
@@ -252,6 +259,6 @@ INDEX_SCHEMA = Schema(
             CREATE INDEX file_problems_by_session ON file_problems(session_id);
             """,
         ),
-        Migration(5, _copied),
+        Migration(5, _copies),
     ),
 )

@@ -24,6 +24,7 @@ from karmad.index.records import (
     NON_PROMPT_PREFIXES,
     TextMessage,
 )
+from karmad.index.repeats import entry_key
 
 MAX_TEXT_CHARS: Final = 64 * 1024
 """Text indexed per line; longer answers are cut (search finds their beginning)."""
@@ -52,6 +53,8 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
     uuid: str
     text: str
     """Searchable text of the line ("" for none)."""
+    key: int = 0
+    """What the line says (karmad.index.repeats): a line read again is shown once."""
 
 
 class TextDelta(msgspec.Struct):
@@ -77,6 +80,18 @@ def _text_of(record: EntryRecord) -> str:
     if record.type == "user" and text.startswith(NON_PROMPT_PREFIXES):
         return ""
     return text[:MAX_TEXT_CHARS]
+
+
+def _identity(kind: str, keys: dict[str, msgspec.Raw]) -> int:
+    """0 for a line without a time: nothing to tell two of them apart."""
+    ts = keys.get("timestamp")
+    if ts is None:
+        return 0
+    body = keys.get("message") if kind != "system" else None
+    if body is None:
+        body = keys.get("content") or msgspec.Raw(b"")
+    subtype = keys.get("subtype")
+    return entry_key(kind, bytes(ts) + (bytes(subtype) if subtype else b""), bytes(body))
 
 
 class TextParser:
@@ -124,6 +139,7 @@ class TextParser:
                 record.agent_id or "",
                 record.uuid or "",
                 _text_of(record) if self.want_text and kind != "system" else "",
+                _identity(kind, keys),
             )
         )
 
