@@ -13,8 +13,14 @@ from typing import Any
 
 import pytest
 
+from karmad.config import IndexConfig
 from karmad.index.discovery import Root
-from karmad.protocol import SessionMessagesParams
+from karmad.index.engine import Engine
+from karmad.index.pricing import load_table
+from karmad.index.schema import INDEX_SCHEMA
+from karmad.index.writer import IndexWriter
+from karmad.protocol import SessionMessagesParams, SessionSearchParams
+from karmad.store import Schema, Store
 from tests.support.indexing import LocalIndex
 from tests.support.sessions import synthetic_records
 from tests.support.transcripts import write
@@ -120,5 +126,41 @@ def test_a_rebuilt_session_counts_again_from_nothing(tmp_path: Path) -> None:
         idx.process(path)
         assert figures(idx)["tools"] == {"Bash": 10}
         assert figures(idx)["messages"] == 30
+    finally:
+        idx.close()
+
+
+def test_an_index_of_the_previous_schema_is_read_again(tmp_path: Path) -> None:
+    """Rows indexed before the copy rule know neither copies nor records: schema 5
+    clears them (full-text rows included) and the next scan reads everything again."""
+    root = tmp_path / "projects"
+    records = history("2.1.16")
+    write(root / "-tmp-x" / f"{SID}.jsonl", [*records, *replayed(records)])
+    db = tmp_path / "index.db"
+    old = Schema("index", INDEX_SCHEMA.migrations[:4])  # up to file_problems
+    store = Store.open(db, old, check_same_thread=False)
+    engine = Engine(
+        IndexWriter(store, load_table(), lambda: 0),
+        IndexConfig(parse_processes=0),
+        full_text=True,
+        on_progress=lambda p: None,
+        on_sessions=lambda s: None,
+        should_stop=lambda: False,
+        take_changed=set,
+    )
+    engine.add_root(Root(root))
+    store.execute("ALTER TABLE usage ADD COLUMN copied INTEGER NOT NULL DEFAULT 0")
+    store.execute("CREATE TABLE record_keys (session_pk INTEGER, key INTEGER)")
+    engine.scan()  # as the previous release did, with what this one's writer needs
+    engine.text_backlog()
+    store.execute("ALTER TABLE usage DROP COLUMN copied")
+    store.execute("DROP TABLE record_keys")
+    assert store.scalar("SELECT COUNT(*) FROM entries_text") > 0
+    store.close()
+    idx = LocalIndex(db, [Root(root)])
+    try:
+        idx.scan()
+        assert figures(idx) == EXPECTED
+        assert idx.reader.search(SessionSearchParams(text="step"), complete=True).hits
     finally:
         idx.close()

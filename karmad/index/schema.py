@@ -209,7 +209,8 @@ def _copies(conn: sqlite3.Connection) -> None:
         "key INTEGER NOT NULL, PRIMARY KEY (session_pk, key)) STRICT, WITHOUT ROWID"
     )
     tables = ["entries", "usage", "usage_buckets", "session_models", "line_errors", "files"]
-    if conn.execute("SELECT value FROM meta WHERE key = 'fts'").fetchone() == ("1",):
+    fts = conn.execute("SELECT value FROM meta WHERE key = 'fts'").fetchone()
+    if fts is not None and fts[0] == "1":
         tables.append("entries_text")
     for table in [*tables, "sessions"]:
         conn.execute(f"DELETE FROM {table}")  # noqa: S608 - constant names
