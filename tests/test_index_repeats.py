@@ -130,6 +130,26 @@ def test_a_rebuilt_session_counts_again_from_nothing(tmp_path: Path) -> None:
         idx.close()
 
 
+def test_a_text_rebuild_shows_each_line_once_again(tmp_path: Path) -> None:
+    """`index.rebuild` of the text pass alone drops the lines and reads them again: what
+    the session showed is forgotten with them, what it counted is not."""
+    root = tmp_path / "projects"
+    records = history("2.1.16")
+    write(root / "-tmp-x" / f"{SID}.jsonl", [*records, *replayed(records)])
+    idx = LocalIndex(tmp_path / "index.db", [Root(root)])
+    try:
+        idx.scan()
+        idx.engine.text_backlog()
+        assert figures(idx) == EXPECTED
+        idx.writer.clear_text()
+        idx.scan()
+        idx.engine.text_backlog()
+        assert figures(idx) == EXPECTED
+        assert idx.reader.search(SessionSearchParams(text="step"), complete=True).hits
+    finally:
+        idx.close()
+
+
 def test_an_index_of_the_previous_schema_is_read_again(tmp_path: Path) -> None:
     """Rows indexed before the copy rule know neither copies nor records: schema 5
     clears them (full-text rows included) and the next scan reads everything again."""
@@ -151,10 +171,12 @@ def test_an_index_of_the_previous_schema_is_read_again(tmp_path: Path) -> None:
     engine.add_root(Root(root))
     store.execute("ALTER TABLE usage ADD COLUMN copied INTEGER NOT NULL DEFAULT 0")
     store.execute("CREATE TABLE record_keys (session_pk INTEGER, key INTEGER)")
+    store.execute("CREATE TABLE entry_keys (session_pk INTEGER, key INTEGER)")
     engine.scan()  # as the previous release did, with what this one's writer needs
     engine.text_backlog()
     store.execute("ALTER TABLE usage DROP COLUMN copied")
     store.execute("DROP TABLE record_keys")
+    store.execute("DROP TABLE entry_keys")
     assert store.scalar("SELECT COUNT(*) FROM entries_text") > 0
     store.close()
     idx = LocalIndex(db, [Root(root)])

@@ -13,7 +13,9 @@ record is, never by its `uuid`:
 A parser skips what it has seen in its own range and lists the identities it counted
 (`Seen`); the writer drops those the session already holds (stored, or counted by
 another range of the same batch) and subtracts what they added to the session's facts.
-Keys are stored per session in `record_keys`.
+Keys are stored per session: those of the facts in `record_keys`, those of the
+conversation lines in `entry_keys`, which a rebuild of the text pass clears with the
+lines themselves (the facts are not read again then).
 """
 
 from __future__ import annotations
@@ -74,15 +76,17 @@ def _less(counts: dict[str, int], name: str) -> None:
         counts.pop(name, None)
 
 
-class Repeats:
-    """One write batch's view of what each session has already counted."""
+class _Keys:
+    """One table of keys (`record_keys` or `entry_keys`) as a write batch sees it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, table: str) -> None:
         self.store = store
+        self.table = table
         self.held: dict[int, set[int]] = {}
         self.rows: list[tuple[int, int]] = []
 
-    def _held(self, pk: int, fresh: bool, keys: list[int]) -> set[int]:
+    def of(self, pk: int, fresh: bool, keys: list[int]) -> set[int]:
+        """The keys the session holds, loaded for those of `keys` not loaded yet."""
         held = self.held.setdefault(pk, set())
         if fresh or not keys:
             return held
@@ -91,50 +95,65 @@ class Repeats:
             held.update(
                 r[0]
                 for r in self.store.query(
-                    "SELECT key FROM record_keys WHERE session_pk = ? "
+                    f"SELECT key FROM {self.table} WHERE session_pk = ? "  # noqa: S608
                     "AND key IN (SELECT value FROM json_each(?))",
                     (pk, "[" + ",".join(map(str, part)) + "]"),
                 )
             )
         return held
 
-    def _first(self, pk: int, held: set[int], key: int) -> bool:
+    def first(self, pk: int, held: set[int], key: int) -> bool:
         if key in held:
             return False
         held.add(key)
         self.rows.append((pk, key))
         return True
 
+    def write(self) -> None:
+        if self.rows:
+            self.store.executemany(
+                f"INSERT OR IGNORE INTO {self.table} (session_pk, key) VALUES (?, ?)",  # noqa: S608
+                self.rows,
+            )
+        self.rows = []
+        self.held = {}
+
+
+class Repeats:
+    """One write batch's view of what each session has already counted."""
+
+    def __init__(self, store: Store) -> None:
+        self.records = _Keys(store, "record_keys")
+        self.lines = _Keys(store, "entry_keys")
+
     def facts(self, pk: int, fresh: bool, facts: Facts, seen: list[Seen]) -> None:
         """Take out of `facts` what the session had already counted."""
         keys = [k for s in seen for k, _, _ in s.tools]
         keys += [k for s in seen for k in (*s.prompts, *s.errors)]
-        held = self._held(pk, fresh, keys)
+        records = self.records
+        held = records.of(pk, fresh, keys)
         for s in seen:
             for key, name, subagent in s.tools:
-                if not self._first(pk, held, key):
+                if not records.first(pk, held, key):
                     _less(facts.tools, name)
                     if subagent:
                         _less(facts.subagent_types, subagent)
             for key in s.prompts:
-                if not self._first(pk, held, key):
+                if not records.first(pk, held, key):
                     facts.user_prompts -= 1
             for key in s.errors:
-                if not self._first(pk, held, key):
+                if not records.first(pk, held, key):
                     facts.tool_errors -= 1
 
     def entries(self, pk: int, fresh: bool, entries: list[_E]) -> Iterator[_E]:
         """The conversation lines the session does not show yet (keys of 0: always)."""
-        held = self._held(pk, fresh, [e.key for e in entries if e.key])
+        lines = self.lines
+        held = lines.of(pk, fresh, [e.key for e in entries if e.key])
         for e in entries:
-            if not e.key or self._first(pk, held, e.key):
+            if not e.key or lines.first(pk, held, e.key):
                 yield e
 
     def write(self) -> None:
         """Store the keys (after the sessions' own rows exist)."""
-        if self.rows:
-            self.store.executemany(
-                "INSERT OR IGNORE INTO record_keys (session_pk, key) VALUES (?, ?)", self.rows
-            )
-        self.rows = []
-        self.held = {}
+        self.records.write()
+        self.lines.write()

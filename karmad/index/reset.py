@@ -75,6 +75,7 @@ class Reset:
         store.execute("DELETE FROM usage_buckets WHERE session_pk = ?", (pk,))
         store.execute("DELETE FROM session_models WHERE session_pk = ?", (pk,))
         store.execute("DELETE FROM record_keys WHERE session_pk = ?", (pk,))
+        store.execute("DELETE FROM entry_keys WHERE session_pk = ?", (pk,))
         store.execute(
             "DELETE FROM line_errors WHERE file_id IN (SELECT id FROM files WHERE session_pk = ?)",
             (pk,),
@@ -132,6 +133,8 @@ class Reset:
                 "session_models",
                 "line_errors",
                 "files",
+                "record_keys",
+                "entry_keys",
                 "sessions",
                 "file_problems",
             ):
@@ -140,10 +143,12 @@ class Reset:
                 self.store.execute("DELETE FROM entries_text")
 
     def clear_text(self) -> None:
-        """Drop the text pass's results, to build them again."""
+        """Drop the text pass's results, to build them again. The lines' keys go with
+        them (each line is shown once again); the facts' keys stay, as the facts do."""
         self.forget()
         with self.store.transaction():
             self.store.execute("DELETE FROM entries")
+            self.store.execute("DELETE FROM entry_keys")
             if self.fts:
                 self.store.execute("DELETE FROM entries_text")
             self.store.execute("UPDATE files SET text_offset = 0, text_lines = 0")

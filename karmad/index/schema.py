@@ -199,15 +199,17 @@ def _full_text(conn: sqlite3.Connection) -> None:
 def _copies(conn: sqlite3.Connection) -> None:
     """The copy rule (docs/index.md). `usage.copied`: the row's every line is a copy
     karmad made for a resume (`karmadCopyOf`), which ranks after any row of the same
-    request that is not. `record_keys`: the records each session counted, by identity
-    (karmad.index.repeats), so that a record read again counts once. Rows indexed before
-    know neither, so everything is read again."""
+    request that is not. `record_keys` and `entry_keys`: the records each session
+    counted and the lines it shows, by identity (karmad.index.repeats), so that a record
+    read again counts and shows once. Rows indexed before know neither, so everything is
+    read again."""
     conn.execute("ALTER TABLE usage ADD COLUMN copied INTEGER NOT NULL DEFAULT 0")
-    conn.execute(
-        "CREATE TABLE record_keys ("
-        "session_pk INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE, "
-        "key INTEGER NOT NULL, PRIMARY KEY (session_pk, key)) STRICT, WITHOUT ROWID"
-    )
+    for table in ("record_keys", "entry_keys"):
+        conn.execute(
+            f"CREATE TABLE {table} ("
+            "session_pk INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE, "
+            "key INTEGER NOT NULL, PRIMARY KEY (session_pk, key)) STRICT, WITHOUT ROWID"
+        )
     tables = ["entries", "usage", "usage_buckets", "session_models", "line_errors", "files"]
     fts = conn.execute("SELECT value FROM meta WHERE key = 'fts'").fetchone()
     if fts is not None and fts[0] == "1":
