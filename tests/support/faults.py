@@ -101,7 +101,11 @@ class Records:
     """Realistic transcript records without end, no two lines alike (fresh ids)."""
 
     def __init__(self, seed: int = 0) -> None:
-        self._base = list(corpus_records(300))
+        # No summary lines: Claude Code writes them only at the top of a resumed session,
+        # right before its conversation. Written alone as a session's first line (the
+        # ledger appends one line at a time), a summary would make a session of no
+        # project - it names no working directory - until its next line.
+        self._base = [r for r in corpus_records(300) if r.get("type") != "summary"]
         self._rng = random.Random(seed)
         self._n = 0
 
