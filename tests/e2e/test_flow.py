@@ -194,20 +194,26 @@ def test_secrets_subagents_tool_results_and_a_receive_only_member(
     inbox = folders_dir(b) / own_folder(a, team_id) / "projects" / key
     rel = writer.path.parent.name
     wait_until(lambda: writer.session_id in remote_sessions(b), CONVERGE_S)
+    main = inbox / rel / f"{writer.session_id}.jsonl"
+    sent_lines = len(writer.path.read_bytes().splitlines())
+    # Syncthing delivers the session's files in any order: the index may know the session
+    # from its subagent before the main transcript is there, so wait for every file whole.
     wait_until(
         lambda: (
             (inbox / rel / writer.session_id / "subagents" / agent.name).exists()
             and (inbox / rel / writer.session_id / "tool-results" / tool.name).exists()
+            and main.exists()
+            and len(main.read_bytes().splitlines()) == sent_lines
         ),
         CONVERGE_S,
-        message="subagent and tool results arrive",
+        message="the transcript, its subagent and its tool results arrive whole",
     )
     # Nothing secret left A: grep everything bob received, in every spelling.
     leaks = find_leaks_in_tree(folders_dir(b), secrets)
     assert not leaks, [str(x) for x in leaks[:5]]
     leaks = find_leaks_in_tree(folders_dir(a), secrets)
     assert not leaks, [str(x) for x in leaks[:5]]
-    received = (inbox / rel / f"{writer.session_id}.jsonl").read_text()
+    received = main.read_text()
     assert "[REDACTED:" in received
 
     # The manifest says what was sent and what was redacted, never the secrets.
