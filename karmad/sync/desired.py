@@ -9,7 +9,7 @@ of our own `state` file. Devices are the union of what the folders need.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from karmad.domain import (
     DEPARTING,
@@ -92,8 +92,8 @@ class _Builder:
         if current is None or (current.addresses == DIAL_LATER and wanted != DIAL_LATER):
             self.devices[device] = DeviceConfig(device, name, wanted)
 
-    def waits_for_first_dial(self, since: datetime) -> bool:
-        return self.now < since + self.policy.dial_delay
+    def waits_for_first_dial(self, since: datetime, delay: timedelta | None = None) -> bool:
+        return self.now < since + (self.policy.dial_delay if delay is None else delay)
 
     def own_folder(self, team: LocalTeam, devices: set[str]) -> str:
         fid = folder_id(team.team_id, self.me.device_id)
@@ -285,7 +285,7 @@ def _second_dialler(b: _Builder, peer: Member, mine: Member | None, leader: str)
     if peer.device_id == leader or not _newer(mine, peer):
         return False
     since = peer.changed_at if mine is None else max(peer.changed_at, mine.changed_at)
-    return b.waits_for_first_dial(since)
+    return b.waits_for_first_dial(since, b.policy.pair_dial_delay)
 
 
 def _newer(mine: Member | None, peer: Member) -> bool:

@@ -316,9 +316,10 @@ def next_deadline(teams: tuple[LocalTeam, ...], now: datetime, policy: Policy) -
         if record is not None:
             # A device held back from dialling first starts dialling then.
             moments += [
-                m.changed_at + policy.dial_delay
+                m.changed_at + delay
                 for m in record.members
                 if m.state is not MemberState.REMOVED
+                for delay in (policy.dial_delay, policy.pair_dial_delay)
             ]
         if team.role is Role.LEADER and record is not None:
             moments += [

@@ -131,6 +131,16 @@ class Policy:
     other has its folders in place by then): the joining member towards its leader, the
     older member towards a newcomer. The other side dials too once this has passed (in
     case the first dial never came), or at once if the peer is already knocking."""
+    pair_dial_delay: timedelta = timedelta(seconds=30)
+    """How long the newer of two members leaves the first dial to the older one, from the
+    later of their activations (the leader's clock, as written in the roster).
+
+    The older member learns of the newcomer only from the leader's next roster: on a slow,
+    lossy link (100 ms +- 20 ms, 2% loss) with Syncthing 1.29 it connected 3 to 6 s after
+    the leader did, sometimes past a 5 s hold. The newcomer must not dial before then:
+    its dial is refused (the older member does not know it yet) and both sides' redials
+    can cross. Waiting longer costs nothing when the older member dials, and bounds what
+    a pair loses when it never does (an address it cannot reach)."""
 
 
 @dataclass(frozen=True, slots=True)

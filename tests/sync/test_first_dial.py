@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from karmad import deviceid
 from karmad.domain import Phase, Team, new_team
 from karmad.sync.desired import desired
@@ -25,7 +28,7 @@ def leader_view(added_at: datetime) -> LocalTeam:
 
 
 def addresses(
-    me: str, team: LocalTeam, *, at: datetime = NOW, knocking: str = ""
+    me: str, team: LocalTeam, *, at: datetime = NOW, knocking: str = "", policy: Policy = POLICY
 ) -> dict[str, tuple[str, ...]]:
     want = desired(
         Me(me, "x.m", ADDRESS[me]),
@@ -34,7 +37,7 @@ def addresses(
         (),
         (),
         at,
-        POLICY,
+        policy,
         knocking=frozenset({knocking} - {""}),
     )
     return {d: c.addresses for d, c in want.devices.items()}
@@ -81,8 +84,54 @@ def test_between_two_members_the_older_one_dials_the_newcomer() -> None:
     # Unless the older one is already knocking, or it never dialled within the delay.
     knocked = addresses(LOW, member_view(active), knocking=HIGH)
     assert knocked == {MID: ADDRESS[MID], HIGH: ADDRESS[HIGH]}
-    later = NOW + timedelta(seconds=5)
+    later = NOW + POLICY.pair_dial_delay
     assert addresses(LOW, member_view(active), at=later) == {MID: ADDRESS[MID], HIGH: ADDRESS[HIGH]}
+
+
+def test_a_newcomer_waits_for_an_older_member_that_hears_of_it_late() -> None:
+    """On a slow, lossy link the older member hears of the newcomer 4 to 6 s after the
+    leader activated it (more with Syncthing 1.29): the newcomer must not dial first
+    meanwhile, or its dial is refused and both sides' redials cross."""
+    policy = Policy()
+    record = new_team(TEAM, "core", "lead.m", MID, NOW - timedelta(days=1), ADDRESS[MID])
+    record = record.add_member("old.m", HIGH, NOW - timedelta(days=1), ADDRESS[HIGH])
+    record = record.activate(HIGH, NOW - timedelta(hours=1))
+    record = record.add_member("new.m", LOW, NOW - timedelta(seconds=2), ADDRESS[LOW])
+    record = record.activate(LOW, NOW)
+    view = LocalTeam(TEAM, "core", Role.MEMBER, Phase.MEMBER, MID, "lead.m", NOW, record)
+    for late in (0, 5, 6, 10, 20):
+        at = NOW + timedelta(seconds=late)
+        assert addresses(LOW, view, at=at, policy=policy)[HIGH] == DIAL_LATER, late
+        assert addresses(HIGH, view, at=at, policy=policy)[LOW] == ADDRESS[LOW], late
+    # The older member never dialled (an address it cannot reach): the newcomer dials.
+    later = NOW + policy.pair_dial_delay
+    assert addresses(LOW, view, at=later, policy=policy)[HIGH] == ADDRESS[HIGH]
+    # The reconciler wakes for that moment instead of waiting for its sweep.
+    assert next_deadline((view,), NOW + timedelta(seconds=6), policy) == later
+
+
+@given(
+    old_at=st.integers(min_value=-100, max_value=100),
+    new_at=st.integers(min_value=-100, max_value=100),
+    at=st.integers(min_value=-100, max_value=200),
+)
+def test_only_one_of_two_members_dials_first(old_at: int, new_at: int, at: int) -> None:
+    """Whenever two members were activated, and from whichever side the roster is read,
+    until the later activation is `pair_dial_delay` old exactly one of them dials."""
+    policy = Policy()
+    record = new_team(TEAM, "core", "lead.m", MID, NOW - timedelta(days=1), ADDRESS[MID])
+    for tag, device, when in (("a.m", LOW, old_at), ("b.m", HIGH, new_at)):
+        moment = NOW + timedelta(seconds=when)
+        record = record.add_member(tag, device, moment - timedelta(seconds=1), ADDRESS[device])
+        record = record.activate(device, moment)
+    view = LocalTeam(TEAM, "core", Role.MEMBER, Phase.MEMBER, MID, "lead.m", NOW, record)
+    now = NOW + timedelta(seconds=at)
+    dials = [
+        addresses(me, view, at=now, policy=policy)[peer] != DIAL_LATER
+        for me, peer in ((LOW, HIGH), (HIGH, LOW))
+    ]
+    since = NOW + timedelta(seconds=max(old_at, new_at))
+    assert sum(dials) == (1 if now < since + policy.pair_dial_delay else 2)
 
 
 def test_two_members_activated_at_once_agree_by_device_id() -> None:
