@@ -50,6 +50,15 @@ def elsewhere(tmp_path: Path) -> Iterator[Path]:
 # ---------------------------------------------------------------------- mirror
 
 
+def same_tokens(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Every count equal; the cost too, up to the last bit of a float sum, whose order
+    follows the order the session's files were read in."""
+    counts = {k: v for k, v in a["tokens"].items() if k != "cost"}
+    return counts == {k: v for k, v in b["tokens"].items() if k != "cost"} and a["tokens"][
+        "cost"
+    ] == pytest.approx(b["tokens"]["cost"], rel=1e-12, abs=1e-15)
+
+
 def test_a_link_follows_appends_and_outlives_the_transcript(tmp_path: Path) -> None:
     src = tmp_path / "live" / "s.jsonl"
     dest = tmp_path / "archive" / "s.jsonl"
@@ -264,7 +273,7 @@ def test_every_own_session_is_archived_and_kept_after_claude_code_deletes_it(
         ),
         what="the session read from the archive",
     )
-    assert after["tokens"] == before["tokens"] and after["tool_uses"] == before["tool_uses"]
+    assert same_tokens(after, before) and after["tool_uses"] == before["tool_uses"]
     assert not after["missing"]
     listed = karmad.call("session.list", {})["sessions"]
     assert [s["id"] for s in listed] == [writer.session_id]
@@ -290,7 +299,7 @@ def test_every_own_session_is_archived_and_kept_after_claude_code_deletes_it(
     )
     assert [s["id"] for s in karmad.call("session.list", {})["sessions"]] == [writer.session_id]
     rebuilt = karmad.call("session.get", {"id": writer.session_id})
-    assert rebuilt["tokens"] == before["tokens"]
+    assert same_tokens(rebuilt, before)
     assert rebuilt["tool_uses"] == before["tool_uses"]
 
 
