@@ -20,7 +20,7 @@ from karmad.checks.archive import coverage_findings
 from karmad.index.discovery import Root
 from karmad.protocol import SessionMessagesParams
 from tests.support.daemon import KarmadProcess, RpcFailure
-from tests.support.indexing import LocalIndex
+from tests.support.indexing import LocalIndex, same_tokens
 from tests.support.resume import archived, indexed, karmactl, wait_for
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
 from tests.support.transcripts import assistant, line, user, write
@@ -48,15 +48,6 @@ def elsewhere(tmp_path: Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------- mirror
-
-
-def same_tokens(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Every count equal; the cost too, up to the last bit of a float sum, whose order
-    follows the order the session's files were read in."""
-    counts = {k: v for k, v in a["tokens"].items() if k != "cost"}
-    return counts == {k: v for k, v in b["tokens"].items() if k != "cost"} and a["tokens"][
-        "cost"
-    ] == pytest.approx(b["tokens"]["cost"], rel=1e-12, abs=1e-15)
 
 
 def test_a_link_follows_appends_and_outlives_the_transcript(tmp_path: Path) -> None:

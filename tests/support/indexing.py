@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from karmad.config import IndexConfig, PricesConfig
 from karmad.index.discovery import Root
 from karmad.index.engine import Engine, Progress
@@ -91,3 +93,12 @@ class LocalIndex:
     def close(self) -> None:
         self.reader.store.close()
         self.store.close()
+
+
+def same_tokens(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Every count of two `session.get` answers equal; the cost too, up to the last bit
+    of a float sum, whose order follows the order the session's files were read in."""
+    counts = {k: v for k, v in a["tokens"].items() if k != "cost"}
+    return counts == {k: v for k, v in b["tokens"].items() if k != "cost"} and a["tokens"][
+        "cost"
+    ] == pytest.approx(b["tokens"]["cost"], rel=1e-12, abs=1e-15)
