@@ -7,7 +7,14 @@ or truncation before anything acts on it. The Syncthing device ID sits in the co
 own 56-character form, so its check characters are verified too.
 
     member code:  KM  <device id, 56>  base32(len tag | tag | addresses | checksum)
-    invite code:  KI  <leader device, 56>  base32(team | name | leader | addresses | checksum)
+    invite code:  KI  <leader device, 56>  base32(team | name | leader | addresses
+                                                  [| keeper] | checksum)
+    keeper code:  KK  <keeper device, 56>  base32(addresses | checksum)
+    serve code:   KS  <leader device, 56>  base32(keeper folder | addresses | checksum)
+
+An invite to a team that has a keeper carries the keeper's device ID and addresses and a
+join secret (docs/keeper.md 2.5): with them a member can join while the leader is away.
+The invite is then a secret from the keeper's operator too.
 """
 
 from __future__ import annotations
@@ -18,10 +25,25 @@ import re
 from dataclasses import dataclass
 
 from karmad import deviceid
-from karmad.domain import DomainError, is_team_id, split_member_tag, validate_team_name
+from karmad.domain import (
+    DomainError,
+    is_folder_id,
+    is_team_id,
+    split_member_tag,
+    validate_team_name,
+)
 
 MEMBER_PREFIX = "KM"
 INVITE_PREFIX = "KI"
+KEEPER_PREFIX = "KK"
+SERVE_PREFIX = "KS"
+JOIN_SECRET_BYTES = 16
+_KINDS = {
+    MEMBER_PREFIX: "a pairing",
+    INVITE_PREFIX: "an invite",
+    KEEPER_PREFIX: "a keeper",
+    SERVE_PREFIX: "a keeper serve",
+}
 _DEVICE_CHARS = 56
 _CHECK_BYTES = 4
 _NOISE = re.compile(r"[^A-Za-z0-9]")
@@ -43,11 +65,42 @@ class MemberCode:
 
 
 @dataclass(frozen=True, slots=True)
+class InviteKeeper:
+    """The team's keeper, in an invite: where to find it, and the secret that opens the
+    team's key sealed for this invite."""
+
+    device_id: str
+    addresses: tuple[str, ...]
+    join_secret: bytes
+
+    def __repr__(self) -> str:
+        return f"InviteKeeper({self.device_id[:7]}, {len(self.addresses)} addresses)"
+
+
+@dataclass(frozen=True, slots=True)
 class InviteCode:
     team_id: str
     team_name: str
     leader_tag: str
     leader_device: str
+    addresses: tuple[str, ...] = ()
+    keeper: InviteKeeper | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperCode:
+    """A keeper's offer to a leader: `karmactl keeper add TEAM CODE`."""
+
+    device_id: str
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServeCode:
+    """A leader's request to a keeper: `karmactl keeper serve CODE`."""
+
+    leader_device: str
+    folder_id: str
     addresses: tuple[str, ...] = ()
 
 
@@ -93,7 +146,24 @@ def encode_invite(code: InviteCode) -> str:
         + _pack_str(code.leader_tag)
         + _pack_addresses(code.addresses)
     )
+    if code.keeper is not None:
+        if len(code.keeper.join_secret) != JOIN_SECRET_BYTES:
+            raise ValueError(f"a join secret has {JOIN_SECRET_BYTES} bytes")
+        body += (
+            _pack_str(deviceid.parse(code.keeper.device_id))
+            + _pack_addresses(code.keeper.addresses)
+            + code.keeper.join_secret
+        )
     return _seal(INVITE_PREFIX, deviceid.parse(code.leader_device), body)
+
+
+def encode_keeper(code: KeeperCode) -> str:
+    return _seal(KEEPER_PREFIX, deviceid.parse(code.device_id), _pack_addresses(code.addresses))
+
+
+def encode_serve(code: ServeCode) -> str:
+    body = _pack_str(code.folder_id) + _pack_addresses(code.addresses)
+    return _seal(SERVE_PREFIX, deviceid.parse(code.leader_device), body)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -124,8 +194,11 @@ class _Reader:
     def addresses(self) -> tuple[str, ...]:
         return tuple(self.text() for _ in range(self.byte()))
 
+    def more(self) -> bool:
+        return self._pos < len(self._data)
+
     def done(self) -> None:
-        if self._pos != len(self._data):
+        if self.more():
             raise _error("the code has unexpected extra content")
 
 
@@ -133,13 +206,9 @@ def _open(text: str, prefix: str, kind: str) -> tuple[str, _Reader]:
     compact = _NOISE.sub("", text).upper()
     if not compact:
         raise _error(f"no {kind} code given")
-    other = INVITE_PREFIX if prefix == MEMBER_PREFIX else MEMBER_PREFIX
-    if compact.startswith(other):
-        wanted = "pairing" if prefix == MEMBER_PREFIX else "invite"
-        raise _error(
-            f"this is {'an invite' if other == INVITE_PREFIX else 'a pairing'} code, "
-            f"not a {wanted} code"
-        )
+    for other, what in _KINDS.items():
+        if other != prefix and compact.startswith(other):
+            raise _error(f"this is {what} code, not {_KINDS[prefix]} code")
     if not compact.startswith(prefix):
         if prefix.startswith(compact):
             raise _error(f"the code is too short ({len(compact)} characters): it was cut off")
@@ -189,11 +258,42 @@ def decode_invite(text: str) -> InviteCode:
     name = reader.text()
     leader_tag = reader.text()
     addresses = reader.addresses()
+    keeper = None
+    if reader.more():
+        keeper_device = _device(reader.text(), "keeper")
+        keeper_addresses = reader.addresses()
+        keeper = InviteKeeper(keeper_device, keeper_addresses, reader.take(JOIN_SECRET_BYTES))
+        if keeper_device == device:
+            raise _error("the keeper inside the code is the leader itself")
     reader.done()
     split_member_tag(leader_tag)
     if not is_team_id(team_id):
         raise _error("the team id inside the code is invalid")
-    return InviteCode(team_id, validate_team_name(name), leader_tag, device, addresses)
+    return InviteCode(team_id, validate_team_name(name), leader_tag, device, addresses, keeper)
+
+
+def _device(text: str, what: str) -> str:
+    try:
+        return deviceid.parse(text)
+    except deviceid.InvalidDeviceId as exc:
+        raise _error(f"the {what} device ID inside the code is invalid: {exc}") from None
+
+
+def decode_keeper(text: str) -> KeeperCode:
+    device, reader = _open(text, KEEPER_PREFIX, "keeper")
+    addresses = reader.addresses()
+    reader.done()
+    return KeeperCode(device, addresses)
+
+
+def decode_serve(text: str) -> ServeCode:
+    device, reader = _open(text, SERVE_PREFIX, "keeper serve")
+    folder = reader.text()
+    addresses = reader.addresses()
+    reader.done()
+    if not is_folder_id(folder):
+        raise _error("the folder id inside the code is invalid")
+    return ServeCode(device, folder, addresses)
 
 
 def grouped(code: str, size: int = 8) -> str:

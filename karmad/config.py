@@ -259,6 +259,17 @@ class RedactionConfig(_Section):
     """Regular expressions whose matches are redacted as `[REDACTED:<name>]`."""
 
 
+class KeeperConfig(_Section):
+    """Keeper mode (docs/keeper.md): this karmad holds teams' folders as ciphertext for
+    members who are never online at the same time, and does nothing else."""
+
+    enabled: bool = False
+    """Run as a keeper: no session watcher, index, packager or teams of its own; only
+    the teams whose leaders it agreed to serve (`karmactl keeper serve`)."""
+    sweep_interval_s: Interval = 60.0
+    """How often the keeper re-checks what it holds even when nothing changed."""
+
+
 class Config(_Section):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     rpc: RpcConfig = msgspec.field(default_factory=RpcConfig)
@@ -269,3 +280,4 @@ class Config(_Section):
     doctor: DoctorConfig = msgspec.field(default_factory=DoctorConfig)
     redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
     archive: ArchiveConfig = msgspec.field(default_factory=ArchiveConfig)
+    keeper: KeeperConfig = msgspec.field(default_factory=KeeperConfig)

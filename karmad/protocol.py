@@ -61,6 +61,7 @@ class ErrorCode(enum.IntEnum):
     INVALID_ARGUMENT = 1005
     CONFLICT = 1006
     UNSUPPORTED = 1007
+    WRONG_MODE = 1008
 
     STORE_UNAVAILABLE = 1100
     STORE_FULL = 1101
@@ -102,6 +103,9 @@ ERRORS: Final[Mapping[ErrorCode, ErrorInfo]] = {
     ErrorCode.INVALID_ARGUMENT: ErrorInfo("invalid_argument", "Invalid argument"),
     ErrorCode.CONFLICT: ErrorInfo("conflict", "Conflicts with the current state"),
     ErrorCode.UNSUPPORTED: ErrorInfo("unsupported", "Not supported here"),
+    ErrorCode.WRONG_MODE: ErrorInfo(
+        "wrong_mode", "Not available in this mode (an ordinary karmad, or a keeper)"
+    ),
     ErrorCode.STORE_UNAVAILABLE: ErrorInfo("store_unavailable", "The store cannot be used"),
     ErrorCode.STORE_FULL: ErrorInfo("store_full", "The disk holding the store is full"),
     ErrorCode.SYNCTHING_UNAVAILABLE: ErrorInfo(
@@ -289,7 +293,7 @@ CAPABILITIES: Final = ("events", "batch")
 
 # --------------------------------------------------------------------------- team values
 
-CodeKind = Literal["member", "invite"]
+CodeKind = Literal["member", "invite", "keeper", "serve"]
 RoleName = Literal["leader", "member"]
 PhaseName = Literal["joining", "member", "leaving", "removed", "dissolved", "gone"]
 TeamStateName = Literal["active", "dissolved"]
@@ -1607,4 +1611,158 @@ _method(
     SessionResumeResultParams,
     SessionResume,
     "The state of a `session.resume` job.",
+)
+
+
+# --------------------------------------------------------------------------- keeper.*
+
+KeeperMode = Literal["member", "keeper"]
+"""`keeper`: karmad runs in keeper mode (`[keeper] enabled`) and holds teams' folders as
+ciphertext for members; `member`: an ordinary karmad."""
+HeldKindName = Literal["content", "control", "report"]
+
+
+class KeeperCode(Result):
+    """What a keeper's operator gives a team leader: `karmactl keeper add TEAM CODE`."""
+
+    code: str
+    device_id: str
+    addresses: list[str]
+
+
+class KeeperAddParams(Params):
+    team: str
+    """Team id, a unique prefix of it, or the team's name."""
+    code: str
+    """The keeper's code (`karmactl keeper code` on the keeper)."""
+
+
+class KeeperAdded(Result):
+    team_id: str
+    team_name: str
+    keeper_device: str
+    serve_code: str
+    """Give this to the keeper's operator: `karmactl keeper serve CODE` is their consent."""
+    changed: bool = True
+    """False when this keeper already served the team (its code is given again)."""
+
+
+class KeeperRemoved(Result):
+    team_id: str
+    keeper_device: str
+    changed: bool = True
+
+
+class KeeperServeParams(Params):
+    code: str
+    """The code `karmactl keeper add` printed on the team leader's machine."""
+
+
+class KeeperServing(Result):
+    leader_device: str
+    folder_id: str
+    """The team's keeper folder: the only thing the keeper knows the team by."""
+    changed: bool = True
+
+
+class KeeperFolderView(Result):
+    """One folder the keeper holds, as this machine sees it."""
+
+    folder_id: str
+    kind: HeldKindName
+    owner: str | None = None
+    """A member's view: whose team folder it is (member tag), for content folders."""
+    devices: int = 0
+    """How many member devices the keeper shares it with."""
+    generation: int = 0
+    """The password epoch its ciphertext is under (content folders)."""
+    local_files: int | None = None
+    local_bytes: int | None = None
+    """On the keeper: what it holds on disk (ciphertext, so a little more than the data)."""
+    completion: float | None = None
+    """On a member: the keeper's completion of this folder as Syncthing reports it. It
+    stays at 100 % whatever the keeper lost, so it says the keeper *claims* to hold it."""
+    need_bytes: int | None = None
+    state: str = ""
+    error: str | None = None
+
+
+class KeeperTeamView(Result):
+    """A member's view of its team's keeper."""
+
+    team_id: str
+    team_name: str
+    keeper_device: str
+    role: RoleName
+    epoch: int | None = None
+    """The password epoch this member holds (None: none yet, it cannot use the keeper)."""
+    current_epoch: int | None = None
+    """The newest epoch the leader's key file announces."""
+    listed: bool = False
+    """Whether this member lists the keeper on its team folders now (False while it does
+    not hold the current epoch, or while the keeper dropped its connection)."""
+    connected: bool | None = None
+    last_seen: datetime | None = None
+    folders: list[KeeperFolderView] = msgspec.field(default_factory=list)
+    problem: str | None = None
+
+
+class KeeperServedView(Result):
+    """On a keeper: one team it serves, known only by its leader's device and folder."""
+
+    leader_device: str
+    folder_id: str
+    accepted_at: datetime
+    control_seq: int | None = None
+    """The sequence number of the control file applied (None: none received yet)."""
+    epoch: int | None = None
+    dissolved: bool = False
+    devices: list[str] = msgspec.field(default_factory=list)
+    folders: list[KeeperFolderView] = msgspec.field(default_factory=list)
+    problem: str | None = None
+    """Why the last control file was not applied (bad signature, stale, malformed)."""
+
+
+class KeeperStatus(Result):
+    mode: KeeperMode
+    device_id: str | None = None
+    teams: list[KeeperTeamView] = msgspec.field(default_factory=list)
+    """Member mode: each team that has a keeper."""
+    served: list[KeeperServedView] = msgspec.field(default_factory=list)
+    """Keeper mode: each team this keeper serves."""
+
+
+_method(
+    "keeper.code",
+    NoParams,
+    KeeperCode,
+    "Keeper mode: this keeper's code, for a team leader's `keeper.add`.",
+)
+_method(
+    "keeper.serve",
+    KeeperServeParams,
+    KeeperServing,
+    "Keeper mode: consent to serve the team whose leader printed this code.",
+    mutating=True,
+)
+_method(
+    "keeper.add",
+    KeeperAddParams,
+    KeeperAdded,
+    "Leader: names the team's keeper; returns the code its operator confirms with.",
+    mutating=True,
+)
+_method(
+    "keeper.remove",
+    TeamRef,
+    KeeperRemoved,
+    "Leader: the keeper stops holding the team's folders; members drop it.",
+    mutating=True,
+)
+_method(
+    "keeper.status",
+    NoParams,
+    KeeperStatus,
+    "Member: each team's keeper as seen from here. Keeper: the teams it serves, what it "
+    "holds of each.",
 )

@@ -198,6 +198,9 @@ class FolderConfig:
     type: FolderType
     devices: frozenset[str]
     """Device IDs the folder is shared with, ourselves included."""
+    passwords: frozenset[tuple[str, str]] = frozenset()
+    """(device, password) for the devices in `devices` that hold this folder as
+    ciphertext (a team's keeper): Syncthing encrypts what it sends them with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,8 @@ class DesiredFolder:
     ignores: tuple[str, ...]
     team_id: str
     owner_device: str
+    passwords: frozenset[tuple[str, str]] = frozenset()
+    """As `FolderConfig.passwords`: the keeper, with this folder's password."""
 
 
 @dataclass(frozen=True, slots=True)

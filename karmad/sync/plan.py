@@ -187,11 +187,13 @@ def _folders(
             path=str(managed_folder(folders_dir, fid)),
             type=want.type,
             devices=want.devices,
+            passwords=want.passwords,
         )
         have = observed.folders.get(fid)
         if have is None or (
             have.type != config.type
             or have.devices != config.devices
+            or have.passwords != config.passwords
             or have.path != config.path
             or have.label != config.label
         ):

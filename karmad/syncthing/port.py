@@ -141,6 +141,9 @@ class ServicePort:
                 path=f.path,
                 type=kind,
                 devices=frozenset(d.device_id for d in f.devices),
+                passwords=frozenset(
+                    (d.device_id, d.encryption_password) for d in f.devices if d.encryption_password
+                ),
             )
         return devices, folders
 
@@ -161,17 +164,22 @@ class ServicePort:
             await client.patch_device(device_id, DevicePatch(addresses=list(addresses)))
 
     async def put_folders(self, folders: Sequence[model.FolderConfig]) -> None:
-        configs = [
-            FolderConfig(
-                id=f.folder_id,
-                label=f.label,
-                path=f.path,
-                type=f.type.value,
-                devices=[FolderDevice(device_id=d) for d in sorted(f.devices)],
-                **FOLDER_DEFAULTS,  # type: ignore[arg-type]
+        configs = []
+        for f in folders:
+            passwords = dict(f.passwords)
+            configs.append(
+                FolderConfig(
+                    id=f.folder_id,
+                    label=f.label,
+                    path=f.path,
+                    type=f.type.value,
+                    devices=[
+                        FolderDevice(device_id=d, encryption_password=passwords.get(d, ""))
+                        for d in sorted(f.devices)
+                    ],
+                    **FOLDER_DEFAULTS,  # type: ignore[arg-type]
+                )
             )
-            for f in folders
-        ]
         async with self._client() as client:
             await client.put_folders(configs)
 

@@ -90,3 +90,35 @@ def test_wrong_kind_and_garbage() -> None:
         codes.decode_member("  -- ")
     decoded = codes.decode_invite(codes.grouped(invite).lower())
     assert decoded.team_name == "Core" and decoded.addresses == ("tcp://h:1",)
+
+
+OTHER = deviceid.from_bytes(bytes(range(32)))
+TEAM = "abcdefghijklmnopqrstuvwxya"
+
+
+def test_keeper_and_serve_codes_round_trip_and_are_told_apart() -> None:
+    keeper = codes.KeeperCode(OTHER, ("tcp://198.51.100.7:22000",))
+    text = codes.encode_keeper(keeper)
+    assert text.startswith("KK")
+    assert codes.decode_keeper(text) == keeper
+    serve = codes.ServeCode(REAL, "karma-" + "a" * 26, ("tcp://192.0.2.1:22000",))
+    served = codes.encode_serve(serve)
+    assert codes.decode_serve(served) == serve
+    with pytest.raises(DomainError, match="this is a keeper code, not a keeper serve code"):
+        codes.decode_serve(text)
+    with pytest.raises(DomainError, match="this is a keeper serve code, not an invite code"):
+        codes.decode_invite(served)
+    with pytest.raises(DomainError, match="checksum"):
+        codes.decode_keeper(text[:-3] + ("A" if text[-3] != "A" else "B") + text[-2:])
+    with pytest.raises(DomainError, match="folder id"):
+        codes.decode_serve(codes.encode_serve(codes.ServeCode(REAL, "not-a-folder")))
+
+
+def test_an_invite_carries_the_keeper_and_its_join_secret() -> None:
+    keeper = codes.InviteKeeper(OTHER, ("tcp://198.51.100.7:22000",), bytes(range(16)))
+    invite = codes.InviteCode(TEAM, "Core", "alice.laptop", REAL, (), keeper)
+    decoded = codes.decode_invite(codes.encode_invite(invite))
+    assert decoded == invite
+    assert "join_secret" not in repr(decoded.keeper)
+    plain = codes.InviteCode(TEAM, "Core", "alice.laptop", REAL)
+    assert codes.decode_invite(codes.encode_invite(plain)).keeper is None
