@@ -132,5 +132,48 @@ STATE_SCHEMA = Schema(
             """,
         ),
         Migration(4, RESUMES),
+        Migration(
+            5,
+            """
+            -- A team's keeper (docs/keeper.md), on the leader and on members: where it
+            -- is, the password epoch this device holds and its secret. The leader also
+            -- keeps who was given the secret and the sequence numbers of the files it
+            -- writes for the keeper.
+            CREATE TABLE team_keepers (
+                team_id          TEXT PRIMARY KEY,
+                keeper_device    TEXT NOT NULL,
+                keeper_addresses TEXT NOT NULL DEFAULT '[]',
+                added_at         TEXT NOT NULL,
+                epoch            INTEGER,
+                secret           BLOB,
+                holders          TEXT NOT NULL DEFAULT '[]',
+                current_epoch    INTEGER,
+                control_seq      INTEGER NOT NULL DEFAULT 0,
+                keys_seq         INTEGER NOT NULL DEFAULT 0,
+                join_secret      BLOB,
+                removed_at       TEXT
+            ) STRICT;
+            -- The leader: the join secret of each invite to a team with a keeper, until
+            -- the member publishes its own sealing key.
+            CREATE TABLE keeper_joins (
+                team_id     TEXT NOT NULL,
+                device_id   TEXT NOT NULL,
+                join_secret BLOB NOT NULL,
+                PRIMARY KEY (team_id, device_id)
+            ) STRICT;
+            -- Keeper mode: the teams this keeper agreed to serve, known only by the
+            -- leader's device and the team's keeper folder, and the last control file
+            -- applied for each (its verified payload).
+            CREATE TABLE keeper_served (
+                folder_id        TEXT PRIMARY KEY,
+                leader_device    TEXT NOT NULL,
+                leader_addresses TEXT NOT NULL DEFAULT '[]',
+                accepted_at      TEXT NOT NULL,
+                control_seq      INTEGER,
+                control          BLOB,
+                problem          TEXT
+            ) STRICT;
+            """,
+        ),
     ),
 )
