@@ -94,6 +94,14 @@ class WireSubscription(_Wire):
     changed_at: Time | None = None
 
 
+class WireKeeper(_Wire):
+    """The team's keeper, in the leader's file: members add it as a device and keep the
+    team's keeper folder (docs/keeper.md). Its device ID is no secret."""
+
+    device_id: str
+    addresses: list[str] = msgspec.field(default_factory=list)
+
+
 class StateFile(_Wire, kw_only=True):
     format: int = FORMAT
     team_id: str
@@ -110,6 +118,11 @@ class StateFile(_Wire, kw_only=True):
     ack_dissolved: bool = False
     team: WireTeam | None = None
     """Only in the leader's file: the authoritative team record."""
+    keeper: WireKeeper | None = None
+    """Only in the leader's file: the team's keeper, if it has one."""
+    sealing_key: str | None = None
+    """The owner's X25519 public key (base64): the leader seals the team's keeper secret
+    to it (`karmad.trust.wrap`)."""
 
 
 class InvalidState(ValueError):
