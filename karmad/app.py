@@ -24,6 +24,7 @@ from karmad.api import daemon as daemon_api
 from karmad.api import doctor as doctor_api
 from karmad.api import identity as identity_api
 from karmad.api import index as index_api
+from karmad.api import keeper as keeper_api
 from karmad.api import projects as projects_api
 from karmad.api import resume as resume_api
 from karmad.api import sessions as sessions_api
@@ -62,13 +63,16 @@ from karmad.services import Services
 from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Store
 from karmad.sync import teamstore
+from karmad.sync.executor import Signer
 from karmad.sync.identity import IdentityService
+from karmad.sync.keepers import KeeperService
 from karmad.sync.offers import OfferService
 from karmad.sync.reconciler import Reconciler
 from karmad.sync.teams import TeamService
 from karmad.syncthing import home as syncthing_home
 from karmad.syncthing.port import ServicePort
 from karmad.syncthing.service import SyncthingService
+from karmad.trust.keys import DeviceKey, TrustError, load_device_key
 
 log = logs.get("karmad")
 
@@ -86,6 +90,7 @@ API_MODULES = (
     share_api,
     archive_api,
     resume_api,
+    keeper_api,
 )
 """Every `karmad.api` module; each registers its handlers with `register(router, services)`."""
 
@@ -106,6 +111,19 @@ def build_router(services: Services) -> Router:
     for module in API_MODULES:
         module.register(router, services)
     return router
+
+
+def device_signer(paths: Paths) -> Signer:
+    """Our Syncthing device key from the managed home, for the files a leader signs."""
+
+    def key() -> DeviceKey:
+        home = paths.syncthing_home
+        try:
+            return load_device_key(home / "cert.pem", home / "key.pem")
+        except OSError as exc:
+            raise TrustError(f"no Syncthing device key in {home}: {exc.strerror}") from None
+
+    return key
 
 
 @dataclass
@@ -184,6 +202,8 @@ def assemble(
         utc_now,
         policy=config.teams.policy(),
         sweep_interval=config.teams.sweep_interval_s,
+        sealing_key_path=paths.sealing_key,
+        signer=device_signer(paths),
     )
     identity = IdentityService(store, port, reconciler, utc_now)
     redactor = redactor_from_config(config.redaction)
@@ -221,6 +241,7 @@ def assemble(
         clock=utc_now,
     )
     index = IndexQueries(index_store)
+    teams = TeamService(store, port, reconciler, utc_now, identity, index.project_identities)
     resumer = Resumer(
         paths=paths,
         store=store,
@@ -240,7 +261,7 @@ def assemble(
         request_shutdown=request_shutdown,
         syncthing=syncthing,
         identity=identity,
-        teams=TeamService(store, port, reconciler, utc_now, identity, index.project_identities),
+        teams=teams,
         offers=OfferService(store, port, reconciler, utc_now, identity),
         index=index,
         indexer=indexer,
@@ -251,6 +272,7 @@ def assemble(
         previewer=previewer,
         archiver=archiver,
         resumer=resumer,
+        keepers=KeeperService(store, port, reconciler, utc_now, teams),
     )
     for checks in CHECK_MODULES:
         checks.register(doctor, services)

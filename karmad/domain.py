@@ -536,6 +536,8 @@ class EventKind(enum.StrEnum):
     SESSION_PACKAGED = "session.packaged"
     SESSION_RECEIVED = "session.received"
     SESSION_REJECTED = "session.rejected"
+    KEEPER_ADDED = "keeper.added"
+    KEEPER_REMOVED = "keeper.removed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,12 @@ class Paths:
         return self.state_dir / "index.db"
 
     @property
+    def sealing_key(self) -> Path:
+        """This device's X25519 key: a team leader seals the keeper secret to its public
+        half (docs/keeper.md 2.5). Private to the user, like the store."""
+        return self.state_dir / "sealing.key"
+
+    @property
     def state_lock(self) -> Path:
         return self.state_dir / "karmad.lock"
 

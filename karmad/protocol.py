@@ -320,6 +320,8 @@ EventKindName = Literal[
     "session.packaged",
     "session.received",
     "session.rejected",
+    "keeper.added",
+    "keeper.removed",
 ]
 SyncState = Literal["starting", "idle", "degraded", "waiting", "not-initialised", "error"]
 """The reconciler: `degraded` while some actions fail (retried with backoff), `waiting`

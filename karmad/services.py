@@ -25,6 +25,7 @@ from karmad.redact import Redactor
 from karmad.resume.service import Resumer
 from karmad.store import Store
 from karmad.sync.identity import IdentityService
+from karmad.sync.keepers import KeeperService
 from karmad.sync.offers import OfferService
 from karmad.sync.teams import TeamService
 from karmad.syncthing.service import SyncthingService
@@ -61,6 +62,8 @@ class Services:
     """Own sessions kept in the state directory, whatever Claude Code deletes."""
     resumer: Resumer
     """`session.resume` jobs: sessions materialised for Claude Code in a local checkout."""
+    keepers: KeeperService
+    """Teams' keepers as a leader names them and a member sees them (docs/keeper.md)."""
     clock: Clock = field(default=utc_now)
     doctor: Doctor = field(default_factory=Doctor)
     """Where subsystems register their `karmactl doctor` checks (see karmad.checks)."""

@@ -8,6 +8,8 @@ of our own `state` file. Devices are the union of what the folders need.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +23,7 @@ from karmad.domain import (
     folder_id,
     is_folder_id,
 )
-from karmad.sync import statefile
+from karmad.sync import keeping, statefile
 from karmad.sync.ingest import delivery_pending
 from karmad.sync.model import (
     DIAL_LATER,
@@ -31,6 +33,7 @@ from karmad.sync.model import (
     DeviceConfig,
     FolderType,
     Inbox,
+    KeeperFiles,
     LocalTeam,
     Me,
     Offer,
@@ -39,6 +42,7 @@ from karmad.sync.model import (
     PendingFolder,
     Policy,
     Role,
+    TeamKeeper,
     TrustedLeader,
 )
 
@@ -67,6 +71,10 @@ class _Builder:
     policy: Policy
     knocking: frozenset[str] = frozenset()
     """Devices trying to connect to us right now (pending): dialling them back is safe."""
+    keepers: Mapping[str, TeamKeeper] = field(default_factory=dict)
+    join_secrets: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
+    sealing_key: bytes | None = None
+    keeper_files: dict[str, KeeperFiles] = field(default_factory=dict)
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     folders: dict[str, DesiredFolder] = field(default_factory=dict)
     states: dict[str, DesiredState] = field(default_factory=dict)
@@ -140,11 +148,16 @@ def state_body(
     left: bool = False,
     ack_removed: bool = False,
     ack_dissolved: bool = False,
+    keeper: TeamKeeper | None = None,
+    sealing_key: bytes | None = None,
 ) -> statefile.StateFile:
     """Our state file without `seq`/`written_at`: equal content means nothing to write."""
     wire_team = None
+    wire_keeper = None
     if team.role is Role.LEADER and team.record is not None:
         wire_team = statefile.team_to_wire(team.record, frozenset(d for d, _ in team.acks))
+        if keeper is not None and keeper.removed_at is None:
+            wire_keeper = statefile.WireKeeper(keeper.device_id, list(keeper.addresses))
     return statefile.StateFile(
         team_id=team.team_id,
         owner_tag=me.member_tag,
@@ -157,6 +170,8 @@ def state_body(
         ack_removed=ack_removed,
         ack_dissolved=ack_dissolved,
         team=wire_team,
+        keeper=wire_keeper,
+        sealing_key=None if sealing_key is None else base64.b64encode(sealing_key).decode(),
     )
 
 
@@ -217,8 +232,49 @@ def _leader(b: _Builder, team: LocalTeam, now: datetime, policy: Policy) -> None
         visible = _shared(record) if m.state is not MemberState.REMOVED else ()
         b.inbox(team, m.device_id, m.member_tag, projects, visible)
     fid = b.own_folder(team, entitled)
-    b.state(team, fid, state_body(b.me, team))
+    keeper = b.keepers.get(team.team_id)
+    b.state(team, fid, state_body(b.me, team, keeper=keeper, sealing_key=b.sealing_key))
     _outbox(b, team, record, fid)
+    if keeper is not None:
+        files = keeping.leader(
+            b.folders,
+            me,
+            record,
+            keeper,
+            _sealing_keys(b, team),
+            b.join_secrets.get(team.team_id, {}),
+        )
+        b.device(keeper.device_id, keeping.KEEPER_NAME, keeper.addresses or ("dynamic",))
+        keeping.neutralise(b.folders, team.team_id)
+        if files is not None:
+            b.keeper_files[files.folder_id] = files
+
+
+def _sealing_keys(b: _Builder, team: LocalTeam) -> dict[str, bytes]:
+    """Members' published sealing keys, from their own state files."""
+    keys: dict[str, bytes] = {}
+    for peer in b.peers.values():
+        body = peer.state
+        if body is None or body.team_id != team.team_id or not body.sealing_key:
+            continue
+        if peer.owner_device != body.owner_device:
+            continue
+        try:
+            raw = base64.b64decode(body.sealing_key, validate=True)
+        except ValueError:
+            continue
+        if len(raw) == 32:
+            keys[body.owner_device] = raw
+    return keys
+
+
+def _keep_member(b: _Builder, team: LocalTeam) -> None:
+    keeper = b.keepers.get(team.team_id)
+    if keeper is None or keeper.removed_at is not None:
+        return
+    b.device(keeper.device_id, keeping.KEEPER_NAME, keeper.addresses or ("dynamic",))
+    keeping.member(b.folders, b.me.device_id, team.team_id, team.leader_device, keeper)
+    keeping.neutralise(b.folders, team.team_id)
 
 
 def _shared(record: Team) -> tuple[tuple[str, str], ...]:
@@ -234,6 +290,7 @@ def _member(b: _Builder, team: LocalTeam) -> None:
     record = team.record
     if team.phase is Phase.JOINING or record is None:
         b.inbox(team, team.leader_device, team.leader_tag, frozenset())
+        _keep_member(b, team)
         return
     if team.phase in DEPARTING:
         # Only the leader needs to hear from us now: the acknowledgement it waits for.
@@ -266,8 +323,9 @@ def _member(b: _Builder, team: LocalTeam) -> None:
     if team.leader_device not in {m.device_id for m in record.active_members}:
         b.inbox(team, team.leader_device, team.leader_tag, receive, _shared(record))
     fid = b.own_folder(team, entitled)
-    b.state(team, fid, state_body(b.me, team))
+    b.state(team, fid, state_body(b.me, team, sealing_key=b.sealing_key))
     _outbox(b, team, record, fid)
+    _keep_member(b, team)
 
 
 def _second_dialler(b: _Builder, peer: Member, mine: Member | None, leader: str) -> bool:
@@ -311,6 +369,9 @@ def desired(
     knocking: frozenset[str] = frozenset(),
     dismissed: frozenset[Offer] = frozenset(),
     purges: frozenset[tuple[str, str]] = frozenset(),
+    keepers: Mapping[str, TeamKeeper] | None = None,
+    join_secrets: Mapping[str, Mapping[str, bytes]] | None = None,
+    sealing_key: bytes | None = None,
 ) -> Desired:
     """The whole managed configuration as a function of our records. Pure.
 
@@ -318,8 +379,20 @@ def desired(
     reported as removable (and likewise managed devices) so the planner can tear down.
     `knocking` are the devices Syncthing reports as pending (they are dialling us).
     `dismissed` and `purges` are what the user asked for since (see `Desired`).
+    `keepers` are the teams' keepers (docs/keeper.md): the leader's with an epoch
+    advanced for the current roster, `join_secrets` the leader's per invited device;
+    `sealing_key` is our public key, published in every state file.
     """
-    b = _Builder(me, peers, now, policy, knocking)
+    b = _Builder(
+        me,
+        peers,
+        now,
+        policy,
+        knocking,
+        keepers=keepers or {},
+        join_secrets=join_secrets or {},
+        sealing_key=sealing_key,
+    )
     for team in sorted(teams, key=lambda t: t.team_id):
         if team.phase is Phase.GONE:
             continue
@@ -350,6 +423,7 @@ def desired(
         removable_folders=frozenset(present_folders - set(b.folders)),
         dismissed=dismissed,
         purges=purges,
+        keeper_files=b.keeper_files,
     )
 
 

@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -23,11 +23,14 @@ import msgspec
 
 from karmad import logs
 from karmad.bus import Clock
+from karmad.keeper.control import CONTROL_NAME, KEYS_NAME
 from karmad.paths import managed_folder, project_dir
 from karmad.store import Store
+from karmad.sync import keeper_files, keeperstore, statefile, teamstore
 from karmad.sync import plan as p
-from karmad.sync import statefile, teamstore
+from karmad.sync.model import TeamKeeper
 from karmad.sync.port import ActionFailed, SyncthingPort, SyncthingUnavailable
+from karmad.trust.keys import DeviceKey, TrustError
 
 log = logs.get("karmad.sync")
 
@@ -56,6 +59,8 @@ def action_key(action: p.Action) -> str:
             return f"offer:{action.offer.device_id}:{action.offer.folder_id}"
         case p.WriteState():
             return f"state:{action.folder_id}"
+        case p.WriteKeeperFiles():
+            return f"keeper-files:{action.files.folder_id}"
 
 
 @dataclass
@@ -75,13 +80,28 @@ class Outcome:
     """Still backing off from an earlier failure."""
 
 
+Signer = Callable[[], DeviceKey]
+"""Our Syncthing device key; raises `TrustError` saying why there is none."""
+
+
 class Executor:
-    def __init__(self, port: SyncthingPort, store: Store, folders_dir: Path, clock: Clock) -> None:
+    def __init__(
+        self,
+        port: SyncthingPort,
+        store: Store,
+        folders_dir: Path,
+        clock: Clock,
+        signer: Signer | None = None,
+    ) -> None:
         self._port = port
         self._store = store
         self._folders_dir = folders_dir
         self._clock = clock
+        self._signer = signer
         self.failures: dict[str, Failure] = {}
+        self.keeper_written: dict[str, str] = {}
+        """`KeeperFiles.digest` last written per keeper folder (rewritten once after a
+        restart: the sequence numbers grow, so nothing is lost by it)."""
 
     def _due(self, action: p.Action, now: datetime) -> bool:
         failure = self.failures.get(action_key(action))
@@ -129,7 +149,9 @@ class Executor:
         await self._batch(outcome, _only(due, p.AddDevice), self._add_devices)
         await self._each(outcome, due, p.UpdateDeviceAddresses)
         await self._batch(outcome, _only(due, p.PutFolder), self._put_folders)
-        await self._each(outcome, due, p.SetIgnores, p.RevertInbox, p.WriteState)
+        await self._each(
+            outcome, due, p.SetIgnores, p.RevertInbox, p.WriteState, p.WriteKeeperFiles
+        )
         # Last of all for a new device: its folders, ignores and our state are there.
         await self._each(outcome, due, p.ConnectDevice)
         await self._each(outcome, due, p.PurgeReceived, p.DismissOffer)
@@ -177,6 +199,8 @@ class Executor:
                 return partial(port.revert, action.folder_id)
             case p.WriteState():
                 return partial(self._write_state, action)
+            case p.WriteKeeperFiles():
+                return partial(self._write_keeper_files, action)
             case p.PurgeReceived():
                 return partial(self._purge, action)
             case p.DismissOffer() if action.offer.folder_id:
@@ -238,6 +262,30 @@ class Executor:
             # Scanning now makes the change leave at once; the watcher would catch it anyway.
             await self._port.scan(action.folder_id, [statefile.STATE_NAME])
 
+    async def _write_keeper_files(self, action: p.WriteKeeperFiles) -> None:
+        """`keys` before `control`: K acts on `control`, members read `keys`; a member
+        that sees a new epoch in `control`'s wake must find its secret already there."""
+        files = action.files
+        if self._signer is None:
+            raise ActionFailed("this karmad cannot sign: no Syncthing device key")
+        try:
+            key = self._signer()
+        except TrustError as exc:
+            raise ActionFailed(f"cannot sign the keeper files: {exc}") from None
+        current = keeperstore.keeper(self._store, files.team_id)
+        if current is None:
+            return
+        keys_seq, control_seq = current.keys_seq + 1, current.control_seq + 1
+        keys_data, control_data = keeper_files.render(key, files, keys_seq, control_seq)
+        directory = managed_folder(self._folders_dir, files.folder_id)
+        await anyio.to_thread.run_sync(
+            _write_files, directory, ((KEYS_NAME, keys_data), (CONTROL_NAME, control_data))
+        )
+        keeperstore.put(self._store, _with_seqs(current, keys_seq, control_seq))
+        self.keeper_written[files.folder_id] = files.digest
+        with contextlib.suppress(ActionFailed):
+            await self._port.scan(files.folder_id, [KEYS_NAME, CONTROL_NAME])
+
     async def _purge(self, action: p.PurgeReceived) -> None:
         inbox = managed_folder(self._folders_dir, action.folder_id)
         target = project_dir(self._folders_dir, action.folder_id, action.project_key)
@@ -259,6 +307,16 @@ def _prepare_folder_dir(path: Path) -> None:
 def _write_state(directory: Path, data: bytes) -> None:
     _prepare_folder_dir(directory)
     statefile.write_atomic(directory, statefile.STATE_NAME, data)
+
+
+def _write_files(directory: Path, files: tuple[tuple[str, bytes], ...]) -> None:
+    _prepare_folder_dir(directory)
+    for name, data in files:
+        statefile.write_atomic(directory, name, data)
+
+
+def _with_seqs(k: TeamKeeper, keys_seq: int, control_seq: int) -> TeamKeeper:
+    return replace(k, keys_seq=keys_seq, control_seq=control_seq)
 
 
 def _remove_received(inbox: Path, target: Path) -> None:

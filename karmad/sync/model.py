@@ -8,10 +8,12 @@ Nothing in this module performs I/O.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from karmad.domain import Phase, Subscription, Team
+from karmad.keeper.control import Control
 from karmad.sync.statefile import StateFile
 
 
@@ -94,6 +96,36 @@ class LocalTeam:
 
     def ack_time(self, device: str) -> datetime | None:
         return next((t for d, t in self.acks if d == device), None)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamKeeper:
+    """A team's keeper as this device knows it (docs/keeper.md): where it is, and the
+    password epoch this device holds. The leader also knows who was given the secret."""
+
+    team_id: str
+    device_id: str
+    addresses: tuple[str, ...]
+    added_at: datetime
+    epoch: int | None = None
+    secret: bytes | None = None
+    holders: frozenset[str] = frozenset()
+    """Leader: every device this epoch's secret was given to."""
+    current_epoch: int | None = None
+    """Member: the newest epoch the leader's key file announced."""
+    join_secret: bytes | None = None
+    """Member: from the invite; opens the secret sealed for this invite."""
+    removed_at: datetime | None = None
+    """Leader: the keeper was removed; only an empty control file is left for it."""
+    control_seq: int = 0
+    keys_seq: int = 0
+    fallback: bool = False
+    """Member: the keeper dropped every connection listing it with our passwords (a
+    rotation we missed): list it on the keeper folder only, until we hold the epoch."""
+
+    def __repr__(self) -> str:
+        # The secret decrypts the team's folders on the keeper: never in a log line.
+        return f"TeamKeeper({self.team_id}, {self.device_id[:7]}, epoch={self.epoch})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +257,8 @@ class Observed:
     received: frozenset[tuple[str, str]] = frozenset()
     """(folder id, project key) of received project directories present on disk, for the
     projects whose purge was asked for."""
+    keeper_digests: Mapping[str, str] = field(default_factory=dict)
+    """`KeeperFiles.digest` of what was last written in each keeper folder."""
 
 
 # --------------------------------------------------------------------------- desired
@@ -279,6 +313,38 @@ class Inbox:
 
 
 @dataclass(frozen=True, slots=True)
+class Recipient:
+    """A reader the epoch's secret is sealed for: to its published sealing key if it has
+    one, else with the join secret of its invite."""
+
+    device_id: str
+    sealing_key: bytes | None = None
+    join_secret: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"Recipient({self.device_id[:7]}, key={self.sealing_key is not None})"
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperFiles:
+    """What the leader must have written in a team's keeper folder. `control.seq` is 0:
+    the executor stamps the next sequence number when it writes."""
+
+    folder_id: str
+    team_id: str
+    control: Control
+    epoch: int
+    secret: bytes
+    recipients: tuple[Recipient, ...]
+    digest: str
+    """Changes exactly when what the two files say changes (sealing is randomised, so
+    the files themselves differ at every write)."""
+
+    def __repr__(self) -> str:
+        return f"KeeperFiles({self.folder_id}, epoch={self.epoch}, digest={self.digest[:12]})"
+
+
+@dataclass(frozen=True, slots=True)
 class Desired:
     devices: dict[str, DeviceConfig]
     folders: dict[str, DesiredFolder]
@@ -292,5 +358,7 @@ class Desired:
     dismissed: frozenset[Offer] = frozenset()
     """Offers the user dismissed: Syncthing should forget them."""
     purges: frozenset[tuple[str, str]] = frozenset()
+    keeper_files: Mapping[str, KeeperFiles] = field(default_factory=dict)
+    """Leader: what must be written in each team's keeper folder (`control`, `keys`)."""
     """(team id, project key) whose received sessions the user asked to delete, once no
     inbox of the team admits the project any more."""

@@ -26,6 +26,7 @@ from karmad.sync.model import (
     DeviceConfig,
     FolderConfig,
     FolderType,
+    KeeperFiles,
     Observed,
     Offer,
 )
@@ -78,6 +79,13 @@ class WriteState:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteKeeperFiles:
+    """Seal, sign and write `keys` and `control` in a team's keeper folder (leader)."""
+
+    files: KeeperFiles
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeReceived:
     """Delete what an inbox received for a project the user declined with `--purge`.
 
@@ -114,6 +122,7 @@ Action = (
     | SetIgnores
     | RevertInbox
     | WriteState
+    | WriteKeeperFiles
     | PurgeReceived
     | DismissOffer
     | RemoveFolder
@@ -131,6 +140,11 @@ def plan(desired: Desired, observed: Observed, folders_dir: Path) -> list[Action
         *ignores,
         *reverts,
         *_states(desired, observed),
+        *[
+            WriteKeeperFiles(files)
+            for fid, files in sorted(desired.keeper_files.items())
+            if observed.keeper_digests.get(fid) != files.digest
+        ],
         *connects,
         *_purges(desired, observed),
         *[DismissOffer(o) for o in sorted(desired.dismissed) if o in observed.offers],
@@ -267,6 +281,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
     changed = set(observed.locally_changed)
     offers = set(observed.offers)
     received = set(observed.received)
+    keeper_digests = dict(observed.keeper_digests)
     for action in actions:
         if isinstance(action, AddDevice):
             devices[action.device.device_id] = action.device
@@ -287,6 +302,8 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
             changed.discard(action.folder_id)
         elif isinstance(action, WriteState):
             digests[action.folder_id] = action.digest
+        elif isinstance(action, WriteKeeperFiles):
+            keeper_digests[action.files.folder_id] = action.files.digest
         elif isinstance(action, PurgeReceived):
             received.discard((action.folder_id, action.project_key))
         elif isinstance(action, DismissOffer):
@@ -296,6 +313,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
             changed.discard(action.folder_id)
             ignores.pop(action.folder_id, None)
             digests.pop(action.folder_id, None)
+            keeper_digests.pop(action.folder_id, None)
         elif isinstance(action, RemoveDevice):
             devices.pop(action.device_id, None)
             managed.discard(action.device_id)
@@ -311,6 +329,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
         locally_changed=frozenset(changed),
         offers=frozenset(offers),
         received=frozenset(received),
+        keeper_digests=keeper_digests,
     )
 
 
@@ -327,6 +346,7 @@ __all__ = [
     "RevertInbox",
     "SetIgnores",
     "UpdateDeviceAddresses",
+    "WriteKeeperFiles",
     "WriteState",
     "apply",
     "plan",

@@ -19,13 +19,15 @@ from karmad import logs, protocol
 from karmad.bus import Bus, Clock, Subscription
 from karmad.domain import EventKind, Phase, SyncEvent, folder_id, is_folder_id
 from karmad.health import Health
+from karmad.keeper.control import KEYS_NAME
 from karmad.paths import managed_folder, project_dir
 from karmad.store import Store, StoreError
 from karmad.sync import ingest as ingest_mod
 from karmad.sync import plan as p
 from karmad.sync import statefile, teamstore
 from karmad.sync.desired import desired as compute_desired
-from karmad.sync.executor import Executor, Outcome
+from karmad.sync.executor import Executor, Outcome, Signer
+from karmad.sync.keeper_side import KeeperSide
 from karmad.sync.model import (
     Desired,
     DeviceConfig,
@@ -52,12 +54,14 @@ WAKE_TOPICS = (
     "syncthing.stream",
     "syncthing.resynced",
     "syncthing.folder.local_changes",
+    "syncthing.device.connected",
 )
 """Syncthing events after which our view of peers or offers may have changed (or an
 inbox needs reverting). Of the files that arrive, only `state` files matter here
 (sessions are the receiver's)."""
 
 REVERT_COOLDOWN = timedelta(seconds=30)
+_WATCHED_FILES = (statefile.STATE_NAME, KEYS_NAME)
 
 
 @dataclass
@@ -100,6 +104,8 @@ class Reconciler:
         policy: Policy | None = None,
         sweep_interval: float = 60.0,
         debounce: float = 0.05,
+        sealing_key_path: Path | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self._store = store
         self._port = port
@@ -113,7 +119,8 @@ class Reconciler:
         self._wake = anyio.Event()
         self._peer_cache: dict[str, _PeerCache] = {}
         self._ignores: dict[str, tuple[str, ...]] = {}
-        self.executor = Executor(port, store, folders_dir, clock)
+        self.executor = Executor(port, store, folders_dir, clock, signer)
+        self.keepers = KeeperSide(store, port, folders_dir, sealing_key_path)
         self.status = ReconcilerState()
         self._cycle_done = anyio.Event()
         self._peers: dict[str, PeerState] = {}
@@ -207,7 +214,7 @@ class Reconciler:
                 async for event in sub.receive:
                     if (
                         event.topic == "syncthing.item.finished"
-                        and event.data.get("item") != statefile.STATE_NAME
+                        and event.data.get("item") not in _WATCHED_FILES
                     ):
                         continue
                     if event.topic == "syncthing.pending.devices":
@@ -244,9 +251,14 @@ class Reconciler:
 
     def _sleep_for(self) -> float:
         """Until the sweep, or sooner when a grace or linger period ends before it."""
-        deadline = self.status.next_deadline
-        if deadline is None:
+        deadlines = [
+            d
+            for d in (self.status.next_deadline, self.keepers.next_check(self._clock()))
+            if d is not None
+        ]
+        if not deadlines:
             return self._sweep
+        deadline = min(deadlines)
         seconds = (deadline - self._clock()).total_seconds() + 0.05
         return max(0.0, min(self._sweep, seconds))
 
@@ -320,6 +332,7 @@ class Reconciler:
                 self._publish_audit(event)
             teams = tuple(teamstore.teams(self._store))
 
+        keepers, joins = self.keepers.prepare(me, teams, peers, now)
         observed = await self._observe(me, teams, devices, folders, now)
         want = compute_desired(
             me,
@@ -334,6 +347,9 @@ class Reconciler:
             knocking=self._knocking(now),
             dismissed=frozenset(self._dismissals),
             purges=frozenset(self._purges),
+            keepers=keepers,
+            join_secrets=joins,
+            sealing_key=self.keepers.sealing_public(),
         )
         self._audit_unexpected(want, now)
         outcome = await self.executor.execute(p.plan(want, observed, self._folders_dir))
@@ -381,6 +397,7 @@ class Reconciler:
             locally_changed=self._revertable(now),
             offers=frozenset(offers),
             received=received,
+            keeper_digests=dict(self.executor.keeper_written),
         )
 
     def _received(self, folders: dict[str, FolderConfig]) -> frozenset[tuple[str, str]]:

@@ -33,9 +33,9 @@ from karmad.domain import (
     project_key,
     validate_team_name,
 )
-from karmad.sync import teamstore, views
+from karmad.sync import keeperstore, teamstore, views
 from karmad.sync.identity import IdentityService
-from karmad.sync.model import LocalTeam, Role
+from karmad.sync.model import LocalTeam, Role, TeamKeeper
 from karmad.sync.plane import ControlPlane
 
 
@@ -161,6 +161,9 @@ class TeamService(ControlPlane):
                 teamstore.set_record(self.store, team.team_id, updated)
                 self._audit(EventKind.MEMBER_ADDED, team, member.member_tag, member.device_id)
             self.reconciler.wake()
+        keeper = keeperstore.invite_keeper(self.store, team.team_id, member.device_id)
+        if keeper is not None:
+            self.reconciler.wake()  # the join secret goes into the key file
         invite = codes.encode_invite(
             codes.InviteCode(
                 team.team_id,
@@ -168,6 +171,7 @@ class TeamService(ControlPlane):
                 identity.member_tag,
                 team.leader_device,
                 self.port.advertised_addresses(),
+                keeper,
             )
         )
         info = self.info(self.resolve(team.team_id))
@@ -200,6 +204,17 @@ class TeamService(ControlPlane):
         )
         with self.store.transaction():
             teamstore.insert_team(self.store, local, now)
+            if invite.keeper is not None:
+                keeperstore.put(
+                    self.store,
+                    TeamKeeper(
+                        invite.team_id,
+                        invite.keeper.device_id,
+                        invite.keeper.addresses,
+                        now,
+                        join_secret=invite.keeper.join_secret,
+                    ),
+                )
             self._audit(
                 EventKind.OFFER_ACCEPTED,
                 local,
