@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from karmad.domain import project_key
 from karmad.keeper.plan import keeper_folder_id
-from karmad.redact import Redactor
 from tests.support.keeper import (
     KEEPER_CONFIG,
+    Session,
     add_keeper,
     come_back,
+    expected,
     found_in,
     go_offline,
     holds,
+    inbox_file,
     k_devices,
     k_shares,
     keeper_listed,
     keeper_view,
-    outbox_path,
     outbox_settled,
+    received,
 )
 from tests.support.secrets import FakeSecret, SecretFactory, find_leaks_in_tree, plant_records
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
@@ -61,13 +62,6 @@ REJOIN_S = CONVERGE_S * 2
 """A node coming back: its karmad and Syncthing start, then connections are dialled."""
 
 
-Session = tuple[SessionWriter, bytes]
-
-
-def expected(lines: list[bytes]) -> bytes:
-    return Redactor().redact_chunk(b"".join(lines)).data
-
-
 def start_keeper(syncthing_cluster: Callable[..., Cluster]) -> Node:
     k = syncthing_cluster(1, karmad=True, config=KEEPER_CONFIG).nodes[0]
     k.name = "keeper"
@@ -80,34 +74,6 @@ def marked(records: list[dict[str, Any]], marker: str) -> dict[str, Any]:
     message = dict(prompt.get("message") or {"role": "user"})
     message["content"] = f"Please look at {marker} before the release"
     return dict(prompt, message=message)
-
-
-def inbox_file(member: Node, owner: Node, team_id: str, writer: SessionWriter) -> Path:
-    return folders_dir(member) / own_folder(owner, team_id) / outbox_path(owner, IDENTITY, writer)
-
-
-def lines_on(node: Node, session_id: str) -> int:
-    try:
-        detail = node.call("session.get", {"id": session_id})
-    except Exception:
-        return -1
-    if detail["origin"] == "local":
-        return -1
-    return int(sum(f["lines"] for f in detail["files"] if f["kind"] == "main"))
-
-
-def received(member: Node, owner: Node, team_id: str, sessions: list[Session]) -> bool:
-    """Every session arrived byte for byte as the owner's outbox holds it, and the member's
-    index counts every line."""
-    for writer, want in sessions:
-        try:
-            if inbox_file(member, owner, team_id, writer).read_bytes() != want:
-                return False
-        except FileNotFoundError:
-            return False
-        if lines_on(member, writer.session_id) != want.count(b"\n"):
-            return False
-    return True
 
 
 class Alice:
@@ -204,7 +170,7 @@ def test_bob_receives_everything_through_the_keeper_alone(
     first = alice.session()
     alice.append(first, *alice.records[:10])
     wait_until(
-        lambda: received(b, a, team_id, alice.sessions()),
+        lambda: received(b, a, team_id, IDENTITY, alice.sessions()),
         CONVERGE_S,
         message="bob receives the first lines directly",
     )
@@ -225,15 +191,15 @@ def test_bob_receives_everything_through_the_keeper_alone(
 
     come_back(b)
     wait_until(
-        lambda: received(b, a, team_id, alice.sessions()),
+        lambda: received(b, a, team_id, IDENTITY, alice.sessions()),
         REJOIN_S,
         message="bob receives every line through K",
     )
     assert not b.connected_to(a)  # (alice's Syncthing is stopped: only K was there)
     assert b.connected_to(k)
-    main = inbox_file(b, a, team_id, second).read_bytes()
+    main = inbox_file(b, a, team_id, IDENTITY, second).read_bytes()
     assert b"[REDACTED:" in main and MARKER.encode() in main
-    agent = inbox_file(b, a, team_id, second).parent / second.session_id / "subagents"
+    agent = inbox_file(b, a, team_id, IDENTITY, second).parent / second.session_id / "subagents"
     assert (agent / "agent-a1b2c3.jsonl").exists()
     leaks = find_leaks_in_tree(folders_dir(b), secrets)
     assert not leaks, [str(x) for x in leaks[:5]]
@@ -271,7 +237,7 @@ def test_keeper_restarted_mid_way_catches_up_and_serves(
 
     come_back(b)
     wait_until(
-        lambda: received(b, a, team_id, alice.sessions()),
+        lambda: received(b, a, team_id, IDENTITY, alice.sessions()),
         REJOIN_S,
         message="bob receives everything through the restarted K",
     )
@@ -289,7 +255,7 @@ def test_carol_joins_through_the_keeper_and_removed_bob_gets_nothing_new(
     alice = Alice(a)
     before = alice.session()
     alice.append(before, *alice.records[:20], marked(alice.records, MARKER))
-    wait_until(lambda: received(b, a, team_id, alice.sessions()), CONVERGE_S)
+    wait_until(lambda: received(b, a, team_id, IDENTITY, alice.sessions()), CONVERGE_S)
 
     # b. Alice adds carol, hands her the invite (it names K), and goes away.
     code = c.call("pair.code")["code"]
@@ -324,7 +290,7 @@ def test_carol_joins_through_the_keeper_and_removed_bob_gets_nothing_new(
     )
     c.call("subscription.accept", {"team": team_id, "project": key, "direction": "both"})
     wait_until(
-        lambda: received(c, a, team_id, alice.sessions()),
+        lambda: received(c, a, team_id, IDENTITY, alice.sessions()),
         REJOIN_S,
         message="carol receives alice's sessions through K, alice away",
     )
@@ -369,7 +335,7 @@ def test_carol_joins_through_the_keeper_and_removed_bob_gets_nothing_new(
     go_offline(a)
     come_back(c)
     wait_until(
-        lambda: received(c, a, team_id, alice.sessions()),
+        lambda: received(c, a, team_id, IDENTITY, alice.sessions()),
         REJOIN_S,
         message="carol receives the new session through K",
     )

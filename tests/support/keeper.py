@@ -19,11 +19,19 @@ from typing import Any
 
 from karmad.domain import project_key
 from karmad.flow.manifest import MANIFESTS
+from karmad.redact import Redactor
 from tests.support.sessions import SessionWriter
 from tests.support.syncthing import Node, wait_started
 from tests.support.teams import device, folders_dir, own_folder
 
 KEEPER_CONFIG = "[keeper]\nenabled = true\n"
+
+Session = tuple[SessionWriter, bytes]
+"""A session as its writer wrote it, and the bytes its redacted transcript must be."""
+
+
+def expected(lines: list[bytes]) -> bytes:
+    return Redactor().redact_chunk(b"".join(lines)).data
 
 
 def add_keeper(leader: Node, k: Node, team_id: str) -> dict[str, Any]:
@@ -100,9 +108,7 @@ def manifest_path(identity: str, writer: SessionWriter) -> str:
     return f"projects/{project_key(identity)}/{MANIFESTS}/{writer.session_id}.json"
 
 
-def outbox_settled(
-    owner: Node, team_id: str, identity: str, sessions: list[tuple[SessionWriter, bytes]]
-) -> bool:
+def outbox_settled(owner: Node, team_id: str, identity: str, sessions: list[Session]) -> bool:
     """The owner's outbox holds each session's transcript as exactly these bytes, its
     manifest claims that size, every file the manifest lists is on disk at the size
     claimed, and the owner's Syncthing has scanned them all as they are: what K holds of
@@ -131,6 +137,50 @@ def outbox_settled(
             if local["size"] != size or local.get("invalid"):
                 return False
     return True
+
+
+def inbox_file(
+    member: Node, owner: Node, team_id: str, identity: str, writer: SessionWriter
+) -> Path:
+    """Where `writer`'s transcript arrives in the member's inbox of the owner's folder."""
+    return folders_dir(member) / own_folder(owner, team_id) / outbox_path(owner, identity, writer)
+
+
+def lines_on(node: Node, session_id: str) -> int:
+    """Lines of the session's main transcript the node's index counts (-1: unknown)."""
+    try:
+        detail = node.call("session.get", {"id": session_id})
+    except Exception:
+        return -1
+    if detail["origin"] == "local":
+        return -1
+    return int(sum(f["lines"] for f in detail["files"] if f["kind"] == "main"))
+
+
+def arrived(
+    member: Node, owner: Node, team_id: str, identity: str, sessions: list[Session]
+) -> bool:
+    """Every session's transcript is in the member's inbox, byte for byte as expected."""
+    for writer, want in sessions:
+        path = inbox_file(member, owner, team_id, identity, writer)
+        try:
+            if path.stat().st_size != len(want) or path.read_bytes() != want:
+                return False
+        except FileNotFoundError:
+            return False
+    return True
+
+
+def indexed(member: Node, sessions: list[Session]) -> bool:
+    return all(lines_on(member, w.session_id) == want.count(b"\n") for w, want in sessions)
+
+
+def received(
+    member: Node, owner: Node, team_id: str, identity: str, sessions: list[Session]
+) -> bool:
+    """Every session arrived as the owner's outbox holds it, and the member's index
+    counts every line."""
+    return arrived(member, owner, team_id, identity, sessions) and indexed(member, sessions)
 
 
 def go_offline(node: Node) -> None:
