@@ -39,6 +39,7 @@ from karmad.checks import archive as archive_checks
 from karmad.checks import claude as claude_checks
 from karmad.checks import disk as disk_checks
 from karmad.checks import index as index_checks
+from karmad.checks import keeper as keeper_checks
 from karmad.checks import store as store_checks
 from karmad.checks import sync as sync_checks
 from karmad.checks import syncthing as syncthing_checks
@@ -102,6 +103,7 @@ CHECK_MODULES = (
     syncthing_checks,
     sync_checks,
     archive_checks,
+    keeper_checks,
 )
 """Every `karmad.checks` module; each registers its checks with `register(doctor, services)`."""
 

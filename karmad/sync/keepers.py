@@ -120,13 +120,17 @@ class KeeperService(ControlPlane):
             if k is None or k.removed_at is not None:
                 continue
             folders: list[protocol.KeeperFolderView] = []
-            listed = False
+            # What this cycle decided (the folder list below is the last cycle's).
+            listed = (
+                k.epoch is not None
+                and k.secret is not None
+                and team.team_id not in self.reconciler.keepers.fallback
+            )
             if desired is not None:
                 for fid, folder in sorted(desired.folders.items()):
                     if folder.team_id != team.team_id or k.device_id not in folder.devices:
                         continue
                     encrypted = any(d == k.device_id for d, _ in folder.passwords)
-                    listed = listed or encrypted
                     folders.append(
                         protocol.KeeperFolderView(
                             folder_id=fid,

@@ -100,7 +100,14 @@ def _folder_devices(devices: Iterable[FolderDevice]) -> list[FolderDevice]:
         if canonical in seen:
             raise _refuse(f"device {canonical} is listed twice")
         seen.add(canonical)
-        out.append(FolderDevice(device_id=canonical, introduced_by=d.introduced_by))
+        _text(d.encryption_password, "encryption password")
+        out.append(
+            FolderDevice(
+                device_id=canonical,
+                introduced_by=d.introduced_by,
+                encryption_password=d.encryption_password,
+            )
+        )
     return out
 
 
