@@ -43,10 +43,11 @@ from tests.support.keeper import (
     indexed,
     keeper_listed,
     outbox_settled,
+    team_folder,
 )
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
 from tests.support.syncthing import Node, start_cluster, start_karmad_node, wait_until
-from tests.support.teams import folders_dir, form_team, init, own_folder, share_and_accept
+from tests.support.teams import folders_dir, form_team, init, share_and_accept
 
 REMOTE = "git@github.com:acme/bench.git"
 IDENTITY = "github.com/acme/bench"
@@ -179,7 +180,7 @@ class Rig:
         )
         if through_k:
             wait_until(
-                lambda: holds(k, a, own_folder(a, self.team_id)),
+                lambda: holds(k, a, team_folder(a, self.team_id)),
                 DAY_S,
                 interval=0.5,
                 message="K holds the day",

@@ -30,6 +30,7 @@ from tests.support.keeper import (
     keeper_view,
     outbox_settled,
     received,
+    team_folder,
 )
 from tests.support.secrets import FakeSecret, SecretFactory, find_leaks_in_tree, plant_records
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
@@ -42,7 +43,6 @@ from tests.support.teams import (
     init,
     karma_config,
     member_states,
-    own_folder,
     share_and_accept,
     team,
 )
@@ -120,12 +120,7 @@ def team_with_keeper(
     k = start_keeper(syncthing_cluster)
     add_keeper(nodes[0], k, team_id)
     wait_until(
-        lambda: (
-            keeper_listed(nodes, team_id)
-            and all(
-                k_shares(k, own_folder(n, team_id), [m for m in nodes if m is not n]) for n in nodes
-            )
-        ),
+        lambda: keeper_listed(nodes, team_id) and k_shares_all(k, nodes, team_id),
         CONVERGE_S,
         message="every member lists the keeper, and K holds every team folder",
     )
@@ -133,16 +128,15 @@ def team_with_keeper(
 
 
 def k_shares_all(k: Node, readers: list[Node], team_id: str) -> bool:
-    """K holds every reader's team folder, each shared with exactly the other readers."""
-    return all(
-        k_shares(k, own_folder(n, team_id), [m for m in readers if m is not n]) for n in readers
-    )
+    """K holds every reader's team folder, each shared with exactly the readers (its
+    owner, who sends it, and everyone who receives it)."""
+    return all(k_shares(k, team_folder(n, team_id), readers) for n in readers)
 
 
 def k_holds_sessions(k: Node, alice: Alice, team_id: str) -> bool:
     a = alice.node
     return outbox_settled(a, team_id, IDENTITY, alice.sessions()) and holds(
-        k, a, own_folder(a, team_id)
+        k, a, team_folder(a, team_id)
     )
 
 
@@ -264,8 +258,8 @@ def test_carol_joins_through_the_keeper_and_removed_bob_gets_nothing_new(
     kfid = keeper_folder_id(team_id)
     wait_until(
         lambda: (
-            k_shares(k, own_folder(a, team_id), [b, c])
-            and holds(k, a, own_folder(a, team_id))
+            k_shares(k, team_folder(a, team_id), [a, b, c])
+            and holds(k, a, team_folder(a, team_id))
             and holds_plain(k, a, kfid)
         ),
         CONVERGE_S,
@@ -310,10 +304,7 @@ def test_carol_joins_through_the_keeper_and_removed_bob_gets_nothing_new(
         lambda: (
             keeper_listed([a, c], team_id, first_epoch + 1)
             and bob not in k_devices(k)
-            and all(
-                k_shares(k, own_folder(n, team_id), [m for m in (a, c) if m is not n])
-                for n in (a, c)
-            )
+            and k_shares_all(k, [a, c], team_id)
         ),
         CONVERGE_S,
         message="a new epoch on alice and carol; K drops bob from everything",

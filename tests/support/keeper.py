@@ -3,7 +3,7 @@
     k = syncthing_cluster(1, karmad=True, config=KEEPER_CONFIG).nodes[0]
     add_keeper(leader, k, team_id)                   # keeper.code, keeper.add, keeper.serve
     wait_until(lambda: keeper_listed([a, b], team_id), CONVERGE_S)
-    wait_until(lambda: holds(k, a, own_folder(a, team_id)), CONVERGE_S)
+    wait_until(lambda: holds(k, a, team_folder(a, team_id)), CONVERGE_S)
 
 Members and K are checked through Syncthing's own REST API (what K holds, what each side
 lists), never through karmad's idea of it; `keeper.status` is used only where the design
@@ -17,12 +17,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from karmad.domain import folder_id as team_folder_id
 from karmad.domain import project_key
 from karmad.flow.manifest import MANIFESTS
 from karmad.redact import Redactor
 from tests.support.sessions import SessionWriter
 from tests.support.syncthing import Node, wait_started
-from tests.support.teams import device, folders_dir, own_folder
+from tests.support.teams import folders_dir
 
 KEEPER_CONFIG = "[keeper]\nenabled = true\n"
 
@@ -32,6 +33,11 @@ Session = tuple[SessionWriter, bytes]
 
 def expected(lines: list[bytes]) -> bytes:
     return Redactor().redact_chunk(b"".join(lines)).data
+
+
+def team_folder(node: Node, team_id: str) -> str:
+    """The node's own team folder, known without asking its karmad (it may be off)."""
+    return team_folder_id(team_id, node.device_id)
 
 
 def add_keeper(leader: Node, k: Node, team_id: str) -> dict[str, Any]:
@@ -73,7 +79,7 @@ def k_shares(k: Node, folder_id: str, members: list[Node]) -> bool:
     if folder is None or folder["type"] != "receiveencrypted":
         return False
     return {d["deviceID"] for d in folder["devices"]} == {k.device_id} | {
-        device(m) for m in members
+        m.device_id for m in members
     }
 
 
@@ -93,8 +99,7 @@ def holds(k: Node, owner: Node, folder_id: str) -> bool:
         and mine["needFiles"] == 0
         and mine["globalFiles"] > 0
         and mine["localFiles"] == mine["globalFiles"]
-        and mine["globalBytes"] == mine["localBytes"]
-    )
+    )  # (bytes differ: K counts its ciphertext locally, the owner's plaintext globally)
 
 
 def outbox_path(owner: Node, identity: str, writer: SessionWriter) -> str:
@@ -113,8 +118,8 @@ def outbox_settled(owner: Node, team_id: str, identity: str, sessions: list[Sess
     manifest claims that size, every file the manifest lists is on disk at the size
     claimed, and the owner's Syncthing has scanned them all as they are: what K holds of
     them from then on is final."""
-    root = folders_dir(owner) / own_folder(owner, team_id)
-    fid = own_folder(owner, team_id)
+    root = folders_dir(owner) / team_folder(owner, team_id)
+    fid = team_folder(owner, team_id)
     for writer, want in sessions:
         transcript = outbox_path(owner, identity, writer)
         project_dir = f"projects/{project_key(identity)}"
@@ -143,7 +148,7 @@ def inbox_file(
     member: Node, owner: Node, team_id: str, identity: str, writer: SessionWriter
 ) -> Path:
     """Where `writer`'s transcript arrives in the member's inbox of the owner's folder."""
-    return folders_dir(member) / own_folder(owner, team_id) / outbox_path(owner, identity, writer)
+    return folders_dir(member) / team_folder(owner, team_id) / outbox_path(owner, identity, writer)
 
 
 def lines_on(node: Node, session_id: str) -> int:
