@@ -189,7 +189,10 @@ def test_bob_receives_everything_through_the_keeper_alone(
         REJOIN_S,
         message="bob receives every line through K",
     )
-    assert not b.connected_to(a)  # (alice's Syncthing is stopped: only K was there)
+    # Only alice (off) and K could have sent it: nobody else is on bob's inbox.
+    inbox = karma_config(b)[1][team_folder(a, team_id)]
+    assert {d["deviceID"] for d in inbox["devices"]} == {b.device_id, a.device_id, k.device_id}
+    assert not b.connected_to(a)
     assert b.connected_to(k)
     main = inbox_file(b, a, team_id, IDENTITY, second).read_bytes()
     assert b"[REDACTED:" in main and MARKER.encode() in main
@@ -288,6 +291,9 @@ def test_carol_joins_through_the_keeper_and_removed_bob_gets_nothing_new(
         REJOIN_S,
         message="carol receives alice's sessions through K, alice away",
     )
+    # Only alice (off) and K could have sent it: nobody else is on carol's inbox.
+    inbox = karma_config(c)[1][team_folder(a, team_id)]
+    assert {d["deviceID"] for d in inbox["devices"]} == {c.device_id, a.device_id, k.device_id}
     assert not c.connected_to(a)
     assert keeper_listed([c], team_id)
 
