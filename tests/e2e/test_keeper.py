@@ -14,6 +14,7 @@ from typing import Any
 
 from karmad.domain import project_key
 from karmad.keeper.plan import keeper_folder_id
+from karmad.sync.keeper_side import FALLBACK_AFTER
 from tests.support.keeper import (
     KEEPER_CONFIG,
     Session,
@@ -60,6 +61,10 @@ FAST_TEAMS = "[teams]\nack_linger_s = 8\n"
 
 REJOIN_S = CONVERGE_S * 2
 """A node coming back: its karmad and Syncthing start, then connections are dialled."""
+
+FALLBACK_S = REJOIN_S + FALLBACK_AFTER.total_seconds()
+"""A member back with an old epoch first waits this long before it lists K on the keeper
+folder alone (docs/keeper.md 2.6, step 4)."""
 
 
 def start_keeper(syncthing_cluster: Callable[..., Cluster]) -> Node:
@@ -348,3 +353,40 @@ def holds_plain(k: Node, owner: Node, folder_id: str) -> bool:
     """K holds the owner's plaintext folder (the keeper folder) as the owner has it."""
     seen = owner.rest.get("/rest/db/completion", folder=folder_id, device=k.device_id)
     return bool(seen["completion"] >= 100 and not seen["needItems"] and seen["globalItems"] > 0)
+
+
+def test_member_away_during_a_rotation_reads_the_new_key_through_the_fallback(
+    syncthing_cluster: Callable[..., Cluster],
+) -> None:
+    (a, _, c), k, team_id = team_with_keeper(syncthing_cluster, 3)
+    first_epoch = keeper_view(c, team_id)["epoch"]  # type: ignore[index]
+    go_offline(c)
+
+    # Bob is removed while carol is away: K now wants the next epoch's passwords.
+    a.call("team.removeMember", {"team": team_id, "member": f"{USERS[1]}.n2"})
+    wait_until(
+        lambda: keeper_listed([a], team_id, first_epoch + 1) and k_shares_all(k, [a, c], team_id),
+        CONVERGE_S,
+        message="alice at the new epoch, K re-created for alice and carol",
+    )
+    alice = Alice(a)
+    writer = alice.session()
+    alice.append(writer, *alice.records[:20], marked(alice.records, MARKER))
+    wait_until(
+        lambda: k_holds_sessions(k, alice, team_id),
+        REJOIN_S,
+        message="K holds alice's session under the new passwords",
+    )
+    go_offline(a)
+
+    # Carol meets K with the old passwords: K drops the link; she falls back to the
+    # keeper folder alone, opens the new key, lists K again and catches up.
+    come_back(c)
+    wait_until(
+        lambda: received(c, a, team_id, IDENTITY, alice.sessions()),
+        FALLBACK_S,
+        message="carol receives alice's session through K after the fallback",
+    )
+    assert keeper_listed([c], team_id, first_epoch + 1)
+    events = [e["event"] for e in c.karmad.log_events()]  # type: ignore[union-attr]
+    assert "keeper_fallback" in events and "keeper_relisted" in events
