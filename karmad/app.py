@@ -41,6 +41,7 @@ from karmad.checks import index as index_checks
 from karmad.checks import store as store_checks
 from karmad.checks import sync as sync_checks
 from karmad.checks import syncthing as syncthing_checks
+from karmad.checks import trust as trust_checks
 from karmad.config import Config
 from karmad.doctor import Doctor
 from karmad.flow.packager import Packager
@@ -95,6 +96,7 @@ CHECK_MODULES = (
     disk_checks,
     index_checks,
     syncthing_checks,
+    trust_checks,
     sync_checks,
     archive_checks,
 )
