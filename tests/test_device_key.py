@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from karmad.health import Health
+from karmad.syncthing import binary as binary_mod
 from karmad.syncthing import home as home_mod
+from karmad.syncthing.devicekey import DeviceKeys, KeySource
 from karmad.trust.keys import load_device_key
 from tests.support.daemon import Home, KarmadProcess, RpcFailure
 from tests.support.syncthing import Node, start_karmad_node, start_plain_node, wait_until
@@ -58,6 +61,61 @@ def signs_as(karmad: KarmadProcess, device_id: str) -> dict[str, Any]:
     state = wait_until(ok, 30, message="karmad holds its device key")
     assert state["detail"].startswith(f"signs as {device_id[:7]} (ecdsa-p")
     return state
+
+
+def problem(keys: DeviceKeys) -> str | None:
+    """Read afresh each time (the attribute changes with every answer)."""
+    return keys.problem
+
+
+def prepared_home(root: Path) -> home_mod.PreparedHome:
+    path = binary_mod.locate("")
+    assert path is not None, "the test suite needs Syncthing (./dev test installs it)"
+    return home_mod.prepare(
+        binary_mod.probe(path),
+        home_mod.HomeSettings(
+            home=root, api_key_file=root / "api-key", gui_socket=root / "gui.sock"
+        ),
+    )
+
+
+def test_the_key_is_cached_per_file_and_checked_against_each_reported_id(
+    tmp_path: Path,
+) -> None:
+    a, b = prepared_home(tmp_path / "a"), prepared_home(tmp_path / "b")
+    source = KeySource(a.home, a.device_id)
+    health = Health()
+    keys = DeviceKeys(lambda: source, health)
+
+    first = keys.current()
+    assert first is not None and first.device_id == a.device_id
+    assert problem(keys) is None
+    assert keys.current() is first  # nothing changed: nothing read again
+    state = health.get("trust")
+    assert state is not None and state.state == "ok"
+
+    # Syncthing now says it is another device: the same files are not its key.
+    source = KeySource(a.home, b.device_id)
+    assert keys.current() is None
+    assert "is not the home" in str(problem(keys))
+    state = health.get("trust")
+    assert state is not None and (state.state, state.detail) == ("degraded", problem(keys))
+
+    # The files are replaced by that device's: read again, and believed.
+    own_cert = (a.home / home_mod.CERT).read_bytes()
+    for name in (home_mod.CERT, home_mod.KEY):
+        (a.home / name).write_bytes((b.home / name).read_bytes())
+    again = keys.current()
+    assert again is not None and again.device_id == b.device_id
+
+    # A certificate that is not the key's is refused, with the reason.
+    (a.home / home_mod.CERT).write_bytes(own_cert)
+    source = KeySource(a.home, a.device_id)
+    assert keys.current() is None
+    assert "does not belong" in str(problem(keys))
+
+    source = KeySource(None, b.device_id, "no Syncthing home")
+    assert keys.current() is None and problem(keys) == "no Syncthing home"
 
 
 def test_managed_node_signs_with_the_key_of_its_syncthing(
