@@ -146,8 +146,10 @@ class KeeperSide:
             valid = deviceid.parse(named.device_id) == named.device_id
         except deviceid.InvalidDeviceId:
             valid = False
-        if not valid or body.team.leader_device == named.device_id or any(
-            m.device_id == named.device_id for m in body.team.members
+        if (
+            not valid
+            or body.team.leader_device == named.device_id
+            or any(m.device_id == named.device_id for m in body.team.members)
         ):
             self.problems[team.team_id] = "the leader's state names an invalid keeper; ignored"
             return k
