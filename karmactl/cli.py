@@ -46,6 +46,7 @@ COMMAND_INDEX: dict[str, str] = {
     "service": "cmd_service",
     "doctor": "cmd_doctor",
     "archive": "cmd_archive",
+    "keeper": "cmd_keeper",
 }
 """Which module implements each command, so a run imports only the module it needs
 (a test keeps this equal to the modules' own `COMMANDS`)."""

@@ -25,6 +25,7 @@ from karmad.api import doctor as doctor_api
 from karmad.api import identity as identity_api
 from karmad.api import index as index_api
 from karmad.api import keeper as keeper_api
+from karmad.api import keeper_mode as keeper_mode_api
 from karmad.api import projects as projects_api
 from karmad.api import resume as resume_api
 from karmad.api import sessions as sessions_api
@@ -54,6 +55,7 @@ from karmad.index import pricing
 from karmad.index.discovery import Root
 from karmad.index.queries import IndexQueries
 from karmad.index.service import Indexer, open_index
+from karmad.keeper.reconciler import KeeperReconciler
 from karmad.lock import InstanceLock
 from karmad.paths import Paths, ensure_private_dir
 from karmad.redact import redactor_from_config
@@ -61,7 +63,7 @@ from karmad.resume.service import Resumer
 from karmad.rpc.dispatch import Dispatcher
 from karmad.rpc.router import Router
 from karmad.rpc.server import RpcServer
-from karmad.services import Services
+from karmad.services import KeeperServices, Services
 from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Store
 from karmad.sync import teamstore
@@ -110,6 +112,10 @@ CHECK_MODULES = (
 """Every `karmad.checks` module; each registers its checks with `register(doctor, services)`."""
 
 
+KEEPER_CHECK_MODULES = (store_checks, disk_checks)
+"""The checks that apply to a keeper (it has no Claude Code, index, teams or archive)."""
+
+
 def build_router(services: Services) -> Router:
     router = Router()
     for module in API_MODULES:
@@ -127,6 +133,18 @@ def device_signer(syncthing: SyncthingService) -> Signer:
         return current
 
     return key
+
+
+def build_keeper_router(services: KeeperServices) -> Router:
+    """A keeper answers `daemon.*`, `events.*`, `doctor.*`, `syncthing.status` and its own
+    `keeper.*` methods; everything else says it is a keeper (`wrong_mode`)."""
+    router = Router()
+    daemon_api.register_keeper(router, services)
+    doctor_api.register(router, services)
+    syncthing_api.register_status(router, services)
+    keeper_mode_api.register(router, services)
+    keeper_mode_api.refuse_the_rest(router)
+    return router
 
 
 @dataclass
@@ -282,6 +300,44 @@ def assemble(
     return services, syncthing, reconciler
 
 
+def assemble_keeper(
+    paths: Paths, config: Config, store: Store, backend: str, request_shutdown: Callable[[], None]
+) -> KeeperServices:
+    """Keeper mode (`[keeper] enabled`): the store, the managed Syncthing, health, doctor
+    and the keeper reconciler; nothing of a member (docs/keeper.md 2.11)."""
+    bus = Bus()
+    health = Health(bus)
+    doctor = Doctor(bus, timeout=config.doctor.check_timeout_s)
+    syncthing = SyncthingService(paths, config.syncthing, bus, health)
+    port = ServicePort(syncthing)
+    keeper = KeeperReconciler(
+        store,
+        port,
+        paths.folders_dir,
+        bus,
+        health,
+        utc_now,
+        sweep_interval=config.keeper.sweep_interval_s,
+    )
+    services = KeeperServices(
+        paths=paths,
+        config=config,
+        store=store,
+        bus=bus,
+        health=health,
+        backend=backend,
+        started_at=utc_now(),
+        request_shutdown=request_shutdown,
+        syncthing=syncthing,
+        doctor=doctor,
+        keeper=keeper,
+        port=port,
+    )
+    for checks in KEEPER_CHECK_MODULES:
+        checks.register(doctor, services)
+    return services
+
+
 class Daemon:
     def __init__(
         self,
@@ -315,6 +371,15 @@ class Daemon:
         witness = self.paths.syncthing_home / syncthing_home.CONFIG
         state_guard.check_before_open(self.paths.store, witness)
         store = Store.open(self.paths.store, STATE_SCHEMA)
+        if self.config.keeper.enabled:
+            # A keeper has no identity of its own to guard, and no index.
+            try:
+                await self._run_keeper(store)
+            finally:
+                store.close()
+                if self.ready:
+                    log.info("stopped")
+            return
         try:
             identity = teamstore.get_identity(store)
             state_guard.check_after_open(
@@ -363,6 +428,28 @@ class Daemon:
             await tg.start(doctor.serve)
             # Every subsystem is started with `await tg.start(...)` above this line, so
             # READY=1 means all of them said they are up (or know they cannot be).
+            self._announce_ready(tg, health, bus)
+            await self._shutdown.wait()
+            log.info("stopping")
+            self.notifier.stopping("stopping")
+            tg.cancel_scope.cancel()
+        bus.close()
+
+    async def _run_keeper(self, store: Store) -> None:
+        services = assemble_keeper(
+            self.paths, self.config, store, self.backend, self.request_shutdown
+        )
+        bus, health = services.bus, services.health
+        dispatcher = Dispatcher(build_keeper_router(services).routes, self.config.rpc)
+        server = RpcServer(self.paths.socket, dispatcher, bus, self.config.rpc)
+        health.set("store", "ok", f"schema {store.schema_version}")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals)
+            await tg.start(server.serve)
+            health.set("rpc", "listening", str(self.paths.socket))
+            await tg.start(services.syncthing.run)
+            await tg.start(services.keeper.run)
+            await tg.start(services.doctor.serve)
             self._announce_ready(tg, health, bus)
             await self._shutdown.wait()
             log.info("stopping")

@@ -20,6 +20,8 @@ from karmad.flow.receiver import Receiver
 from karmad.health import Health
 from karmad.index.queries import IndexQueries
 from karmad.index.service import Indexer
+from karmad.keeper.executor import KeeperPort
+from karmad.keeper.reconciler import KeeperReconciler
 from karmad.paths import Paths
 from karmad.redact import Redactor
 from karmad.resume.service import Resumer
@@ -31,8 +33,11 @@ from karmad.sync.teams import TeamService
 from karmad.syncthing.service import SyncthingService
 
 
-@dataclass
-class Services:
+@dataclass(kw_only=True)
+class Core:
+    """What every karmad runs, a member or a keeper: the handlers of `daemon.*`,
+    `events.*`, `doctor.*` and `syncthing.status` need nothing more."""
+
     paths: Paths
     config: Config
     store: Store
@@ -42,6 +47,15 @@ class Services:
     started_at: datetime
     request_shutdown: Callable[[], None]
     syncthing: SyncthingService
+    clock: Clock = field(default=utc_now)
+    doctor: Doctor = field(default_factory=Doctor)
+    """Where subsystems register their `karmactl doctor` checks (see karmad.checks)."""
+
+
+@dataclass(kw_only=True)
+class Services(Core):
+    """A member's daemon: sessions, the index, teams and their flows."""
+
     index: IndexQueries
     """Reads of the session index (its own read connection, on the event loop)."""
     indexer: Indexer
@@ -64,6 +78,11 @@ class Services:
     """`session.resume` jobs: sessions materialised for Claude Code in a local checkout."""
     keepers: KeeperService
     """Teams' keepers as a leader names them and a member sees them (docs/keeper.md)."""
-    clock: Clock = field(default=utc_now)
-    doctor: Doctor = field(default_factory=Doctor)
-    """Where subsystems register their `karmactl doctor` checks (see karmad.checks)."""
+
+
+@dataclass(kw_only=True)
+class KeeperServices(Core):
+    """A keeper's daemon (`[keeper] enabled`): what it holds for the teams it serves."""
+
+    keeper: KeeperReconciler
+    port: KeeperPort

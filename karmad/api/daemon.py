@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import msgspec
 
@@ -11,10 +12,13 @@ from karmad.api.syncthing import pending
 from karmad.errors import invalid_argument
 from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.services import Services
+from karmad.services import Core, Services
 
 
-def register(router: Router, svc: Services) -> None:
+def register_core(router: Router, svc: Core) -> Callable[[], protocol.DaemonStatus]:
+    """Everything but `daemon.overview`: a keeper answers these too. Returns the
+    `daemon.status` builder, which the overview extends."""
+
     @router.method("daemon.hello")
     def hello(params: protocol.NoParams, call: Call) -> protocol.Hello:
         return protocol.Hello(
@@ -26,38 +30,6 @@ def register(router: Router, svc: Services) -> None:
     @router.method("daemon.status")
     def status(params: protocol.NoParams, call: Call) -> protocol.DaemonStatus:
         return daemon_status()
-
-    @router.method("daemon.overview")
-    def glance(params: protocol.NoParams, call: Call) -> protocol.Overview:
-        identity = svc.identity.identity_info()
-        infos = svc.teams.list_teams().teams
-        snap = svc.syncthing.stream.snapshot if svc.syncthing.live else None
-        seen = {d: s.last_seen for d, s in snap.devices.items()} if snap is not None else {}
-        index = svc.indexer.status({})
-        latest = svc.index.list_sessions(protocol.SessionListParams(origin="remote", limit=1))
-        received = None
-        if latest.sessions:
-            last = latest.sessions[0]
-            received = protocol.OverviewReceived(
-                session=last.id, member=last.member, title=last.title, active_at=last.ended_at
-            )
-        base = daemon_status()
-        return protocol.Overview(
-            **msgspec.structs.asdict(base),
-            identity=identity,
-            teams=overview.teams(infos),
-            peers=overview.peers(infos, seen),
-            last_received=received,
-            index=protocol.OverviewIndex(
-                state=index.state, sessions=index.sessions, lag_s=index.lag_s, detail=index.detail
-            ),
-            attention=overview.attention(
-                identity,
-                infos,
-                pending(snap, svc.offers.known_devices()) if snap is not None else None,
-                base.subsystems,
-            ),
-        )
 
     def daemon_status() -> protocol.DaemonStatus:
         now = svc.clock()
@@ -104,3 +76,50 @@ def register(router: Router, svc: Services) -> None:
         if params.limit < 0:
             raise invalid_argument("limit must not be negative", field="limit")
         return protocol.RecentEvents(events=svc.bus.recent(params.topics, params.limit))
+
+    return daemon_status
+
+
+def register(router: Router, svc: Services) -> None:
+    daemon_status = register_core(router, svc)
+
+    @router.method("daemon.overview")
+    def glance(params: protocol.NoParams, call: Call) -> protocol.Overview:
+        identity = svc.identity.identity_info()
+        infos = svc.teams.list_teams().teams
+        snap = svc.syncthing.stream.snapshot if svc.syncthing.live else None
+        seen = {d: s.last_seen for d, s in snap.devices.items()} if snap is not None else {}
+        index = svc.indexer.status({})
+        latest = svc.index.list_sessions(protocol.SessionListParams(origin="remote", limit=1))
+        received = None
+        if latest.sessions:
+            last = latest.sessions[0]
+            received = protocol.OverviewReceived(
+                session=last.id, member=last.member, title=last.title, active_at=last.ended_at
+            )
+        base = daemon_status()
+        return protocol.Overview(
+            **msgspec.structs.asdict(base),
+            identity=identity,
+            teams=overview.teams(infos),
+            peers=overview.peers(infos, seen),
+            last_received=received,
+            index=protocol.OverviewIndex(
+                state=index.state, sessions=index.sessions, lag_s=index.lag_s, detail=index.detail
+            ),
+            attention=overview.attention(
+                identity,
+                infos,
+                pending(snap, svc.offers.known_devices()) if snap is not None else None,
+                base.subsystems,
+            ),
+        )
+
+
+def register_keeper(router: Router, svc: Core) -> None:
+    """A keeper's `daemon.*`: its overview is its status (no identity, teams or index)."""
+    daemon_status = register_core(router, svc)
+
+    @router.method("daemon.overview")
+    def glance(params: protocol.NoParams, call: Call) -> protocol.Overview:
+        return protocol.Overview(**msgspec.structs.asdict(daemon_status()))

@@ -10,10 +10,10 @@ from karmad import protocol
 from karmad.errors import KarmadError
 from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.services import Services
+from karmad.services import Core
 
 
-def register(router: Router, svc: Services) -> None:
+def register(router: Router, svc: Core) -> None:
     @router.method("doctor.run")
     def run(params: protocol.NoParams, call: Call) -> protocol.DoctorStarted:
         return protocol.DoctorStarted(run=svc.doctor.request_run())

@@ -12,7 +12,7 @@ from datetime import datetime
 from karmad import protocol
 from karmad.rpc.call import Call
 from karmad.rpc.router import Router
-from karmad.services import Services
+from karmad.services import Core, Services
 from karmad.syncthing import ids
 from karmad.syncthing.service import SyncthingService
 from karmad.syncthing.snapshot import DeviceState, FolderState, Snapshot
@@ -167,13 +167,18 @@ def pending(snap: Snapshot, known: dict[str, tuple[str, str]]) -> protocol.Pendi
     )
 
 
-def register(router: Router, svc: Services) -> None:
-    st = svc.syncthing
+def register_status(router: Router, svc: Core) -> None:
+    """`syncthing.status` alone: a keeper answers it too."""
 
     @router.method("syncthing.status")
     def syncthing_status(params: protocol.NoParams, call: Call) -> protocol.SyncthingStatus:
         health = svc.health.get("syncthing")
-        return status(st, health.since if health else None)
+        return status(svc.syncthing, health.since if health else None)
+
+
+def register(router: Router, svc: Services) -> None:
+    st = svc.syncthing
+    register_status(router, svc)
 
     @router.method("device.list")
     def device_list(params: protocol.NoParams, call: Call) -> protocol.DeviceList:

@@ -6,7 +6,7 @@ import os
 
 from karmad.doctor import Doctor, fail, ok, warn
 from karmad.protocol import DoctorCheck
-from karmad.services import Services
+from karmad.services import Core
 
 _MIB = 1 << 20
 
@@ -20,7 +20,7 @@ def _size(n_bytes: int) -> str:
     return f"{value:.1f} TiB"
 
 
-def register(doctor: Doctor, svc: Services) -> None:
+def register(doctor: Doctor, svc: Core) -> None:
     state_dir = svc.paths.state_dir
     config = svc.config.doctor
 

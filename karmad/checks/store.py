@@ -6,7 +6,7 @@ from pathlib import Path
 
 from karmad.doctor import Doctor, fail, ok
 from karmad.protocol import DoctorCheck
-from karmad.services import Services
+from karmad.services import Core
 from karmad.store import StoreCorrupt, StoreError, inspect
 
 
@@ -68,7 +68,7 @@ def store_findings(name: str, path: Path, latest: int, *, precious: bool) -> lis
     return findings
 
 
-def register(doctor: Doctor, svc: Services) -> None:
+def register(doctor: Doctor, svc: Core) -> None:
     path = svc.store.path
     latest = svc.store.schema.latest
 

@@ -257,6 +257,17 @@ class SyncthingClient:
         patch = validation.options_patch(patch)
         await self._send("PATCH", "/rest/config/options", body=_encode(patch))
 
+    # ------------------------------------------------------------------ connections
+
+    async def pause_device(self, device_id: str) -> None:
+        """Close the connection to a device and keep it closed until `resume_device`."""
+        params = [("device", validation.device_id(device_id))]
+        await self._send("POST", "/rest/system/pause", params=params)
+
+    async def resume_device(self, device_id: str) -> None:
+        params = [("device", validation.device_id(device_id))]
+        await self._send("POST", "/rest/system/resume", params=params)
+
     # ------------------------------------------------------------------ cluster
 
     async def pending_devices(self) -> dict[str, PendingDevice]:

@@ -18,7 +18,13 @@ from karmad.sync import model
 from karmad.sync.port import ActionFailed, SyncthingUnavailable
 from karmad.syncthing.client import SyncthingClient
 from karmad.syncthing.errors import AuthFailed, Rejected, SyncthingError, Unreachable
-from karmad.syncthing.models import DeviceConfig, DevicePatch, FolderConfig, FolderDevice
+from karmad.syncthing.models import (
+    DeviceConfig,
+    DevicePatch,
+    FolderConfig,
+    FolderDevice,
+    FolderStatus,
+)
 from karmad.syncthing.service import SyncthingService
 
 FOLDER_DEFAULTS = {"rescan_interval_s": 3600, "fs_watcher_enabled": True, "fs_watcher_delay_s": 1}
@@ -204,6 +210,26 @@ class ServicePort:
     async def remove_device(self, device_id: str) -> None:
         async with self._client() as client:
             await client.remove_device(device_id)
+
+    async def reset_connection(self, device_id: str) -> None:
+        """Pause and resume a device: a folder accepted on a live connection receives
+        nothing until the connection is reset (Syncthing #8278, docs/keeper.md)."""
+        async with self._client() as client:
+            await client.pause_device(device_id)
+            await client.resume_device(device_id)
+
+    def folder_status(self, folder_id: str) -> FolderStatus | None:
+        """The folder's last status from the live snapshot (None: not known yet)."""
+        snap = self._service.stream.snapshot
+        folder = None if snap is None else snap.folders.get(folder_id)
+        return None if folder is None else folder.status
+
+    def folder_error(self, folder_id: str) -> str:
+        snap = self._service.stream.snapshot
+        folder = None if snap is None else snap.folders.get(folder_id)
+        if folder is None:
+            return ""
+        return folder.error or (folder.status.error if folder.status else "")
 
     async def scan(self, folder_id: str, paths: Sequence[str] = ()) -> None:
         # Queued on the event-stream task, which batches scans; never waits here.

@@ -1,0 +1,142 @@
+"""`keeper`: a team's keeper (docs/keeper.md).
+
+On a keeper (`[keeper] enabled`): `keeper code` prints its code for a team leader,
+`keeper serve CODE` is the operator's consent to serve the leader's team, and `keeper
+status` shows what it holds. Each subcommand is one function below, added to the
+`keeper` parser in `add_commands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from karmactl import cli, render
+from karmactl.typed import decode, wire_time
+from karmad.protocol import KeeperCode, KeeperServedView, KeeperServing, KeeperStatus
+
+# Type-only imports: `typing` and friends cost start-up time on every invocation.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from karmactl.cli import Context
+
+COMMANDS = ("keeper",)
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    keeper = sub.add_parser("keeper", parents=[common], help="a team's keeper")
+    k = keeper.add_subparsers(dest="keeper_command", metavar="ACTION", required=True)
+
+    p = k.add_parser("code", parents=[common], help="keeper: print this keeper's code")
+    p.set_defaults(func=keeper_code)
+
+    p = k.add_parser(
+        "serve", parents=[common], help="keeper: serve the team whose leader printed CODE"
+    )
+    p.add_argument("code", help="the code `karmactl keeper add` printed on the leader's machine")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=keeper_serve)
+
+    p = k.add_parser("status", parents=[common], help="what the keeper holds")
+    p.set_defaults(func=keeper_status)
+
+
+def _short(device_id: str) -> str:
+    return device_id[:7]
+
+
+def keeper_code(ctx: Context) -> int:
+    raw = ctx.call("keeper.code")
+    if ctx.json:
+        render.emit_json(raw)
+        return 0
+    r = decode(raw, KeeperCode)
+    print(r.code)
+    print(
+        f"\nThis is keeper {_short(r.device_id)}. Give the code above to a team leader, who "
+        f"runs:\n  karmactl keeper add TEAM {r.code}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def keeper_serve(ctx: Context) -> int:
+    if not ctx.json and not ctx.args.yes:
+        from karmad import codes  # only here: the check needs no daemon
+        from karmad.domain import DomainError
+
+        try:
+            wanted = codes.decode_serve(ctx.args.code)
+        except DomainError as exc:
+            print(f"karmactl: {exc}", file=sys.stderr)
+            return cli.EXIT_ERROR
+        from karmactl.cmd_teams import Declined, confirm
+
+        try:
+            confirm(
+                ctx,
+                f"Serve the team of leader device {wanted.leader_device} (keeper folder "
+                f"{wanted.folder_id})?",
+            )
+        except Declined:
+            return cli.EXIT_ERROR
+    raw = ctx.call("keeper.serve", code=ctx.args.code)
+    if ctx.json:
+        render.emit_json(raw)
+        return 0
+    r = decode(raw, KeeperServing)
+    said = "Serving" if r.changed else "Already serving"
+    print(f"{said} the team of leader {_short(r.leader_device)} (keeper folder {r.folder_id}).")
+    return 0
+
+
+def keeper_status(ctx: Context) -> int:
+    raw = ctx.call("keeper.status")
+    if ctx.json:
+        render.emit_json(raw)
+        return 0
+    r = decode(raw, KeeperStatus)
+    if r.mode == "keeper":
+        print(f"keeper {r.device_id or '?'}")
+        if not r.served:
+            print("Serving no team yet: `karmactl keeper serve CODE`.")
+        for team in r.served:
+            _served(team)
+    return 0
+
+
+def _served(team: KeeperServedView) -> None:
+    print()
+    render.kv(
+        [
+            ("leader", team.leader_device),
+            ("keeper folder", team.folder_id),
+            ("accepted", wire_time(team.accepted_at)),
+            ("control", "none yet" if team.control_seq is None else f"seq {team.control_seq}"),
+            ("epoch", "" if team.epoch is None else team.epoch),
+            ("devices", ", ".join(_short(d) for d in team.devices) or "none"),
+            *([("dissolved", "yes")] if team.dissolved else []),
+            *([("problem", team.problem)] if team.problem else []),
+        ]
+    )
+    if team.folders:
+        print()
+        render.table(
+            ["FOLDER", "KIND", "DEVICES", "GEN", "FILES", "SIZE", "STATE", "ERROR"],
+            [
+                [
+                    f.folder_id,
+                    f.kind,
+                    f.devices,
+                    f.generation if f.kind == "content" else "",
+                    "" if f.local_files is None else f.local_files,
+                    "" if f.local_bytes is None else render.size(f.local_bytes),
+                    f.state,
+                    f.error or "",
+                ]
+                for f in team.folders
+            ],
+            right=(2, 3, 4, 5),
+        )
