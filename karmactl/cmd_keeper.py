@@ -60,7 +60,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=keeper_remove)
 
-    p = k.add_parser("status", parents=[common], help="what the keeper holds")
+    p = k.add_parser(
+        "status", parents=[common], help="what the keeper holds, or each team's keeper as seen here"
+    )
     p.set_defaults(func=keeper_status)
 
 
