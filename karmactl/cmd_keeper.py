@@ -2,8 +2,10 @@
 
 On a keeper (`[keeper] enabled`): `keeper code` prints its code for a team leader,
 `keeper serve CODE` is the operator's consent to serve the leader's team, and `keeper
-status` shows what it holds. Each subcommand is one function below, added to the
-`keeper` parser in `add_commands`.
+status` shows what it holds. On a team leader: `keeper add TEAM CODE` names the team's
+keeper and prints the code its operator confirms with, `keeper remove TEAM` drops it. On
+any member, `keeper status` shows each team's keeper as this machine sees it. Each
+subcommand is one function below, added to the `keeper` parser in `add_commands`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ import sys
 
 from karmactl import cli, render
 from karmactl.typed import decode, wire_time
-from karmad.protocol import KeeperCode, KeeperServedView, KeeperServing, KeeperStatus
+from karmad.protocol import (
+    KeeperAdded,
+    KeeperCode,
+    KeeperRemoved,
+    KeeperServedView,
+    KeeperServing,
+    KeeperStatus,
+    KeeperTeamView,
+)
 
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
@@ -39,7 +49,20 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=keeper_serve)
 
-    p = k.add_parser("status", parents=[common], help="what the keeper holds")
+    p = k.add_parser("add", parents=[common], help="leader: name TEAM's keeper by its CODE")
+    p.add_argument("team", help="team name or id")
+    p.add_argument("code", help="the keeper's code (`karmactl keeper code` on the keeper)")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=keeper_add)
+
+    p = k.add_parser("remove", parents=[common], help="leader: TEAM's keeper stops holding it")
+    p.add_argument("team", help="team name or id")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=keeper_remove)
+
+    p = k.add_parser(
+        "status", parents=[common], help="what the keeper holds, or each team's keeper as seen here"
+    )
     p.set_defaults(func=keeper_status)
 
 
@@ -92,6 +115,61 @@ def keeper_serve(ctx: Context) -> int:
     return 0
 
 
+def keeper_add(ctx: Context) -> int:
+    if not ctx.json and not ctx.args.yes:
+        from karmad import codes  # only here: the check needs no daemon
+        from karmad.domain import DomainError
+
+        try:
+            wanted = codes.decode_keeper(ctx.args.code)
+        except DomainError as exc:
+            print(f"karmactl: {exc}", file=sys.stderr)
+            return cli.EXIT_ERROR
+        from karmactl.cmd_teams import Declined, confirm
+
+        try:
+            confirm(
+                ctx,
+                f"Make device {wanted.device_id} the keeper of {ctx.args.team}? It will hold "
+                "every team folder, encrypted, and serve it to members",
+            )
+        except Declined:
+            return cli.EXIT_ERROR
+    raw = ctx.call("keeper.add", team=ctx.args.team, code=ctx.args.code)
+    if ctx.json:
+        render.emit_json(raw)
+        return 0
+    r = decode(raw, KeeperAdded)
+    said = "Keeper" if r.changed else "Already the keeper:"
+    print(r.serve_code)
+    print(
+        f"\n{said} {_short(r.keeper_device)} of {r.team_name}. Give the code above to the "
+        f"keeper's operator, who runs:\n  karmactl keeper serve {r.serve_code}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def keeper_remove(ctx: Context) -> int:
+    if not ctx.json and not ctx.args.yes:
+        from karmactl.cmd_teams import Declined, confirm
+
+        try:
+            confirm(ctx, f"Remove the keeper of {ctx.args.team}?")
+        except Declined:
+            return cli.EXIT_ERROR
+    raw = ctx.call("keeper.remove", team=ctx.args.team)
+    if ctx.json:
+        render.emit_json(raw)
+        return 0
+    r = decode(raw, KeeperRemoved)
+    if r.changed:
+        print(f"Keeper {_short(r.keeper_device)} removed: members drop it.")
+    else:
+        print(f"Keeper {_short(r.keeper_device)} was removed already.")
+    return 0
+
+
 def keeper_status(ctx: Context) -> int:
     raw = ctx.call("keeper.status")
     if ctx.json:
@@ -104,7 +182,42 @@ def keeper_status(ctx: Context) -> int:
             print("Serving no team yet: `karmactl keeper serve CODE`.")
         for team in r.served:
             _served(team)
+        return 0
+    if not r.teams:
+        print("No team of this machine has a keeper.")
+    for view in r.teams:
+        _team(view)
     return 0
+
+
+def _team(view: KeeperTeamView) -> None:
+    print()
+    if view.epoch is None:
+        key = "none yet"
+    elif view.current_epoch is not None and view.epoch < view.current_epoch:
+        key = f"{view.epoch} (the team is at {view.current_epoch})"
+    else:
+        key = str(view.epoch)
+    render.kv(
+        [
+            ("team", f"{view.team_name} ({view.role})"),
+            ("keeper", view.keeper_device),
+            ("connected", "?" if view.connected is None else "yes" if view.connected else "no"),
+            ("key", key),
+            ("listed", "on every team folder" if view.listed else "on its own folder only"),
+            *([("problem", view.problem)] if view.problem else []),
+        ]
+    )
+    if view.folders:
+        print()
+        render.table(
+            ["FOLDER", "OWNER", "KIND", "KEY"],
+            [
+                [f.folder_id, f.owner or "", f.kind, f.generation if f.kind == "content" else ""]
+                for f in view.folders
+            ],
+            right=(3,),
+        )
 
 
 def _served(team: KeeperServedView) -> None:

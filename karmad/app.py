@@ -44,6 +44,7 @@ from karmad.checks import keeper as keeper_checks
 from karmad.checks import store as store_checks
 from karmad.checks import sync as sync_checks
 from karmad.checks import syncthing as syncthing_checks
+from karmad.checks import trust as trust_checks
 from karmad.config import Config
 from karmad.doctor import Doctor
 from karmad.flow.packager import Packager
@@ -75,7 +76,7 @@ from karmad.sync.teams import TeamService
 from karmad.syncthing import home as syncthing_home
 from karmad.syncthing.port import ServicePort
 from karmad.syncthing.service import SyncthingService
-from karmad.trust.keys import DeviceKey, TrustError, load_device_key
+from karmad.trust.keys import DeviceKey, TrustError
 
 log = logs.get("karmad")
 
@@ -103,6 +104,7 @@ CHECK_MODULES = (
     disk_checks,
     index_checks,
     syncthing_checks,
+    trust_checks,
     sync_checks,
     archive_checks,
     keeper_checks,
@@ -121,15 +123,14 @@ def build_router(services: Services) -> Router:
     return router
 
 
-def device_signer(paths: Paths) -> Signer:
-    """Our Syncthing device key from the managed home, for the files a leader signs."""
+def device_signer(syncthing: SyncthingService) -> Signer:
+    """Our Syncthing device key, for the files a leader signs (docs/keeper.md 2.3)."""
 
     def key() -> DeviceKey:
-        home = paths.syncthing_home
-        try:
-            return load_device_key(home / "cert.pem", home / "key.pem")
-        except OSError as exc:
-            raise TrustError(f"no Syncthing device key in {home}: {exc.strerror}") from None
+        current = syncthing.keys.current()
+        if current is None:
+            raise TrustError(syncthing.keys.problem or "no Syncthing device key yet")
+        return current
 
     return key
 
@@ -223,7 +224,7 @@ def assemble(
         policy=config.teams.policy(),
         sweep_interval=config.teams.sweep_interval_s,
         sealing_key_path=paths.sealing_key,
-        signer=device_signer(paths),
+        signer=device_signer(syncthing),
     )
     identity = IdentityService(store, port, reconciler, utc_now)
     redactor = redactor_from_config(config.redaction)

@@ -100,7 +100,9 @@ class SyncthingConfig(_Section):
     api_key: ShortText = ""
     """external: the REST API key; empty reads it from its config.xml."""
     home: ShortText = ""
-    """external: the Syncthing home holding config.xml; empty tries the default homes."""
+    """external: the Syncthing home holding config.xml; empty tries the default homes.
+    Its cert.pem and key.pem sign what this member publishes (needed with only
+    `address` and `api_key`, else this member cannot sign)."""
     connect_timeout_s: Timeout = 5.0
     """How long connecting to Syncthing's REST API may take."""
     request_timeout_s: Timeout = 30.0

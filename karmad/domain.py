@@ -533,6 +533,7 @@ class EventKind(enum.StrEnum):
     OFFER_REJECTED = "offer.rejected"
     OFFER_DISMISSED = "offer.dismissed"
     STATE_REJECTED = "state.rejected"
+    FOLDER_OVERRIDDEN = "folder.overridden"
     SESSION_PACKAGED = "session.packaged"
     SESSION_RECEIVED = "session.received"
     SESSION_REJECTED = "session.rejected"

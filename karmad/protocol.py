@@ -317,6 +317,7 @@ EventKindName = Literal[
     "offer.rejected",
     "offer.dismissed",
     "state.rejected",
+    "folder.overridden",
     "session.packaged",
     "session.received",
     "session.rejected",

@@ -103,6 +103,8 @@ def test_fresh_home(tmp_path: Path, binary: binary_mod.Binary) -> None:
         "reconnectionIntervalS": "10",
     }
     assert {k: config.option(k) for k in expected} == expected
+    # Our own name goes to every peer: karmad's, not the host name Syncthing picks.
+    assert config.device_name(prepared.device_id) == "karmad"
     # No default folder: the only <folder> is the template under <defaults>.
     root = ElementTree.parse(s.home / "config.xml").getroot()
     assert root.findall("folder") == []
@@ -137,9 +139,11 @@ def test_hand_edits_of_owned_settings_are_corrected(
     text = text.replace(
         "<keepTemporariesH>24</keepTemporariesH>", "<keepTemporariesH>7</keepTemporariesH>"
     )
+    text = text.replace('name="karmad"', 'name="my-laptop.example.com"', 1)
     path.write_text(text)
     again = home.prepare(binary, s)
-    assert set(again.changed) == {"gui.apikey", "options.globalAnnounceEnabled"}
+    assert set(again.changed) == {"gui.apikey", "options.globalAnnounceEnabled", "device.name"}
+    assert ConfigXml.load(path).device_name(first.device_id) == "karmad"
     config = ConfigXml.load(path)
     assert config.gui().api_key == first.api_key
     assert config.option("globalAnnounceEnabled") == "false"

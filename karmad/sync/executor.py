@@ -53,6 +53,8 @@ def action_key(action: p.Action) -> str:
             return f"ignores:{action.folder_id}"
         case p.RevertInbox():
             return f"revert:{action.folder_id}"
+        case p.OverrideOwnFolder():
+            return f"override:{action.folder_id}"
         case p.PurgeReceived():
             return f"purge:{action.folder_id}:{action.project_key}"
         case p.DismissOffer():
@@ -150,7 +152,13 @@ class Executor:
         await self._each(outcome, due, p.UpdateDeviceAddresses)
         await self._batch(outcome, _only(due, p.PutFolder), self._put_folders)
         await self._each(
-            outcome, due, p.SetIgnores, p.RevertInbox, p.WriteState, p.WriteKeeperFiles
+            outcome,
+            due,
+            p.SetIgnores,
+            p.RevertInbox,
+            p.OverrideOwnFolder,
+            p.WriteState,
+            p.WriteKeeperFiles,
         )
         # Last of all for a new device: its folders, ignores and our state are there.
         await self._each(outcome, due, p.ConnectDevice)
@@ -197,6 +205,8 @@ class Executor:
                 return partial(port.set_ignores, action.folder_id, action.patterns)
             case p.RevertInbox():
                 return partial(port.revert, action.folder_id)
+            case p.OverrideOwnFolder():
+                return partial(port.override, action.folder_id)
             case p.WriteState():
                 return partial(self._write_state, action)
             case p.WriteKeeperFiles():

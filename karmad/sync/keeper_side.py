@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from karmad import atomic_file, logs
+from karmad import atomic_file, deviceid, logs
 from karmad.domain import Phase, folder_id
 from karmad.keeper import control as kc
 from karmad.keeper.epoch import SECRET_BYTES, Epoch, advance
@@ -142,7 +142,18 @@ class KeeperSide:
                 keeperstore.delete(self._store, team.team_id)
                 log.info("keeper_dropped", team=team.team_id)
             return None
-        addresses = tuple(named.addresses)
+        try:
+            valid = deviceid.parse(named.device_id) == named.device_id
+        except deviceid.InvalidDeviceId:
+            valid = False
+        if (
+            not valid
+            or body.team.leader_device == named.device_id
+            or any(m.device_id == named.device_id for m in body.team.members)
+        ):
+            self.problems[team.team_id] = "the leader's state names an invalid keeper; ignored"
+            return k
+        addresses = tuple(named.addresses)[:16]
         if k is None or k.device_id != named.device_id:
             k = TeamKeeper(team.team_id, named.device_id, addresses, now)
             keeperstore.put(self._store, k)

@@ -252,6 +252,10 @@ class Observed:
     """Receive-only folders where Syncthing reports local changes. karmad never writes in
     an inbox, yet an un-ignored project (a subscription resumed) or a hand edit leaves
     items there that block the owner's newer versions until reverted."""
+    foreign_changes: frozenset[str] = frozenset()
+    """Send-only folders where Syncthing reports items it needs: another device changed
+    our own folder (anyone who reaches a team's keeper can, docs/keeper.md 2.3), and
+    peers hold that version instead of ours until we override it."""
     offers: frozenset[Offer] = frozenset()
     """Offers pending in Syncthing."""
     received: frozenset[tuple[str, str]] = frozenset()

@@ -71,6 +71,14 @@ class RevertInbox:
 
 
 @dataclass(frozen=True, slots=True)
+class OverrideOwnFolder:
+    """Restore our version of our own send-only folder where another device changed it:
+    only its owner writes there, whatever a relay let through."""
+
+    folder_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class WriteState:
     folder_id: str
     team_id: str
@@ -121,6 +129,7 @@ Action = (
     | PutFolder
     | SetIgnores
     | RevertInbox
+    | OverrideOwnFolder
     | WriteState
     | WriteKeeperFiles
     | PurgeReceived
@@ -133,12 +142,14 @@ Action = (
 def plan(desired: Desired, observed: Observed, folders_dir: Path) -> list[Action]:
     adds, updates, connects = _devices(desired, observed)
     puts, ignores, reverts = _folders(desired, observed, folders_dir)
+    overrides = _overrides(desired, observed)
     return [
         *adds,
         *updates,
         *puts,
         *ignores,
         *reverts,
+        *overrides,
         *_states(desired, observed),
         *[
             WriteKeeperFiles(files)
@@ -224,6 +235,23 @@ def _folders(
     return puts, ignores, reverts
 
 
+def _overrides(desired: Desired, observed: Observed) -> list[Action]:
+    """Only a folder that is ours to send from, in Syncthing as in the plan: overriding
+    anything else would push our copy over its owner's."""
+    overrides: list[Action] = []
+    for fid in sorted(observed.foreign_changes):
+        want = desired.folders.get(fid)
+        have = observed.folders.get(fid)
+        if (
+            want is not None
+            and want.type is FolderType.SENDONLY
+            and have is not None
+            and have.type is FolderType.SENDONLY
+        ):
+            overrides.append(OverrideOwnFolder(fid))
+    return overrides
+
+
 def _states(desired: Desired, observed: Observed) -> list[Action]:
     return [
         WriteState(fid, want.team_id, want.body, want.digest)
@@ -279,6 +307,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
     digests = dict(observed.state_digests)
     managed = set(observed.managed_devices)
     changed = set(observed.locally_changed)
+    foreign = set(observed.foreign_changes)
     offers = set(observed.offers)
     received = set(observed.received)
     keeper_digests = dict(observed.keeper_digests)
@@ -295,11 +324,14 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
             previous = folders.get(fid)
             if previous is None or previous.type != action.folder.type:
                 changed.discard(fid)  # a report about another kind of folder: wait for anew
+                foreign.discard(fid)
             folders[fid] = action.folder
         elif isinstance(action, SetIgnores):
             ignores[action.folder_id] = action.patterns
         elif isinstance(action, RevertInbox):
             changed.discard(action.folder_id)
+        elif isinstance(action, OverrideOwnFolder):
+            foreign.discard(action.folder_id)
         elif isinstance(action, WriteState):
             digests[action.folder_id] = action.digest
         elif isinstance(action, WriteKeeperFiles):
@@ -311,6 +343,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
         elif isinstance(action, RemoveFolder):
             folders.pop(action.folder_id, None)
             changed.discard(action.folder_id)
+            foreign.discard(action.folder_id)
             ignores.pop(action.folder_id, None)
             digests.pop(action.folder_id, None)
             keeper_digests.pop(action.folder_id, None)
@@ -327,6 +360,7 @@ def apply(observed: Observed, actions: list[Action]) -> Observed:
         state_digests=digests,
         managed_devices=frozenset(managed),
         locally_changed=frozenset(changed),
+        foreign_changes=frozenset(foreign),
         offers=frozenset(offers),
         received=frozenset(received),
         keeper_digests=keeper_digests,
@@ -339,6 +373,7 @@ __all__ = [
     "ConnectDevice",
     "DismissOffer",
     "FolderType",
+    "OverrideOwnFolder",
     "PurgeReceived",
     "PutFolder",
     "RemoveDevice",

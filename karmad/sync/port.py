@@ -38,6 +38,9 @@ class SyncthingPort(Protocol):
     def locally_changed(self) -> frozenset[str]:
         """Our receive-only folders with local changes, as last reported."""
 
+    def foreign_changes(self) -> frozenset[str]:
+        """Our send-only folders where another device's changes wait, as last reported."""
+
     async def read_config(self) -> tuple[dict[str, DeviceConfig], dict[str, FolderConfig]]:
         """Configured devices (ourselves excluded) and `karma-` folders: one read."""
 
@@ -58,6 +61,8 @@ class SyncthingPort(Protocol):
     async def scan(self, folder_id: str, paths: Sequence[str] = ()) -> None: ...
 
     async def revert(self, folder_id: str) -> None: ...
+
+    async def override(self, folder_id: str) -> None: ...
 
     async def dismiss_pending_device(self, device_id: str) -> None: ...
 

@@ -55,10 +55,11 @@ WAKE_TOPICS = (
     "syncthing.resynced",
     "syncthing.folder.local_changes",
     "syncthing.device.connected",
+    "syncthing.folder.foreign_changes",
 )
 """Syncthing events after which our view of peers or offers may have changed (or an
-inbox needs reverting). Of the files that arrive, only `state` files matter here
-(sessions are the receiver's)."""
+inbox needs reverting, or one of our own folders overriding). Of the files that arrive,
+only `state` files matter here (sessions are the receiver's)."""
 
 REVERT_COOLDOWN = timedelta(seconds=30)
 _WATCHED_FILES = (statefile.STATE_NAME, KEYS_NAME)
@@ -133,6 +134,8 @@ class Reconciler:
         self._reverted: dict[str, datetime] = {}
         """Inboxes reverted, and when: Syncthing reports the change only after its next
         scan, so the same report is not acted on twice within `REVERT_COOLDOWN`."""
+        self._overridden: dict[str, datetime] = {}
+        """Own folders overridden, and when: the same, for `OverrideOwnFolder`."""
 
     # ------------------------------------------------------------------ triggers
 
@@ -244,10 +247,10 @@ class Reconciler:
         return frozenset(self._knocked.keys() | pending)
 
     def _revertable(self, now: datetime) -> frozenset[str]:
-        for fid, at in list(self._reverted.items()):
-            if now - at >= REVERT_COOLDOWN:
-                del self._reverted[fid]
-        return self._port.locally_changed() - self._reverted.keys()
+        return self._port.locally_changed() - _cooling(self._reverted, now).keys()
+
+    def _overridable(self, now: datetime) -> frozenset[str]:
+        return self._port.foreign_changes() - _cooling(self._overridden, now).keys()
 
     def _sleep_for(self) -> float:
         """Until the sweep, or sooner when a grace or linger period ends before it."""
@@ -395,6 +398,7 @@ class Reconciler:
             state_digests=self._published(me, teams),
             managed_devices=teamstore.managed_devices(self._store),
             locally_changed=self._revertable(now),
+            foreign_changes=self._overridable(now),
             offers=frozenset(offers),
             received=received,
             keeper_digests=dict(self.executor.keeper_written),
@@ -420,6 +424,9 @@ class Reconciler:
                 self._reverted[action.folder_id] = now
                 log.info("inbox_reverted", folder=action.folder_id)
                 self._bus.publish("sync.inbox.reverted", {"folder": action.folder_id})
+            elif isinstance(action, p.OverrideOwnFolder):
+                self._overridden[action.folder_id] = now
+                self._audit_override(want, action.folder_id, now)
         after = p.apply(observed, outcome.done)
         self._dismissals &= after.offers
         self._purges = {r for r in self._purges if not p.purge_settled(want, after, *r)}
@@ -526,6 +533,24 @@ class Reconciler:
             },
         )
 
+    def _audit_override(self, want: Desired, fid: str, now: datetime) -> None:
+        """Every override is recorded: it means another device wrote in our folder."""
+        log.warning("folder_overridden", folder=fid)
+        folder = want.folders.get(fid)
+        event = SyncEvent(
+            EventKind.FOLDER_OVERRIDDEN,
+            now,
+            team_id=folder.team_id if folder else None,
+            device_id=folder.owner_device if folder else None,
+            detail={
+                "folder": fid,
+                "reason": "another device changed this member's own folder; its version "
+                "was restored",
+            },
+        )
+        teamstore.append_event(self._store, event)
+        self._publish_audit(event)
+
     def _audit_rejected(self, peers: dict[str, PeerState], now: datetime) -> None:
         for peer in peers.values():
             if peer.error is None:
@@ -579,3 +604,12 @@ class Reconciler:
                     },
                 ),
             )
+
+
+def _cooling(acted: dict[str, datetime], now: datetime) -> dict[str, datetime]:
+    """Forget what was acted on more than `REVERT_COOLDOWN` ago; what remains is still
+    waiting for Syncthing's next report after the action."""
+    for fid, at in list(acted.items()):
+        if now - at >= REVERT_COOLDOWN:
+            del acted[fid]
+    return acted

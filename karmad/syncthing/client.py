@@ -336,6 +336,11 @@ class SyncthingClient:
         params = [("folder", validation.folder_id(folder_id))]
         await self._send("POST", "/rest/db/revert", params=params)
 
+    async def override(self, folder_id: str) -> None:
+        """Make this device's version of a send-only folder the global one again."""
+        params = [("folder", validation.folder_id(folder_id))]
+        await self._send("POST", "/rest/db/override", params=params)
+
     # ------------------------------------------------------------------ events
 
     async def events(

@@ -112,6 +112,18 @@ class ConfigXml:
     def set_option(self, name: str, value: str) -> None:
         self._set_text(self._child(self._root, "options"), name, value, f"options.{name}")
 
+    def device_name(self, device_id: str) -> str | None:
+        for element in self._root.findall("device"):
+            if element.get("id") == device_id:
+                return element.get("name", "")
+        return None
+
+    def set_device_name(self, device_id: str, name: str) -> None:
+        """Name a configured device (our own, in managed mode); absent: nothing to do."""
+        for element in self._root.findall("device"):
+            if element.get("id") == device_id:
+                self._set_attr(element, "name", name, "device.name")
+
     def set_listen_addresses(self, values: list[str]) -> None:
         if self.listen_addresses() == values:
             return

@@ -433,11 +433,15 @@ class EventStream:
                 self._note_local_changes(data.folder, folder)
 
     def _note_local_changes(self, folder_id: str, folder: FolderState) -> None:
-        """An inbox with local changes stops receiving its owner's updates: say so, so
-        that reconciliation reverts it (on every version: summaries, or the status read
-        after each scan on versions that send summaries only to pollers)."""
+        """An inbox with local changes stops receiving its owner's updates, and a change
+        someone else made in one of our send-only folders reaches peers in place of ours:
+        say so, so that reconciliation reverts or overrides it (on every version:
+        summaries, or the status read after each index update on versions that send
+        summaries only to pollers)."""
         if folder.managed and (items := folder.local_changes):
             self._publish("syncthing.folder.local_changes", {"folder": folder_id, "items": items})
+        if folder.managed and (items := folder.foreign_changes):
+            self._publish("syncthing.folder.foreign_changes", {"folder": folder_id, "items": items})
 
     def _on_folder_completion(self, event: RawEvent, time: datetime | None) -> None:
         if (data := self._decode(event, FolderCompletion)) is None:

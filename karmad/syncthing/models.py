@@ -210,6 +210,12 @@ class FolderStatus(_Model):
     ignore_patterns: bool = False
 
     @property
+    def needed(self) -> int:
+        """Items this device lacks the global version of (1.19 lacks the total, hence
+        the sum)."""
+        return self.need_total_items or (self.need_files + self.need_deletes)
+
+    @property
     def local_changes(self) -> int:
         """Items changed locally in a receive-only folder: they stop the owner's newer
         versions from arriving until reverted (1.19 lacks the total, hence the sum)."""

@@ -106,6 +106,16 @@ class ServicePort:
             if is_folder_id(folder_id) and folder.local_changes > 0
         )
 
+    def foreign_changes(self) -> frozenset[str]:
+        snap = self._service.stream.snapshot
+        if snap is None:
+            return frozenset()
+        return frozenset(
+            folder_id
+            for folder_id, folder in snap.folders.items()
+            if is_folder_id(folder_id) and folder.foreign_changes > 0
+        )
+
     # ------------------------------------------------------------------ calls
 
     @asynccontextmanager
@@ -228,6 +238,10 @@ class ServicePort:
     async def revert(self, folder_id: str) -> None:
         async with self._client() as client:
             await client.revert(folder_id)
+
+    async def override(self, folder_id: str) -> None:
+        async with self._client() as client:
+            await client.override(folder_id)
 
     async def dismiss_pending_device(self, device_id: str) -> None:
         async with self._client() as client:

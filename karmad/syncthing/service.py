@@ -7,7 +7,9 @@ failing (so daemon readiness never waits for a Syncthing that will not come). It
 
 - `stream.snapshot` (read-only, never a call to Syncthing) via `require_snapshot()`,
 - `request_scan()` to have paths scanned now rather than after the watcher delay,
-- `client` for subsystems that change Syncthing's configuration.
+- `client` for subsystems that change Syncthing's configuration,
+- `keys.current()`: the device key this member signs with, once it is known to be the
+  key of the Syncthing karmad drives (else None, and `keys.problem` says why).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from karmad.syncthing.addresses import Endpoint
 from karmad.syncthing.binary import Binary, BinaryError
 from karmad.syncthing.client import SyncthingClient
 from karmad.syncthing.compat import Compat, Unsupported, Version
+from karmad.syncthing.devicekey import DeviceKeys, KeySource
 from karmad.syncthing.errors import AuthFailed, Rejected, SyncthingError
 from karmad.syncthing.events import EventStream
 from karmad.syncthing.home import HomeSettings, PreparedHome
@@ -101,7 +104,7 @@ class SyncthingService:
             clock,
             poll_s=config.event_poll_s,
             request_timeout=config.connect_timeout_s,
-            on_live=self._settled.set,
+            on_live=self._on_live,
         )
         self.state = "starting"
         self.detail = ""
@@ -118,6 +121,8 @@ class SyncthingService:
 
         Kept apart from `detail` so `karmactl doctor` can tell a wrong key (fix the key)
         from a Syncthing that is not there (start it), whatever the state says."""
+        self.keys = DeviceKeys(self._key_source, health)
+        """The device key this member signs with (docs/keeper.md, 2.3)."""
 
     # ------------------------------------------------------------------ state
 
@@ -128,6 +133,31 @@ class SyncthingService:
         self._health.set(SUBSYSTEM, state, detail)
         if state in SETTLED_STATES and state != "running":
             self._settled.set()
+
+    def _on_live(self) -> None:
+        self._settled.set()
+        # Syncthing's device ID is known (again): say at once whether this member signs.
+        self.keys.current()
+
+    def _key_source(self) -> KeySource:
+        if self.mode == "off":
+            return KeySource(None, "", "syncthing.mode is off")
+        snap = self.stream.snapshot
+        reported = snap.my_id if snap is not None else ""
+        if not reported:
+            return KeySource(None, "", f"Syncthing's device ID is not known yet ({self.state})")
+        if self.mode == "managed":
+            return KeySource(self.paths.syncthing_home, reported)
+        attachment = self.attachment
+        if attachment is not None and attachment.home is None:
+            return KeySource(
+                None,
+                reported,
+                f"the Syncthing at {attachment.endpoint} is given by address and API key "
+                "alone: karmad does not know its home, where its device key is (set "
+                "syncthing.home)",
+            )
+        return KeySource(attachment.home if attachment else None, reported, "no Syncthing home")
 
     @property
     def live(self) -> bool:
@@ -156,6 +186,7 @@ class SyncthingService:
         try:
             if self.mode == "off":
                 self._set("off", "syncthing.mode is off: sessions are indexed, not shared")
+                self.keys.current()
                 ready.signal()
                 await anyio.sleep_forever()
             async with anyio.create_task_group() as tg:

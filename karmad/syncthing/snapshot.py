@@ -76,6 +76,15 @@ class FolderState:
             return 0
         return self.status.local_changes
 
+    @property
+    def foreign_changes(self) -> int:
+        """Items another device changed in a send-only folder (0 for other kinds).
+        Syncthing never pulls them here, but peers that take changes from that device
+        (a team's keeper relays them) hold them instead of ours until overridden."""
+        if self.config.type != "sendonly" or self.status is None:
+            return 0
+        return self.status.needed
+
 
 @dataclass
 class Snapshot:

@@ -101,6 +101,12 @@ def _k_folder(k: Node, fid: str) -> dict[str, Any] | None:
     return next((f for f in k.rest.get("/rest/config/folders") if f["id"] == fid), None)
 
 
+def _ciphertext(k: Node, fid: str) -> list[Path]:
+    assert k.karmad is not None
+    directory = k.karmad.home.state / "folders" / fid
+    return [p for p in directory.rglob("*") if p.is_file() and ".syncthing-enc" in str(p)]
+
+
 def _holds(node: Node, fid: str) -> bool:
     status = node.rest.get("/rest/db/status", folder=fid)
     return bool(status["localFiles"] >= 1 and status["needFiles"] == 0)
@@ -220,6 +226,8 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     )
     assert _planted(k.root) == []
     assert _planted(content_dir) != []  # the search finds them where they are plaintext
+    first_ciphertext = _ciphertext(k, content)
+    assert first_ciphertext != []
 
     # The leader goes away; the member, configured with K under the same password,
     # receives the leader's file from K alone.
@@ -257,3 +265,31 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     assert shown.returncode == 0, shown.stderr
     assert "not signed by the leader" in shown.stdout
     assert content in shown.stdout
+
+    # A rotation. The member has the new password at once; the leader stops listing K
+    # on its folder (the fallback while K would drop the link) and writes a control file
+    # at the next password generation. K re-creates the folder empty, and fills it again
+    # under the new password from whoever lists K with it.
+    second = "second-password-of-the-team-folder"
+    _put_content(member, content, "receiveonly", {k.device_id: second})
+    _put_content(leader, content, "sendonly", {})
+    rotated = _control(3, leader, k.device_id, content, [member.device_id], epoch=2, generation=2)
+    (keeper_dir / "control").write_bytes(sign_control(_key(leader), rotated, folder=KEEPER_FOLDER))
+    leader.rest.post("/rest/db/scan", folder=KEEPER_FOLDER)
+    wait_until(lambda: _served(k)["control_seq"] == 3, CONVERGE_S, message="K applies the rotation")
+    served = _served(k)
+    assert (served["epoch"], served.get("problem")) == (2, None)
+    (entry,) = [f for f in served["folders"] if f["folder_id"] == content]
+    assert entry["generation"] == 2
+    # Wiped, not kept beside the new ciphertext (whose names differ under a new password).
+    assert not any(p.exists() for p in first_ciphertext)
+    _put_content(leader, content, "sendonly", {k.device_id: second})
+    (content_dir / "after-rotation.jsonl").write_text('{"line":"written after"}\n')
+    leader.rest.post("/rest/db/scan", folder=content)
+    after = member.folder_dir(content) / "after-rotation.jsonl"
+    wait_until(after.exists, CONVERGE_S, message="B receives through K under the new password")
+    wait_until(lambda: _holds(k, content), CONVERGE_S, message="K refilled")
+    assert received.exists()
+    assert _planted(k.root) == []
+    assert _ciphertext(k, content) != []
+    assert not set(first_ciphertext) & set(_ciphertext(k, content))

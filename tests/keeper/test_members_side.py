@@ -8,6 +8,7 @@ each lists the keeper with, neutral labels, and an invite that carries the keepe
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from karmad.keeper import control as kc
 from karmad.keeper.plan import keeper_folder_id
 from karmad.sync import keeper_files
 from karmad.trust import wrap
+from tests.support.daemon import karmactl_command
 from tests.support.syncthing import Cluster, Node, wait_until
 from tests.support.teams import CONVERGE_S, device, folders_dir, form_team, init, karma_config
 
@@ -47,8 +49,18 @@ def test_members_list_the_keeper_with_the_passwords_the_leader_derives(
     team_id = form_team(a, b, name="hushhush")
     keeper = k.rest.get("/rest/system/status")["myID"]
 
-    added = a.call("keeper.add", {"team": team_id, "code": keeper_code(k)})
-    serve = codes.decode_serve(added["serve_code"])
+    # The leader names the keeper with karmactl; what it prints is the serve code.
+    assert a.karmad is not None
+    done = subprocess.run(
+        karmactl_command("keeper", "add", "hushhush", keeper_code(k), "--yes"),
+        env=a.karmad.home.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    serve = codes.decode_serve(done.stdout.strip())
+    assert "karmactl keeper serve" in done.stderr
     kfid = keeper_folder_id(team_id)
     assert (serve.leader_device, serve.folder_id) == (device(a), kfid)
     assert a.call("keeper.add", {"team": team_id, "code": keeper_code(k)})["changed"] is False
@@ -99,7 +111,17 @@ def test_members_list_the_keeper_with_the_passwords_the_leader_derives(
     for folder in folders.values():
         assert "hushhush" not in folder["label"] and "alice" not in folder["label"]
 
-    # Both see the keeper in `keeper.status`.
+    # Both see the keeper in `keeper.status`; karmactl says so in words.
+    assert b.karmad is not None
+    shown = subprocess.run(
+        karmactl_command("keeper", "status"),
+        env=b.karmad.home.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "hushhush (member)" in shown and "on every team folder" in shown, shown
     for node, role in ((a, "leader"), (b, "member")):
         status: dict[str, Any] = node.call("keeper.status")
         (view,) = status["teams"]

@@ -40,6 +40,7 @@ from karmad.sync.plan import (
     AddDevice,
     ConnectDevice,
     DismissOffer,
+    OverrideOwnFolder,
     PurgeReceived,
     PutFolder,
     RevertInbox,
@@ -144,11 +145,15 @@ def scenario(draw: st.DrawFn) -> tuple[Me, tuple[LocalTeam, ...], Observed]:
                 devs = frozenset(draw(st.lists(st.sampled_from(others), max_size=3)))
                 observed_folders[fid] = FolderConfig(fid, "old", f"{FOLDERS}/{fid}", kind, devs)
     local_changes = frozenset(f for f in observed_folders if draw(st.integers(0, 3)) == 0)
+    # Syncthing reports items needed in any kind of folder; some are not in its config.
+    strays = [folder_id(t.team_id, d) for t in teams for d in others]
+    foreign = frozenset(f for f in [*observed_folders, *strays] if draw(st.integers(0, 2)) == 0)
     observed = Observed(
         devices=observed_devices,
         folders=observed_folders,
         managed_devices=managed,
         locally_changed=local_changes,
+        foreign_changes=foreign,
     )
     return me, tuple(teams), observed
 
@@ -306,6 +311,40 @@ def test_only_inboxes_with_local_changes_are_reverted(
             and observed.folders[fid].type is FolderType.RECEIVEONLY
         ):
             assert fid in reverted
+
+
+@SETTINGS
+@given(scenario())
+def test_only_own_sendonly_folders_are_overridden(
+    case: tuple[Me, tuple[LocalTeam, ...], Observed],
+) -> None:
+    """Overriding pushes our copy over everyone's: only a folder we own and send from,
+    in the plan and in Syncthing, and every such folder others changed."""
+    me, teams, observed = case
+    want = _desired(me, teams, observed)
+    actions = plan(want, observed, FOLDERS)
+    overridden = [a.folder_id for a in actions if isinstance(a, OverrideOwnFolder)]
+    assert len(overridden) == len(set(overridden))
+    own = {folder_id(t.team_id, me.device_id) for t in teams}
+    for fid in overridden:
+        assert fid in own
+        assert fid in observed.foreign_changes
+        assert want.folders[fid].type is FolderType.SENDONLY
+        assert want.folders[fid].owner_device == me.device_id
+        assert observed.folders[fid].type is FolderType.SENDONLY
+    for fid in observed.foreign_changes:
+        wanted = want.folders.get(fid)
+        have = observed.folders.get(fid)
+        if (
+            wanted is not None
+            and wanted.type is FolderType.SENDONLY
+            and have is not None
+            and have.type is FolderType.SENDONLY
+        ):
+            assert fid in overridden
+    # After the override nothing is planned again for it.
+    after = apply(observed, actions)
+    assert not after.foreign_changes & set(overridden)
 
 
 @SETTINGS
