@@ -8,6 +8,7 @@ serve code and the control files alone.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -238,6 +239,19 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     wait_until(received.exists, CONVERGE_S, message="B receives through K")
     wait_until(lambda: _holds(member, content), CONVERGE_S, message="B complete")
     assert received.read_bytes() == (content_dir / f"{PLANTED_NAME}.jsonl").read_bytes()
+
+    # K's folder directory is wiped while the leader is away: K notices it itself,
+    # re-creates the folder and refills it from the member.
+    assert k.karmad is not None
+    shutil.rmtree(k.karmad.home.state / "folders" / content)
+    wait_until(
+        lambda: _ciphertext(k, content) and _holds(k, content),
+        CONVERGE_S,
+        message="K refills its wiped folder from the member",
+    )
+    repaired = k.call("events.recent", {"topics": ["keeper.repaired"]})["events"]
+    assert [e["data"]["folder"] for e in repaired] == [content]
+    first_ciphertext = _ciphertext(k, content)
 
     # The leader returns. A control file signed by another key (the member's) is
     # refused, recorded, and changes nothing K holds.
