@@ -1,7 +1,8 @@
 """`keeper.*` on a member: `keeper.add`, `keeper.remove` and the member's `keeper.status`.
 
 Not available yet in this version: they answer `wrong_mode`. A member's daemon also
-refuses the keeper's own methods (`keeper.code`, `keeper.serve`).
+refuses the keeper's own methods (`keeper.code`, `keeper.serve`,
+`keeper.leave`).
 """
 
 from __future__ import annotations

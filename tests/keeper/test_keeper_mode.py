@@ -158,9 +158,13 @@ def test_a_member_daemon_refuses_the_keepers_methods(
     syncthing_cluster: Callable[..., Cluster], anyio_backend: str
 ) -> None:
     (m,) = syncthing_cluster(1, karmad=True, backend=anyio_backend).nodes
-    for method in ("keeper.code", "keeper.serve"):
+    for method, params in (
+        ("keeper.code", {}),
+        ("keeper.serve", {"code": "x"}),
+        ("keeper.leave", {"folder_id": KEEPER_FOLDER}),
+    ):
         with pytest.raises(RpcFailure) as refused:
-            m.call(method, {"code": "x"} if method == "keeper.serve" else {})
+            m.call(method, params)
         assert refused.value.error["data"]["reason"] == "wrong_mode"
         assert "not a keeper" in refused.value.error["data"]["detail"]
 
@@ -307,3 +311,27 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     assert _planted(k.root) == []
     assert _ciphertext(k, content) != []
     assert not set(first_ciphertext) & set(_ciphertext(k, content))
+
+    # The operator stops serving the team: K drops its folders, their ciphertext and
+    # the devices no other team needs; the leader's control file no longer matters.
+    left = subprocess.run(
+        karmactl_command("keeper", "leave", "--yes", KEEPER_FOLDER),
+        env=k.karmad.home.env() if k.karmad else {},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert left.returncode == 0, left.stderr
+    wait_until(
+        lambda: (
+            not k.rest.get("/rest/config/folders")
+            and not [d for d in k.rest.get("/rest/config/devices") if d["deviceID"] != k.device_id]
+        ),
+        CONVERGE_S,
+        message="K holds nothing of the team",
+    )
+    assert k.call("keeper.status")["served"] == []
+    assert _ciphertext(k, content) == []
+    with pytest.raises(RpcFailure) as again:
+        k.call("keeper.leave", {"folder_id": KEEPER_FOLDER})
+    assert again.value.error["data"]["reason"] == "not_found"
