@@ -152,6 +152,12 @@ def test_a_keeper_answers_only_what_a_keeper_does(keeper: Node) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "Serving no team yet" in shown.stdout
+    overview = subprocess.run(
+        karmactl_command("status"), env=env, capture_output=True, text=True, check=False
+    )
+    assert overview.returncode == 0, overview.stderr
+    assert "mode  keeper" in overview.stdout
+    assert "no user name yet" not in overview.stdout
 
 
 def test_a_member_daemon_refuses_the_keepers_methods(
