@@ -8,6 +8,7 @@ serve code and the control files alone.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -151,15 +152,25 @@ def test_a_keeper_answers_only_what_a_keeper_does(keeper: Node) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "Serving no team yet" in shown.stdout
+    overview = subprocess.run(
+        karmactl_command("status"), env=env, capture_output=True, text=True, check=False
+    )
+    assert overview.returncode == 0, overview.stderr
+    assert "mode  keeper" in overview.stdout
+    assert "no user name yet" not in overview.stdout
 
 
 def test_a_member_daemon_refuses_the_keepers_methods(
     syncthing_cluster: Callable[..., Cluster], anyio_backend: str
 ) -> None:
     (m,) = syncthing_cluster(1, karmad=True, backend=anyio_backend).nodes
-    for method in ("keeper.code", "keeper.serve"):
+    for method, params in (
+        ("keeper.code", {}),
+        ("keeper.serve", {"code": "x"}),
+        ("keeper.leave", {"folder_id": KEEPER_FOLDER}),
+    ):
         with pytest.raises(RpcFailure) as refused:
-            m.call(method, {"code": "x"} if method == "keeper.serve" else {})
+            m.call(method, params)
         assert refused.value.error["data"]["reason"] == "wrong_mode"
         assert "not a keeper" in refused.value.error["data"]["detail"]
 
@@ -239,6 +250,19 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     wait_until(lambda: _holds(member, content), CONVERGE_S, message="B complete")
     assert received.read_bytes() == (content_dir / f"{PLANTED_NAME}.jsonl").read_bytes()
 
+    # K's folder directory is wiped while the leader is away: K notices it itself,
+    # re-creates the folder and refills it from the member.
+    assert k.karmad is not None
+    shutil.rmtree(k.karmad.home.state / "folders" / content)
+    wait_until(
+        lambda: _ciphertext(k, content) and _holds(k, content),
+        CONVERGE_S,
+        message="K refills its wiped folder from the member",
+    )
+    repaired = k.call("events.recent", {"topics": ["keeper.repaired"]})["events"]
+    assert [e["data"]["folder"] for e in repaired] == [content]
+    first_ciphertext = _ciphertext(k, content)
+
     # The leader returns. A control file signed by another key (the member's) is
     # refused, recorded, and changes nothing K holds.
     launch_plain(leader)
@@ -293,3 +317,27 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     assert _planted(k.root) == []
     assert _ciphertext(k, content) != []
     assert not set(first_ciphertext) & set(_ciphertext(k, content))
+
+    # The operator stops serving the team: K drops its folders, their ciphertext and
+    # the devices no other team needs; the leader's control file no longer matters.
+    left = subprocess.run(
+        karmactl_command("keeper", "leave", "--yes", KEEPER_FOLDER),
+        env=k.karmad.home.env() if k.karmad else {},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert left.returncode == 0, left.stderr
+    wait_until(
+        lambda: (
+            not k.rest.get("/rest/config/folders")
+            and not [d for d in k.rest.get("/rest/config/devices") if d["deviceID"] != k.device_id]
+        ),
+        CONVERGE_S,
+        message="K holds nothing of the team",
+    )
+    assert k.call("keeper.status")["served"] == []
+    assert _ciphertext(k, content) == []
+    with pytest.raises(RpcFailure) as again:
+        k.call("keeper.leave", {"folder_id": KEEPER_FOLDER})
+    assert again.value.error["data"]["reason"] == "not_found"
