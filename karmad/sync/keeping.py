@@ -12,6 +12,9 @@ every device it is shared with, K included.
 A member lists K with its passwords only while it holds an epoch and K has not dropped
 it (`TeamKeeper.fallback`): a password K no longer follows makes K close the whole
 connection, keeper folder included, and the member could never read the new key file.
+The leader falls back the same way: after a removal it lists K with the new epoch's
+passwords at once, so K drops it too, and the new control file would never reach K
+while no one else with the old passwords is online to pass it on.
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ def leader(
         kp = keeper_plan(record, keeper.device_id, epoch)
     except KeeperError:
         return None
-    _list_on_content(folders, me, kp)
+    if not keeper.fallback:
+        _list_on_content(folders, me, kp)
     control_held = kp.held[kfid]
     folders[kfid] = _keeper_folder(kfid, record.team_id, me, control_held.devices | {me})
     folders[kfid] = _listed(folders[kfid], keeper.device_id, None)

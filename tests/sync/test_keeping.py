@@ -236,3 +236,15 @@ def test_a_removal_rotates_and_the_removed_device_is_in_nothing_the_keeper_holds
     assert {fid for fid, f in gone.folders.items() if KEEPER in f.devices} == {kfid}
     assert gone.folders[kfid].devices == {LEADER, KEEPER}
     assert [f.devices for f in gone.keeper_files[kfid].control.folders] == [[]]
+
+
+def test_a_leader_in_fallback_lists_the_keeper_on_the_keeper_folder_only() -> None:
+    # Right after its own rotation K would drop the leader's link at the new passwords,
+    # and with it the new control file: the leader holds them back, and still writes it.
+    record = _roster([(0, "add"), (0, "activate")])
+    keeper = replace(_leader_keeper(record), fallback=True)
+    want = _leader_view(record, keeper, {folder_id(TEAM, POOL[0]): _state(POOL[0])})
+    kfid = keeper_folder_id(TEAM)
+    assert {fid for fid, f in want.folders.items() if KEEPER in f.devices} == {kfid}
+    assert not _k_passwords(want)
+    assert want.keeper_files[kfid].control.epoch == keeper.epoch
