@@ -237,6 +237,8 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     )
     assert _planted(k.root) == []
     assert _planted(content_dir) != []  # the search finds them where they are plaintext
+    applied = k.call("events.recent", {"topics": ["keeper.control.applied"]})["events"]
+    assert [(e["data"]["folder"], e["data"]["seq"]) for e in applied] == [(KEEPER_FOLDER, 1)]
     first_ciphertext = _ciphertext(k, content)
     assert first_ciphertext != []
 
@@ -277,6 +279,8 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     )
     served = _served(k)
     assert served["control_seq"] == 1
+    refused = k.call("events.recent", {"topics": ["keeper.control.refused"]})["events"]
+    assert ["not signed by the leader" in e["data"]["reason"] for e in refused] == [True]
     folder = _k_folder(k, content)
     assert folder is not None and member.device_id in {d["deviceID"] for d in folder["devices"]}
     shown = subprocess.run(
