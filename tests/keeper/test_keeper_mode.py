@@ -108,6 +108,19 @@ def _ciphertext(k: Node, fid: str) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file() and ".syncthing-enc" in str(p)]
 
 
+def _doctor(k: Node) -> dict[str, dict[str, Any]]:
+    run = k.call("doctor.run")["run"]
+
+    def report() -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = k.call("doctor.report")
+        except RpcFailure:
+            return None  # no run finished yet
+        return found if found["run"] >= run else None
+
+    return {c["name"]: c for c in wait_until(report, 30, message="doctor report")["checks"]}
+
+
 def _holds(node: Node, fid: str) -> bool:
     status = node.rest.get("/rest/db/status", folder=fid)
     return bool(status["localFiles"] >= 1 and status["needFiles"] == 0)
@@ -152,6 +165,11 @@ def test_a_keeper_answers_only_what_a_keeper_does(keeper: Node) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "Serving no team yet" in shown.stdout
+    checks = _doctor(keeper)
+    assert checks["keeper.served"]["status"] == "pass"
+    assert {name.split(".")[0] for name in checks} == {"store", "disk", "keeper"}
+    # (disk space is the machine's business, not this test's)
+    assert all(c["status"] == "pass" for n, c in checks.items() if not n.startswith("disk"))
     overview = subprocess.run(
         karmactl_command("status"), env=env, capture_output=True, text=True, check=False
     )
@@ -281,6 +299,10 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     assert served["control_seq"] == 1
     refused = k.call("events.recent", {"topics": ["keeper.control.refused"]})["events"]
     assert ["not signed by the leader" in e["data"]["reason"] for e in refused] == [True]
+    finding = _doctor(k)[f"keeper.served.{KEEPER_FOLDER}"]
+    assert finding["status"] == "warn"
+    assert "not signed by the leader" in finding["message"]
+    assert "seq 1" in finding["message"]
     folder = _k_folder(k, content)
     assert folder is not None and member.device_id in {d["deviceID"] for d in folder["devices"]}
     shown = subprocess.run(
