@@ -38,6 +38,13 @@ PLANTED_NAME = "PLANTEDSESSIONNAME"
 PLANTED_LINE = "PLANTEDCONTENTLINE"
 KEEPER_CONFIG = "[keeper]\nenabled = true\nsweep_interval_s = 2\n"
 CONVERGE_S = 90
+KEEPER_METHODS = (
+    "syncthing.status",
+    "keeper.code",
+    "keeper.serve",
+    "keeper.leave",
+    "keeper.status",
+)
 
 
 def _key(node: Node) -> DeviceKey:
@@ -124,6 +131,31 @@ def _doctor(k: Node) -> dict[str, dict[str, Any]]:
 def _holds(node: Node, fid: str) -> bool:
     status = node.rest.get("/rest/db/status", folder=fid)
     return bool(status["localFiles"] >= 1 and status["needFiles"] == 0)
+
+
+def test_a_keeper_daemon_answers_exactly_the_keepers_methods(tmp_path: Path) -> None:
+    from karmad import app, paths
+    from karmad.config import Config
+    from karmad.protocol import METHODS
+    from karmad.state_schema import STATE_SCHEMA
+    from karmad.store import Store
+
+    store = Store.open(tmp_path / "karmad.db", STATE_SCHEMA)
+    resolved = paths.resolve(environ={"HOME": str(tmp_path)})
+    services = app.assemble_keeper(resolved, Config(), store, "asyncio", lambda: None)
+    router = app.build_keeper_router(services)
+    assert router.missing() == []
+    answered = {
+        name
+        for name, route in router.routes.items()
+        if not route.handler.__qualname__.startswith("_wrong_mode")
+    }
+    assert answered == {
+        name
+        for name in METHODS
+        if name.split(".")[0] in ("daemon", "events", "doctor") or name in KEEPER_METHODS
+    }
+    store.close()
 
 
 @pytest.fixture
