@@ -190,6 +190,9 @@ class KeeperReconciler:
             problems[row.folder_id] = problem
             if problem is not None and problem != row.problem:
                 log.warning("keeper_control_refused", folder=row.folder_id, reason=problem)
+                self._bus.publish(
+                    "keeper.control.refused", {"folder": row.folder_id, "reason": problem}
+                )
             teams.append(
                 ServedTeam(
                     row.folder_id, row.leader_device, row.leader_addresses, row.control, newer
@@ -230,11 +233,12 @@ class KeeperReconciler:
                 mine = {f for f, owner in decided.owners.items() if owner == team.folder_id}
                 if not mine & failed:
                     servedstore.apply_control(self._store, team.folder_id, team.newer)
-                    log.info(
-                        "keeper_control_applied",
-                        folder=team.folder_id,
-                        seq=team.newer.seq,
-                        epoch=team.newer.epoch,
-                    )
+                    applied = {
+                        "folder": team.folder_id,
+                        "seq": team.newer.seq,
+                        "epoch": team.newer.epoch,
+                    }
+                    log.info("keeper_control_applied", **applied)
+                    self._bus.publish("keeper.control.applied", applied)
             servedstore.set_problem(self._store, team.folder_id, problem)
         return outcome
