@@ -9,8 +9,11 @@ whole disk holds none of the names or contents it carried.
 from __future__ import annotations
 
 import random
+import shutil
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from karmad.domain import project_key
 from karmad.keeper.plan import keeper_folder_id
@@ -26,6 +29,7 @@ from tests.support.keeper import (
     holds,
     inbox_file,
     k_devices,
+    k_folder,
     k_shares,
     keeper_listed,
     keeper_view,
@@ -62,13 +66,16 @@ FAST_TEAMS = "[teams]\nack_linger_s = 8\n"
 REJOIN_S = CONVERGE_S * 2
 """A node coming back: its karmad and Syncthing start, then connections are dialled."""
 
+FAST_SWEEP = "sweep_interval_s = 2\n"
+"""A keeper checks what it holds every minute; a test need not wait that long."""
+
 FALLBACK_S = REJOIN_S + FALLBACK_AFTER.total_seconds()
 """A member back with an old epoch first waits this long before it lists K on the keeper
 folder alone (docs/keeper.md 2.6, step 4)."""
 
 
-def start_keeper(syncthing_cluster: Callable[..., Cluster]) -> Node:
-    k = syncthing_cluster(1, karmad=True, config=KEEPER_CONFIG).nodes[0]
+def start_keeper(syncthing_cluster: Callable[..., Cluster], config: str = KEEPER_CONFIG) -> Node:
+    k = syncthing_cluster(1, karmad=True, config=config).nodes[0]
     k.name = "keeper"
     return k
 
@@ -113,7 +120,7 @@ class Alice:
 
 
 def team_with_keeper(
-    syncthing_cluster: Callable[..., Cluster], count: int
+    syncthing_cluster: Callable[..., Cluster], count: int, keeper_config: str = KEEPER_CONFIG
 ) -> tuple[list[Node], Node, str]:
     """`count` members (the first leads) in a team sharing the project both ways, and a
     keeper every member lists with the current epoch."""
@@ -122,7 +129,7 @@ def team_with_keeper(
         init(node, user)
     team_id = form_team(*nodes, name=TEAM)
     share_and_accept(nodes[0], team_id, IDENTITY, [(n, "both") for n in nodes])
-    k = start_keeper(syncthing_cluster)
+    k = start_keeper(syncthing_cluster, keeper_config)
     add_keeper(nodes[0], k, team_id)
     wait_until(
         lambda: keeper_listed(nodes, team_id) and k_shares_all(k, nodes, team_id),
@@ -390,3 +397,52 @@ def test_member_away_during_a_rotation_reads_the_new_key_through_the_fallback(
     assert keeper_listed([c], team_id, first_epoch + 1)
     events = [e["event"] for e in c.karmad.log_events()]  # type: ignore[union-attr]
     assert "keeper_fallback" in events and "keeper_relisted" in events
+
+
+def _wipe_folder(k: Node, fid: str) -> None:
+    folder = k_folder(k, fid)
+    assert folder is not None
+    shutil.rmtree(folder["path"])
+
+
+def _lose_database(k: Node, fid: str) -> None:
+    go_offline(k)
+    shutil.rmtree(k.syncthing_home / "index-v0.14.0.db")
+    come_back(k)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(_wipe_folder, id="folder-wiped"),
+        pytest.param(_lose_database, id="database-lost"),
+    ],
+)
+def test_keeper_that_lost_its_data_refills_and_serves(
+    syncthing_cluster: Callable[..., Cluster], damage: Callable[[Node, str], None]
+) -> None:
+    (a, b), k, team_id = team_with_keeper(syncthing_cluster, 2, KEEPER_CONFIG + FAST_SWEEP)
+    alice = Alice(a)
+    go_offline(b)
+    writer = alice.session()
+    alice.append(writer, *alice.records[:30], marked(alice.records, MARKER))
+    wait_until(lambda: k_holds_sessions(k, alice, team_id), CONVERGE_S, message="K holds it")
+
+    damage(k, team_folder(a, team_id))
+    wait_until(
+        lambda: k.call("events.recent", {"topics": ["keeper.repaired"]})["events"],
+        REJOIN_S,
+        message="K notices what it lost and re-creates the folder",
+    )
+    wait_until(
+        lambda: k_holds_sessions(k, alice, team_id),
+        REJOIN_S,
+        message="K refills the folder from alice",
+    )
+    go_offline(a)
+    come_back(b)
+    wait_until(
+        lambda: received(b, a, team_id, IDENTITY, alice.sessions()),
+        REJOIN_S,
+        message="bob receives everything through the repaired K",
+    )
