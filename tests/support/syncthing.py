@@ -195,6 +195,11 @@ class Node:
         folder states and the last lines of karmad's and Syncthing's logs."""
         out = [f"===== {self.name} ({self.device_id[:7] or '?'})"]
         try:
+            uds = self.endpoint.uds if self.endpoint else None
+            if uds is not None and not uds.exists():
+                # Stopped (a test took it offline): httpx's blocking transport would leak
+                # a socket per failed connect, and the warning would fail the teardown.
+                raise RigError("Syncthing is not running (its REST socket is gone)")
             conns = self.rest.get("/rest/system/connections")["connections"]
             for device_id, c in sorted(conns.items()):
                 if device_id != self.device_id:
