@@ -68,7 +68,11 @@ def status(ctx: Context) -> int:
         f"karmad {result['version']} (protocol {result['protocol']}), up {up}, "
         f"pid {result['pid']}, {result['backend']}"
     )
-    pairs = _overview(result) if "identity" in result else []
+    if "keeper" in (result.get("subsystems") or {}):
+        # A keeper has no identity, teams or index of its own.
+        pairs = [("mode", "keeper: holds the teams it serves (karmactl keeper status)")]
+    else:
+        pairs = _overview(result) if "identity" in result else []
     if pairs:
         render.kv(pairs)
     waiting = result.get("attention") or []

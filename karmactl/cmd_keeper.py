@@ -1,11 +1,12 @@
 """`keeper`: a team's keeper (docs/keeper.md).
 
 On a keeper (`[keeper] enabled`): `keeper code` prints its code for a team leader,
-`keeper serve CODE` is the operator's consent to serve the leader's team, and `keeper
-status` shows what it holds. On a team leader: `keeper add TEAM CODE` names the team's
-keeper and prints the code its operator confirms with, `keeper remove TEAM` drops it. On
-any member, `keeper status` shows each team's keeper as this machine sees it. Each
-subcommand is one function below, added to the `keeper` parser in `add_commands`.
+`keeper serve CODE` is the operator's consent to serve the leader's team, `keeper leave
+FOLDER` stops serving one, and `keeper status` shows what it holds. On a team leader:
+`keeper add TEAM CODE` names the team's keeper and prints the code its operator confirms
+with, `keeper remove TEAM` drops it. On any member, `keeper status` shows each team's
+keeper as this machine sees it. Each subcommand is one function below, added to the
+`keeper` parser in `add_commands`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("code", help="the code `karmactl keeper add` printed on the leader's machine")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=keeper_serve)
+
+    p = k.add_parser("leave", parents=[common], help="keeper: stop serving a team")
+    p.add_argument("folder_id", help="the team's keeper folder (`karmactl keeper status`)")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=keeper_leave)
 
     p = k.add_parser("add", parents=[common], help="leader: name TEAM's keeper by its CODE")
     p.add_argument("team", help="team name or id")
@@ -112,6 +118,27 @@ def keeper_serve(ctx: Context) -> int:
     r = decode(raw, KeeperServing)
     said = "Serving" if r.changed else "Already serving"
     print(f"{said} the team of leader {_short(r.leader_device)} (keeper folder {r.folder_id}).")
+    return 0
+
+
+def keeper_leave(ctx: Context) -> int:
+    if not ctx.json and not ctx.args.yes:
+        from karmactl.cmd_teams import Declined, confirm
+
+        try:
+            confirm(
+                ctx,
+                f"Stop serving the team of keeper folder {ctx.args.folder_id} and delete "
+                "what this keeper holds of it?",
+            )
+        except Declined:
+            return cli.EXIT_ERROR
+    raw = ctx.call("keeper.leave", folder_id=ctx.args.folder_id)
+    if ctx.json:
+        render.emit_json(raw)
+        return 0
+    r = decode(raw, KeeperServing)
+    print(f"No longer serving the team of leader {_short(r.leader_device)} ({r.folder_id}).")
     return 0
 
 

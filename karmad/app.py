@@ -41,6 +41,7 @@ from karmad.checks import claude as claude_checks
 from karmad.checks import disk as disk_checks
 from karmad.checks import index as index_checks
 from karmad.checks import keeper as keeper_checks
+from karmad.checks import keeper_mode as keeper_mode_checks
 from karmad.checks import store as store_checks
 from karmad.checks import sync as sync_checks
 from karmad.checks import syncthing as syncthing_checks
@@ -113,7 +114,8 @@ CHECK_MODULES = (
 
 
 KEEPER_CHECK_MODULES = (store_checks, disk_checks)
-"""The checks that apply to a keeper (it has no Claude Code, index, teams or archive)."""
+"""The member's checks that apply to a keeper too (it has no Claude Code, index, teams
+or archive); `keeper_mode_checks` adds its own."""
 
 
 def build_router(services: Services) -> Router:
@@ -335,6 +337,7 @@ def assemble_keeper(
     )
     for checks in KEEPER_CHECK_MODULES:
         checks.register(doctor, services)
+    keeper_mode_checks.register(doctor, services)
     return services
 
 

@@ -1668,6 +1668,11 @@ class KeeperServing(Result):
     changed: bool = True
 
 
+class KeeperLeaveParams(Params):
+    folder_id: str
+    """The team's keeper folder, as `karmactl keeper status` lists it."""
+
+
 class KeeperFolderView(Result):
     """One folder the keeper holds, as this machine sees it."""
 
@@ -1746,6 +1751,14 @@ _method(
     KeeperServeParams,
     KeeperServing,
     "Keeper mode: consent to serve the team whose leader printed this code.",
+    mutating=True,
+)
+_method(
+    "keeper.leave",
+    KeeperLeaveParams,
+    KeeperServing,
+    "Keeper mode: stop serving a team; the keeper drops its folders (and their ciphertext) "
+    "and the devices no other team it serves needs.",
     mutating=True,
 )
 _method(

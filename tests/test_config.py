@@ -81,7 +81,17 @@ NUMERIC_KEYS = list(_numeric_keys(Config))
 
 def test_the_walk_finds_every_section() -> None:
     tables = {key.split(".")[0] for _, key, _ in NUMERIC_KEYS}
-    assert tables == {"daemon", "rpc", "syncthing", "teams", "index", "prices", "doctor", "archive"}
+    assert tables == {
+        "daemon",
+        "rpc",
+        "syncthing",
+        "teams",
+        "index",
+        "prices",
+        "doctor",
+        "archive",
+        "keeper",
+    }
     assert len(NUMERIC_KEYS) > 40
 
 

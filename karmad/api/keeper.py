@@ -1,7 +1,7 @@
 """`keeper.*` on an ordinary karmad: a leader names its team's keeper, a member sees it.
 
-The keeper's own methods (`keeper.code`, `keeper.serve`) answer `wrong_mode` here; they
-work only in keeper mode (`karmad.api.keeper_mode`).
+The keeper's own methods (`keeper.code`, `keeper.serve`, `keeper.leave`) answer
+`wrong_mode` here; they work only in keeper mode (`karmad.api.keeper_mode`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Keeper mode (`[keeper] enabled`): `keeper.code`, `keeper.serve`, `keeper.status`, and
-`wrong_mode` for everything a keeper does not do.
+"""Keeper mode (`[keeper] enabled`): `keeper.code`, `keeper.serve`, `keeper.leave`,
+`keeper.status`, and `wrong_mode` for everything a keeper does not do.
 
 A keeper runs no sessions, index or teams of its own, so every member method answers
 `wrong_mode` with a sentence saying why; `daemon.*`, `events.*`, `doctor.*` and
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from karmad import codes, protocol
-from karmad.errors import KarmadError
+from karmad.errors import KarmadError, not_found
 from karmad.keeper import servedstore
 from karmad.keeper.hold import Hold
 from karmad.keeper.plan import HeldKind
@@ -20,7 +20,7 @@ from karmad.rpc.call import Call
 from karmad.rpc.router import Router
 from karmad.services import KeeperServices
 
-KEEPER_ONLY = ("keeper.code", "keeper.serve")
+KEEPER_ONLY = ("keeper.code", "keeper.serve", "keeper.leave")
 """Methods only a keeper answers; a member's daemon refuses them (`refuse_keeper_only`)."""
 
 
@@ -125,6 +125,17 @@ def register(router: Router, svc: KeeperServices) -> None:
             svc.keeper.wake()
         return protocol.KeeperServing(
             leader_device=wanted.leader_device, folder_id=wanted.folder_id, changed=changed
+        )
+
+    @router.method("keeper.leave")
+    def leave(params: protocol.KeeperLeaveParams, call: Call) -> protocol.KeeperServing:
+        row = servedstore.get(svc.store, params.folder_id)
+        if row is None:
+            raise not_found("served team with keeper folder", params.folder_id)
+        servedstore.leave(svc.store, params.folder_id)
+        svc.keeper.wake()
+        return protocol.KeeperServing(
+            leader_device=row.leader_device, folder_id=row.folder_id, changed=True
         )
 
     @router.method("keeper.status")

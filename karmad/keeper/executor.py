@@ -72,6 +72,13 @@ class Outcome:
         return out
 
 
+def _prepare(path: Path) -> None:
+    """The folder's directory and Syncthing's marker, before Syncthing sees the folder
+    (a missing marker is what the keeper's own check reads as a wiped folder)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / ".stfolder").mkdir(exist_ok=True)
+
+
 class KeeperExecutor:
     def __init__(self, port: KeeperPort, folders_dir: Path) -> None:
         self._port = port
@@ -138,7 +145,7 @@ class KeeperExecutor:
 
     async def _put(self, folder: FolderConfig) -> None:
         path = self._dir(folder.folder_id)
-        await anyio.to_thread.run_sync(lambda: path.mkdir(parents=True, exist_ok=True))
+        await anyio.to_thread.run_sync(_prepare, path)
         await self._port.put_folders([folder])
 
     async def _wipe(self, folder_id: str) -> None:

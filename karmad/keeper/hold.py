@@ -164,10 +164,12 @@ def hold(
     devices: Mapping[str, DeviceConfig],
     folders: Mapping[str, FolderConfig],
     folders_dir: Path,
+    repairs: Mapping[str, str] | None = None,
 ) -> Hold:
     """K's desired configuration and the actions from `devices`/`folders` (what Syncthing
     has now: every device but K, every `karma-` folder) to it. `teams` in the order they
-    were served (the first claim on a folder wins)."""
+    were served (the first claim on a folder wins); `repairs`: content folders K found
+    damaged itself (`karmad.keeper.damage`), with why, to re-create."""
     want_folders: dict[str, FolderConfig] = {}
     owners: dict[str, str] = {}
     recreate: dict[str, str] = {}
@@ -202,6 +204,10 @@ def hold(
                     recreate[f.id] = f"password generation {before[0]} -> {f.generation}"
                 elif f.repair > before[1]:
                     recreate[f.id] = f"repair {before[1]} -> {f.repair}"
+
+    for fid, reason in (repairs or {}).items():
+        if fid in want_folders and want_folders[fid].type is FolderType.RECEIVEENCRYPTED:
+            recreate.setdefault(fid, f"lost data: {reason}")
 
     want_devices: dict[str, DeviceConfig] = {}
     for folder in want_folders.values():

@@ -25,13 +25,18 @@ from karmad.bus import Bus, Clock, Subscription
 from karmad.health import Health
 from karmad.keeper import servedstore
 from karmad.keeper.control import CONTROL_NAME, MAX_BYTES
+from karmad.keeper.damage import damage, due_repairs
 from karmad.keeper.executor import KeeperExecutor, KeeperPort, Outcome
-from karmad.keeper.hold import Hold, ServedTeam, hold, judge
+from karmad.keeper.hold import Hold, PutFolder, RecreateFolder, ServedTeam, hold, judge
 from karmad.paths import managed_folder
 from karmad.store import Store, StoreError
+from karmad.sync.model import FolderType
 from karmad.sync.port import SyncthingUnavailable
 
 log = logs.get("karmad.keeper")
+
+MARKER = ".stfolder"
+"""Syncthing's folder marker: gone means the directory was wiped or is not mounted."""
 
 WAKE_TOPICS = (
     "syncthing.item.finished",
@@ -63,6 +68,10 @@ def _read_file(path: Path) -> bytes | None:
         return None
 
 
+def _has_marker(path: Path) -> bool:
+    return (path / MARKER).is_dir()
+
+
 class KeeperReconciler:
     def __init__(
         self,
@@ -88,6 +97,11 @@ class KeeperReconciler:
         self._cycle_done = anyio.Event()
         self.executor = KeeperExecutor(port, folders_dir)
         self.status = KeeperState()
+        self._recreated: dict[str, datetime] = {}
+        """When each folder was last re-created (in memory: after a restart a damaged
+        folder may be repaired once more straight away)."""
+        self._touched: dict[str, datetime] = {}
+        """When each folder was last added, changed or re-created."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -176,15 +190,40 @@ class KeeperReconciler:
             problems[row.folder_id] = problem
             if problem is not None and problem != row.problem:
                 log.warning("keeper_control_refused", folder=row.folder_id, reason=problem)
+                self._bus.publish(
+                    "keeper.control.refused", {"folder": row.folder_id, "reason": problem}
+                )
             teams.append(
                 ServedTeam(
                     row.folder_id, row.leader_device, row.leader_addresses, row.control, newer
                 )
             )
         devices, folders = await self._port.read_config()
-        decided = hold(teams, me, devices, folders, self._folders_dir)
+        now = self._clock()
+        damaged = {}
+        for fid, folder in folders.items():
+            if folder.type is not FolderType.RECEIVEENCRYPTED:
+                continue
+            marker = await anyio.to_thread.run_sync(_has_marker, Path(folder.path))
+            status, error = self._port.folder_status(fid), self._port.folder_error(fid)
+            if reason := damage(status, error, marker=marker):
+                damaged[fid] = reason
+        repairs = due_repairs(damaged, self._recreated, self._touched, now)
+        decided = hold(teams, me, devices, folders, self._folders_dir, repairs)
         self.status.hold = decided
         outcome = await self.executor.execute(decided.actions)
+        for action in outcome.done:
+            if isinstance(action, PutFolder):
+                self._touched[action.folder.folder_id] = now
+            if not isinstance(action, RecreateFolder):
+                continue
+            fid = action.folder.folder_id
+            # Whatever the reason: a folder just re-created is empty while it refills,
+            # which must not count as lost data before the interval has passed.
+            self._recreated[fid] = self._touched[fid] = now
+            if fid in repairs:
+                log.warning("keeper_repaired", folder=fid, reason=repairs[fid])
+                self._bus.publish("keeper.repaired", {"folder": fid, "reason": repairs[fid]})
         failed = outcome.failed_folders()
         for team in teams:
             problem = problems[team.folder_id]
@@ -194,11 +233,12 @@ class KeeperReconciler:
                 mine = {f for f, owner in decided.owners.items() if owner == team.folder_id}
                 if not mine & failed:
                     servedstore.apply_control(self._store, team.folder_id, team.newer)
-                    log.info(
-                        "keeper_control_applied",
-                        folder=team.folder_id,
-                        seq=team.newer.seq,
-                        epoch=team.newer.epoch,
-                    )
+                    applied = {
+                        "folder": team.folder_id,
+                        "seq": team.newer.seq,
+                        "epoch": team.newer.epoch,
+                    }
+                    log.info("keeper_control_applied", **applied)
+                    self._bus.publish("keeper.control.applied", applied)
             servedstore.set_problem(self._store, team.folder_id, problem)
         return outcome

@@ -276,6 +276,24 @@ def test_a_new_password_generation_or_repair_recreates_exactly_those_folders(
     assert h.hold(settled, KEEPER, devices, folders, FOLDERS).actions == ()
 
 
+@SETTINGS
+@given(cases(), st.data())
+def test_the_keeper_re_creates_only_its_own_damaged_content_folders(
+    cases: list[Case], data: st.DataObject
+) -> None:
+    teams = [_served(c) for c in cases]
+    devices: dict[str, DeviceConfig] = {}
+    folders: dict[str, FolderConfig] = {}
+    _apply(devices, folders, h.hold(teams, KEEPER, devices, folders, FOLDERS).actions)
+    unknown = folder_id("y" * 26, LEADER.device_id)
+    damaged = data.draw(st.sets(st.sampled_from([*sorted(folders), unknown])))
+    decided = h.hold(teams, KEEPER, devices, folders, FOLDERS, dict.fromkeys(damaged, "lost"))
+    recreated = {a.folder.folder_id for a in decided.actions if isinstance(a, h.RecreateFolder)}
+    content = {f for f, c in folders.items() if c.type is FolderType.RECEIVEENCRYPTED}
+    assert recreated == damaged & content
+    assert all(isinstance(a, h.RecreateFolder) for a in decided.actions)
+
+
 def test_a_folder_two_teams_list_is_held_for_the_team_served_first() -> None:
     first, second = "a" * 26, "b" * 26
     shared = folder_id(first, LEADER.device_id)

@@ -8,6 +8,7 @@ serve code and the control files alone.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,13 @@ PLANTED_NAME = "PLANTEDSESSIONNAME"
 PLANTED_LINE = "PLANTEDCONTENTLINE"
 KEEPER_CONFIG = "[keeper]\nenabled = true\nsweep_interval_s = 2\n"
 CONVERGE_S = 90
+KEEPER_METHODS = (
+    "syncthing.status",
+    "keeper.code",
+    "keeper.serve",
+    "keeper.leave",
+    "keeper.status",
+)
 
 
 def _key(node: Node) -> DeviceKey:
@@ -107,9 +115,47 @@ def _ciphertext(k: Node, fid: str) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file() and ".syncthing-enc" in str(p)]
 
 
+def _doctor(k: Node) -> dict[str, dict[str, Any]]:
+    run = k.call("doctor.run")["run"]
+
+    def report() -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = k.call("doctor.report")
+        except RpcFailure:
+            return None  # no run finished yet
+        return found if found["run"] >= run else None
+
+    return {c["name"]: c for c in wait_until(report, 30, message="doctor report")["checks"]}
+
+
 def _holds(node: Node, fid: str) -> bool:
     status = node.rest.get("/rest/db/status", folder=fid)
     return bool(status["localFiles"] >= 1 and status["needFiles"] == 0)
+
+
+def test_a_keeper_daemon_answers_exactly_the_keepers_methods(tmp_path: Path) -> None:
+    from karmad import app, paths
+    from karmad.config import Config
+    from karmad.protocol import METHODS
+    from karmad.state_schema import STATE_SCHEMA
+    from karmad.store import Store
+
+    store = Store.open(tmp_path / "karmad.db", STATE_SCHEMA)
+    resolved = paths.resolve(environ={"HOME": str(tmp_path)})
+    services = app.assemble_keeper(resolved, Config(), store, "asyncio", lambda: None)
+    router = app.build_keeper_router(services)
+    assert router.missing() == []
+    answered = {
+        name
+        for name, route in router.routes.items()
+        if not route.handler.__qualname__.startswith("_wrong_mode")
+    }
+    assert answered == {
+        name
+        for name in METHODS
+        if name.split(".")[0] in ("daemon", "events", "doctor") or name in KEEPER_METHODS
+    }
+    store.close()
 
 
 @pytest.fixture
@@ -151,15 +197,30 @@ def test_a_keeper_answers_only_what_a_keeper_does(keeper: Node) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "Serving no team yet" in shown.stdout
+    checks = _doctor(keeper)
+    assert checks["keeper.served"]["status"] == "pass"
+    assert {name.split(".")[0] for name in checks} == {"store", "disk", "keeper"}
+    # (disk space is the machine's business, not this test's)
+    assert all(c["status"] == "pass" for n, c in checks.items() if not n.startswith("disk"))
+    overview = subprocess.run(
+        karmactl_command("status"), env=env, capture_output=True, text=True, check=False
+    )
+    assert overview.returncode == 0, overview.stderr
+    assert "mode  keeper" in overview.stdout
+    assert "no user name yet" not in overview.stdout
 
 
 def test_a_member_daemon_refuses_the_keepers_methods(
     syncthing_cluster: Callable[..., Cluster], anyio_backend: str
 ) -> None:
     (m,) = syncthing_cluster(1, karmad=True, backend=anyio_backend).nodes
-    for method in ("keeper.code", "keeper.serve"):
+    for method, params in (
+        ("keeper.code", {}),
+        ("keeper.serve", {"code": "x"}),
+        ("keeper.leave", {"folder_id": KEEPER_FOLDER}),
+    ):
         with pytest.raises(RpcFailure) as refused:
-            m.call(method, {"code": "x"} if method == "keeper.serve" else {})
+            m.call(method, params)
         assert refused.value.error["data"]["reason"] == "wrong_mode"
         assert "not a keeper" in refused.value.error["data"]["detail"]
 
@@ -226,6 +287,8 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     )
     assert _planted(k.root) == []
     assert _planted(content_dir) != []  # the search finds them where they are plaintext
+    applied = k.call("events.recent", {"topics": ["keeper.control.applied"]})["events"]
+    assert [(e["data"]["folder"], e["data"]["seq"]) for e in applied] == [(KEEPER_FOLDER, 1)]
     first_ciphertext = _ciphertext(k, content)
     assert first_ciphertext != []
 
@@ -238,6 +301,19 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     wait_until(received.exists, CONVERGE_S, message="B receives through K")
     wait_until(lambda: _holds(member, content), CONVERGE_S, message="B complete")
     assert received.read_bytes() == (content_dir / f"{PLANTED_NAME}.jsonl").read_bytes()
+
+    # K's folder directory is wiped while the leader is away: K notices it itself,
+    # re-creates the folder and refills it from the member.
+    assert k.karmad is not None
+    shutil.rmtree(k.karmad.home.state / "folders" / content)
+    wait_until(
+        lambda: _ciphertext(k, content) and _holds(k, content),
+        CONVERGE_S,
+        message="K refills its wiped folder from the member",
+    )
+    repaired = k.call("events.recent", {"topics": ["keeper.repaired"]})["events"]
+    assert [e["data"]["folder"] for e in repaired] == [content]
+    first_ciphertext = _ciphertext(k, content)
 
     # The leader returns. A control file signed by another key (the member's) is
     # refused, recorded, and changes nothing K holds.
@@ -253,6 +329,12 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     )
     served = _served(k)
     assert served["control_seq"] == 1
+    refused = k.call("events.recent", {"topics": ["keeper.control.refused"]})["events"]
+    assert ["not signed by the leader" in e["data"]["reason"] for e in refused] == [True]
+    finding = _doctor(k)[f"keeper.served.{KEEPER_FOLDER}"]
+    assert finding["status"] == "warn"
+    assert "not signed by the leader" in finding["message"]
+    assert "seq 1" in finding["message"]
     folder = _k_folder(k, content)
     assert folder is not None and member.device_id in {d["deviceID"] for d in folder["devices"]}
     shown = subprocess.run(
@@ -293,3 +375,27 @@ def test_the_keeper_serves_ciphertext_to_a_member_while_the_leader_is_away(
     assert _planted(k.root) == []
     assert _ciphertext(k, content) != []
     assert not set(first_ciphertext) & set(_ciphertext(k, content))
+
+    # The operator stops serving the team: K drops its folders, their ciphertext and
+    # the devices no other team needs; the leader's control file no longer matters.
+    left = subprocess.run(
+        karmactl_command("keeper", "leave", "--yes", KEEPER_FOLDER),
+        env=k.karmad.home.env() if k.karmad else {},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert left.returncode == 0, left.stderr
+    wait_until(
+        lambda: (
+            not k.rest.get("/rest/config/folders")
+            and not [d for d in k.rest.get("/rest/config/devices") if d["deviceID"] != k.device_id]
+        ),
+        CONVERGE_S,
+        message="K holds nothing of the team",
+    )
+    assert k.call("keeper.status")["served"] == []
+    assert _ciphertext(k, content) == []
+    with pytest.raises(RpcFailure) as again:
+        k.call("keeper.leave", {"folder_id": KEEPER_FOLDER})
+    assert again.value.error["data"]["reason"] == "not_found"
