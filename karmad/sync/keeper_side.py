@@ -19,7 +19,7 @@ from karmad import atomic_file, deviceid, logs
 from karmad.domain import Phase, folder_id
 from karmad.keeper import control as kc
 from karmad.keeper.epoch import SECRET_BYTES, Epoch, advance
-from karmad.keeper.plan import keeper_folder_id
+from karmad.keeper.plan import HeldKind, keeper_folder_id
 from karmad.paths import managed_folder
 from karmad.store import Store
 from karmad.sync import keeper_files, keeperstore
@@ -29,6 +29,10 @@ from karmad.trust import wrap
 
 log = logs.get("karmad.keeper")
 
+SETTLE = timedelta(seconds=10)
+"""After a rotation, and after falling back, the keeper is listed with our passwords again
+only once it has been connected (on the keeper folder alone) this long: time to read
+the leader's new control file and re-create its folders under the new passwords."""
 FALLBACK_AFTER = timedelta(seconds=30)
 """A keeper listed with our passwords but not connected for this long: list it on the
 keeper folder only. If it is simply offline this costs nothing; if it closes every
@@ -46,7 +50,9 @@ class KeeperSide:
         self._sealing_key_path = sealing_key_path
         self._sealing_key: wrap.SealingKey | None = None
         self._unseen_since: dict[str, datetime] = {}
-        """Keeper device -> since when it is listed with our passwords and not connected."""
+        """Team -> since when its keeper is listed with our passwords and not connected."""
+        self._connected_since: dict[str, datetime] = {}
+        """Team -> since when its keeper has been connected without interruption."""
         self.fallback: set[str] = set()
         """Teams whose keeper we list on the keeper folder only."""
         self.problems: dict[str, str] = {}
@@ -80,15 +86,21 @@ class KeeperSide:
                 k = stored.get(team.team_id)
                 if k is None or team.record is None:
                     continue
+                before = k.epoch
                 k = self._advance(k, team)
                 joins[team.team_id] = self._joins(team, peers)
-                result[team.team_id] = k
+                rotated = before is not None and k.epoch != before
+                fallback = k.removed_at is None and self._fallen_back(team, k, now, rotated)
+                result[team.team_id] = replace(k, fallback=fallback)
             else:
                 k = self._learn(stored.get(team.team_id), team, peers, now)
                 if k is None:
                     continue
+                before = k.epoch
                 k = self._open_keys(me, team, k)
-                result[team.team_id] = replace(k, fallback=self._fallen_back(team, k, now))
+                rotated = before is not None and k.epoch != before
+                k = replace(k, generations=self._generations(team, k))
+                result[team.team_id] = replace(k, fallback=self._fallen_back(team, k, now, rotated))
         return result, joins
 
     def _advance(self, k: TeamKeeper, team: LocalTeam) -> TeamKeeper:
@@ -198,13 +210,38 @@ class KeeperSide:
             keeperstore.put(self._store, updated)
         return updated
 
-    def _fallen_back(self, team: LocalTeam, k: TeamKeeper, now: datetime) -> bool:
-        """Whether to list the keeper on the keeper folder only (see `FALLBACK_AFTER`)."""
+    def _generations(self, team: LocalTeam, k: TeamKeeper) -> tuple[tuple[str, int], ...] | None:
+        """The password generation of each folder K holds, from the leader's control."""
+        kfid = keeper_folder_id(team.team_id)
+        path = managed_folder(self._folders_dir, kfid) / kc.CONTROL_NAME
+        try:
+            data = path.read_bytes()[: kc.MAX_BYTES + 1]
+            control = kc.read_control(
+                data, folder=kfid, leader=team.leader_device, keeper=k.device_id
+            )
+        except (OSError, kc.InvalidControl):
+            return None
+        return tuple((f.id, f.generation) for f in control.folders if f.kind is HeldKind.CONTENT)
+
+    def _fallen_back(self, team: LocalTeam, k: TeamKeeper, now: datetime, rotated: bool) -> bool:
+        """Whether to list the keeper on the keeper folder only (see `SETTLE` and
+        `FALLBACK_AFTER`)."""
         team_id = team.team_id
-        connected = self._port.connected(k.device_id)
+        connected = bool(self._port.connected(k.device_id))
+        if connected:
+            self._connected_since.setdefault(team_id, now)
+        else:
+            self._connected_since.pop(team_id, None)
+        if rotated:
+            self.fallback.add(team_id)
+            self._connected_since.pop(team_id, None)
+            log.info("keeper_settling", team=team_id, epoch=k.epoch)
+            return True
         if team_id in self.fallback:
             stale = k.current_epoch is not None and k.epoch != k.current_epoch
-            if connected and k.epoch is not None and not stale:
+            since = self._connected_since.get(team_id)
+            settled = since is not None and now - since >= SETTLE
+            if settled and k.epoch is not None and not stale:
                 self.fallback.discard(team_id)
                 self._unseen_since.pop(team_id, None)
                 log.info("keeper_relisted", team=team_id, epoch=k.epoch)
@@ -221,10 +258,10 @@ class KeeperSide:
         return False
 
     def next_check(self, now: datetime) -> datetime | None:
-        """When a fallback may next be due (the reconciler wakes for it)."""
-        if not self._unseen_since:
-            return None
-        return min(self._unseen_since.values()) + FALLBACK_AFTER
+        """When a fallback or a relisting may next be due (the reconciler wakes for it)."""
+        due = [t + FALLBACK_AFTER for t in self._unseen_since.values()]
+        due += [t + SETTLE for team, t in self._connected_since.items() if team in self.fallback]
+        return min(due, default=None)
 
 
 def _load_or_create(path: Path) -> wrap.SealingKey:

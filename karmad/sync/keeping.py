@@ -105,7 +105,8 @@ def leader(
         kp = keeper_plan(record, keeper.device_id, epoch)
     except KeeperError:
         return None
-    _list_on_content(folders, me, kp)
+    if not keeper.fallback:
+        _list_on_content(folders, me, kp)
     control_held = kp.held[kfid]
     folders[kfid] = _keeper_folder(kfid, record.team_id, me, control_held.devices | {me})
     folders[kfid] = _listed(folders[kfid], keeper.device_id, None)
@@ -156,12 +157,15 @@ def member(
     keeper: TeamKeeper,
 ) -> None:
     """Add the keeper folder, and the keeper with our passwords on every team folder we
-    have, while we hold an epoch and are not in fallback."""
+    have that K holds at our epoch, while we are not in fallback."""
     kfid = keeper_folder_id(team_id)
     epoch = epoch_of(keeper)
+    generations = None if keeper.generations is None else dict(keeper.generations)
     if epoch is not None and not keeper.fallback:
         for fid, folder in list(folders.items()):
             if folder.team_id != team_id or fid == kfid:
+                continue
+            if generations is not None and generations.get(fid) != epoch.number:
                 continue
             folders[fid] = _listed(folder, keeper.device_id, folder_password(epoch, fid))
     folders[kfid] = DesiredFolder(
