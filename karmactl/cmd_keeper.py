@@ -50,6 +50,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=keeper_serve)
 
+    p = k.add_parser("leave", parents=[common], help="keeper: stop serving a team")
+    p.add_argument("folder_id", help="the team's keeper folder (`karmactl keeper status`)")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=keeper_leave)
+
     p = k.add_parser("add", parents=[common], help="leader: name TEAM's keeper by its CODE")
     p.add_argument("team", help="team name or id")
     p.add_argument("code", help="the keeper's code (`karmactl keeper code` on the keeper)")
@@ -60,11 +65,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("team", help="team name or id")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=keeper_remove)
-
-    p = k.add_parser("leave", parents=[common], help="keeper: stop serving a team")
-    p.add_argument("folder_id", help="the team's keeper folder (`karmactl keeper status`)")
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.set_defaults(func=keeper_leave)
 
     p = k.add_parser(
         "status", parents=[common], help="what the keeper holds, or each team's keeper as seen here"
@@ -121,6 +121,27 @@ def keeper_serve(ctx: Context) -> int:
     return 0
 
 
+def keeper_leave(ctx: Context) -> int:
+    if not ctx.json and not ctx.args.yes:
+        from karmactl.cmd_teams import Declined, confirm
+
+        try:
+            confirm(
+                ctx,
+                f"Stop serving the team of keeper folder {ctx.args.folder_id} and delete "
+                "what this keeper holds of it?",
+            )
+        except Declined:
+            return cli.EXIT_ERROR
+    raw = ctx.call("keeper.leave", folder_id=ctx.args.folder_id)
+    if ctx.json:
+        render.emit_json(raw)
+        return 0
+    r = decode(raw, KeeperServing)
+    print(f"No longer serving the team of leader {_short(r.leader_device)} ({r.folder_id}).")
+    return 0
+
+
 def keeper_add(ctx: Context) -> int:
     if not ctx.json and not ctx.args.yes:
         from karmad import codes  # only here: the check needs no daemon
@@ -173,27 +194,6 @@ def keeper_remove(ctx: Context) -> int:
         print(f"Keeper {_short(r.keeper_device)} removed: members drop it.")
     else:
         print(f"Keeper {_short(r.keeper_device)} was removed already.")
-    return 0
-
-
-def keeper_leave(ctx: Context) -> int:
-    if not ctx.json and not ctx.args.yes:
-        from karmactl.cmd_teams import Declined, confirm
-
-        try:
-            confirm(
-                ctx,
-                f"Stop serving the team of keeper folder {ctx.args.folder_id} and delete "
-                "what this keeper holds of it?",
-            )
-        except Declined:
-            return cli.EXIT_ERROR
-    raw = ctx.call("keeper.leave", folder_id=ctx.args.folder_id)
-    if ctx.json:
-        render.emit_json(raw)
-        return 0
-    r = decode(raw, KeeperServing)
-    print(f"No longer serving the team of leader {_short(r.leader_device)} ({r.folder_id}).")
     return 0
 
 

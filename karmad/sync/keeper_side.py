@@ -19,7 +19,7 @@ from karmad import atomic_file, deviceid, logs
 from karmad.domain import Phase, folder_id
 from karmad.keeper import control as kc
 from karmad.keeper.epoch import SECRET_BYTES, Epoch, advance
-from karmad.keeper.plan import keeper_folder_id
+from karmad.keeper.plan import HeldKind, keeper_folder_id
 from karmad.paths import managed_folder
 from karmad.store import Store
 from karmad.sync import keeper_files, keeperstore
@@ -29,21 +29,15 @@ from karmad.trust import wrap
 
 log = logs.get("karmad.keeper")
 
+SETTLE = timedelta(seconds=10)
+"""After a rotation, and after falling back, the keeper is listed with our passwords again
+only once it has been connected (on the keeper folder alone) this long: time to read
+the leader's new control file and re-create its folders under the new passwords."""
 FALLBACK_AFTER = timedelta(seconds=30)
 """A keeper listed with our passwords but not connected for this long: list it on the
 keeper folder only. If it is simply offline this costs nothing; if it closes every
 connection because our passwords are from an old epoch, this is the only way to read
 the new key file through it."""
-
-
-STABLE_LINK = timedelta(seconds=10)
-"""A link to the keeper that lasts this long is one: K closes a link whose passwords it
-does not follow within a second of opening it, and Syncthing dials again every few
-seconds, so "connected" alone would reset the fallback's clock at every attempt."""
-
-FALLBACK_RECHECK = timedelta(seconds=2)
-"""How often a team in fallback checks whether it may list the keeper again: nothing in
-Syncthing's event stream says that the keeper now holds the keeper folder."""
 
 
 class KeeperSide:
@@ -56,13 +50,9 @@ class KeeperSide:
         self._sealing_key_path = sealing_key_path
         self._sealing_key: wrap.SealingKey | None = None
         self._unseen_since: dict[str, datetime] = {}
-        """Team -> since when its keeper is listed with our passwords and not connected
-        (or connected only for moments)."""
+        """Team -> since when its keeper is listed with our passwords and not connected."""
         self._connected_since: dict[str, datetime] = {}
-        """Team -> since when its keeper is connected without a break we saw."""
-        self._rotated: dict[str, tuple[datetime, bool]] = {}
-        """Team we lead -> when we started its current epoch, and whether K has been seen
-        without the control file of that epoch since."""
+        """Team -> since when its keeper has been connected without interruption."""
         self.fallback: set[str] = set()
         """Teams whose keeper we list on the keeper folder only."""
         self.problems: dict[str, str] = {}
@@ -96,18 +86,24 @@ class KeeperSide:
                 k = stored.get(team.team_id)
                 if k is None or team.record is None:
                     continue
-                k = self._advance(k, team, now)
+                before = k.epoch
+                k = self._advance(k, team)
                 joins[team.team_id] = self._joins(team, peers)
-                result[team.team_id] = replace(k, fallback=self._fallen_back(team, k, now))
+                rotated = before is not None and k.epoch != before
+                fallback = k.removed_at is None and self._fallen_back(team, k, now, rotated)
+                result[team.team_id] = replace(k, fallback=fallback)
             else:
                 k = self._learn(stored.get(team.team_id), team, peers, now)
                 if k is None:
                     continue
+                before = k.epoch
                 k = self._open_keys(me, team, k)
-                result[team.team_id] = replace(k, fallback=self._fallen_back(team, k, now))
+                rotated = before is not None and k.epoch != before
+                k = replace(k, generations=self._generations(team, k))
+                result[team.team_id] = replace(k, fallback=self._fallen_back(team, k, now, rotated))
         return result, joins
 
-    def _advance(self, k: TeamKeeper, team: LocalTeam, now: datetime) -> TeamKeeper:
+    def _advance(self, k: TeamKeeper, team: LocalTeam) -> TeamKeeper:
         assert team.record is not None
         if k.removed_at is not None:
             return k
@@ -123,12 +119,6 @@ class KeeperSide:
         keeperstore.put(self._store, updated)
         if current is None or nxt.number != current.number:
             log.info("keeper_epoch", team=team.team_id, epoch=nxt.number)
-        if current is not None and nxt.number != current.number:
-            # K follows the new passwords only once it has the new control file, which
-            # travels on the same link: keep that link up (keeper folder alone) until then.
-            self.fallback.add(team.team_id)
-            self._rotated[team.team_id] = (now, False)
-            log.info("keeper_fallback", team=team.team_id, epoch=nxt.number)
         return updated
 
     def _joins(self, team: LocalTeam, peers: dict[str, PeerState]) -> dict[str, bytes]:
@@ -220,46 +210,46 @@ class KeeperSide:
             keeperstore.put(self._store, updated)
         return updated
 
-    def _fallen_back(self, team: LocalTeam, k: TeamKeeper, now: datetime) -> bool:
-        """Whether to list the keeper on the keeper folder only (see `FALLBACK_AFTER`):
-        on a member, and on the leader (whose new passwords K follows only once the new
-        control file reached it, through that folder)."""
+    def _generations(self, team: LocalTeam, k: TeamKeeper) -> tuple[tuple[str, int], ...] | None:
+        """The password generation of each folder K holds, from the leader's control."""
+        kfid = keeper_folder_id(team.team_id)
+        path = managed_folder(self._folders_dir, kfid) / kc.CONTROL_NAME
+        try:
+            data = path.read_bytes()[: kc.MAX_BYTES + 1]
+            control = kc.read_control(
+                data, folder=kfid, leader=team.leader_device, keeper=k.device_id
+            )
+        except (OSError, kc.InvalidControl):
+            return None
+        return tuple((f.id, f.generation) for f in control.folders if f.kind is HeldKind.CONTENT)
+
+    def _fallen_back(self, team: LocalTeam, k: TeamKeeper, now: datetime, rotated: bool) -> bool:
+        """Whether to list the keeper on the keeper folder only (see `SETTLE` and
+        `FALLBACK_AFTER`)."""
         team_id = team.team_id
-        connected = self._port.connected(k.device_id)
+        connected = bool(self._port.connected(k.device_id))
+        if connected:
+            self._connected_since.setdefault(team_id, now)
+        else:
+            self._connected_since.pop(team_id, None)
+        if rotated:
+            self.fallback.add(team_id)
+            self._connected_since.pop(team_id, None)
+            log.info("keeper_settling", team=team_id, epoch=k.epoch)
+            return True
         if team_id in self.fallback:
             stale = k.current_epoch is not None and k.epoch != k.current_epoch
-            # K holding our copy of the keeper folder means it has the control file of
-            # our epoch: listing it with our passwords before that would make it drop
-            # the link again.
-            current = self._port.holds_all(keeper_folder_id(team_id), k.device_id)
-            if team_id in self._rotated:
-                # Right after our own rotation, "K holds it all" may still describe the
-                # control file before it: believe it once K was seen behind, or once
-                # K had ample time to fetch the new one.
-                rotated_at, seen_behind = self._rotated[team_id]
-                seen_behind = seen_behind or current is False
-                self._rotated[team_id] = (rotated_at, seen_behind)
-                current = current and (seen_behind or now - rotated_at >= FALLBACK_AFTER)
-            if connected and k.epoch is not None and not stale and current:
+            since = self._connected_since.get(team_id)
+            settled = since is not None and now - since >= SETTLE
+            if settled and k.epoch is not None and not stale:
                 self.fallback.discard(team_id)
-                self._rotated.pop(team_id, None)
                 self._unseen_since.pop(team_id, None)
                 log.info("keeper_relisted", team=team_id, epoch=k.epoch)
                 return False
             return True
-        if k.epoch is None:
+        if k.epoch is None or connected:
             self._unseen_since.pop(team_id, None)
-            self._connected_since.pop(team_id, None)
             return False
-        if connected:
-            # A link K closes again within a second (a password it does not follow) is no
-            # link: only one that lasts stops the clock.
-            started = self._connected_since.setdefault(team_id, now)
-            if team_id not in self._unseen_since or now - started >= STABLE_LINK:
-                self._unseen_since.pop(team_id, None)
-                return False
-        else:
-            self._connected_since.pop(team_id, None)
         since = self._unseen_since.setdefault(team_id, now)
         if now - since >= FALLBACK_AFTER:
             self.fallback.add(team_id)
@@ -268,16 +258,9 @@ class KeeperSide:
         return False
 
     def next_check(self, now: datetime) -> datetime | None:
-        """When a fallback may next be due, or a team in fallback may be listed again
-        (the reconciler wakes for it). A fallback's deadline is past: without a poll of
-        its own the reconciler would run again and again until it ends."""
-        due = [
-            t + FALLBACK_AFTER
-            for team, t in self._unseen_since.items()
-            if team not in self.fallback
-        ]
-        if self.fallback:
-            due.append(now + FALLBACK_RECHECK)
+        """When a fallback or a relisting may next be due (the reconciler wakes for it)."""
+        due = [t + FALLBACK_AFTER for t in self._unseen_since.values()]
+        due += [t + SETTLE for team, t in self._connected_since.items() if team in self.fallback]
         return min(due, default=None)
 
 

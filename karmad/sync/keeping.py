@@ -12,9 +12,6 @@ every device it is shared with, K included.
 A member lists K with its passwords only while it holds an epoch and K has not dropped
 it (`TeamKeeper.fallback`): a password K no longer follows makes K close the whole
 connection, keeper folder included, and the member could never read the new key file.
-The leader falls back the same way: after a removal it lists K with the new epoch's
-passwords at once, so K drops it too, and the new control file would never reach K
-while no one else with the old passwords is online to pass it on.
 """
 
 from __future__ import annotations
@@ -160,12 +157,15 @@ def member(
     keeper: TeamKeeper,
 ) -> None:
     """Add the keeper folder, and the keeper with our passwords on every team folder we
-    have, while we hold an epoch and are not in fallback."""
+    have that K holds at our epoch, while we are not in fallback."""
     kfid = keeper_folder_id(team_id)
     epoch = epoch_of(keeper)
+    generations = None if keeper.generations is None else dict(keeper.generations)
     if epoch is not None and not keeper.fallback:
         for fid, folder in list(folders.items()):
             if folder.team_id != team_id or fid == kfid:
+                continue
+            if generations is not None and generations.get(fid) != epoch.number:
                 continue
             folders[fid] = _listed(folder, keeper.device_id, folder_password(epoch, fid))
     folders[kfid] = DesiredFolder(

@@ -120,8 +120,13 @@ class TeamKeeper:
     control_seq: int = 0
     keys_seq: int = 0
     fallback: bool = False
-    """Member: the keeper dropped every connection listing it with our passwords (a
-    rotation we missed): list it on the keeper folder only, until we hold the epoch."""
+    """The keeper is listed on the keeper folder only: it dropped our connection (a
+    rotation we missed, or one it has not followed yet), or a rotation is settling."""
+    generations: tuple[tuple[str, int], ...] | None = None
+    """Member: folder -> password generation, from the leader's signed control file (None
+    before one arrived). K is listed on a folder only at the generation we hold: a
+    password K has not followed yet would make it drop the whole connection, and one K
+    left behind could bind a re-created folder to an old password."""
 
     def __repr__(self) -> str:
         # The secret decrypts the team's folders on the keeper: never in a log line.

@@ -35,10 +35,6 @@ class SyncthingPort(Protocol):
 
     def connected(self, device_id: str) -> bool | None: ...
 
-    def holds_all(self, folder_id: str, device_id: str) -> bool | None:
-        """Whether the device holds everything of the folder we know of (its completion is
-        100 %), as last refreshed; None while unknown."""
-
     def locally_changed(self) -> frozenset[str]:
         """Our receive-only folders with local changes, as last reported."""
 

@@ -19,7 +19,7 @@ from karmad import logs, protocol
 from karmad.bus import Bus, Clock, Subscription
 from karmad.domain import EventKind, Phase, SyncEvent, folder_id, is_folder_id
 from karmad.health import Health
-from karmad.keeper.control import KEYS_NAME
+from karmad.keeper.control import CONTROL_NAME, KEYS_NAME
 from karmad.paths import managed_folder, project_dir
 from karmad.store import Store, StoreError
 from karmad.sync import ingest as ingest_mod
@@ -62,7 +62,7 @@ inbox needs reverting, or one of our own folders overriding). Of the files that 
 only `state` files matter here (sessions are the receiver's)."""
 
 REVERT_COOLDOWN = timedelta(seconds=30)
-_WATCHED_FILES = (statefile.STATE_NAME, KEYS_NAME)
+_WATCHED_FILES = (statefile.STATE_NAME, KEYS_NAME, CONTROL_NAME)
 
 
 @dataclass

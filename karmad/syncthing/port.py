@@ -96,14 +96,6 @@ class ServicePort:
         device = snap.devices.get(device_id)
         return None if device is None else device.connected
 
-    def holds_all(self, folder_id: str, device_id: str) -> bool | None:
-        snap = self._service.stream.snapshot
-        folder = None if snap is None else snap.folders.get(folder_id)
-        completion = None if folder is None else folder.completion.get(device_id)
-        if completion is None:
-            return None
-        return completion.completion >= 100 and completion.need_bytes == 0
-
     def locally_changed(self) -> frozenset[str]:
         snap = self._service.stream.snapshot
         if snap is None:

@@ -238,13 +238,32 @@ def test_a_removal_rotates_and_the_removed_device_is_in_nothing_the_keeper_holds
     assert [f.devices for f in gone.keeper_files[kfid].control.folders] == [[]]
 
 
-def test_a_leader_in_fallback_lists_the_keeper_on_the_keeper_folder_only() -> None:
-    # Right after its own rotation K would drop the leader's link at the new passwords,
-    # and with it the new control file: the leader holds them back, and still writes it.
+def test_a_member_lists_the_keeper_only_where_it_holds_the_generation_the_control_names() -> None:
+    """A folder K has not re-created yet (or one it holds under a newer password) is left
+    unlisted: a password K does not follow there would drop the whole connection, and
+    an old one could bind a re-created folder to it."""
+    record = _roster([(0, "add"), (0, "activate")])
+    keeper = replace(_leader_keeper(record), holders=frozenset())
+    member = POOL[0]
+    mine, leaders = folder_id(TEAM, member), folder_id(TEAM, LEADER)
+    team = LocalTeam(TEAM, NAME, Role.MEMBER, Phase.MEMBER, LEADER, "lead.m", NOW, record)
+    for generations, listed in (
+        (None, {mine, leaders}),
+        (((mine, 1), (leaders, 2)), {mine}),
+        (((mine, 2), (leaders, 2)), set()),
+        ((), set()),
+    ):
+        k = replace(keeper, generations=generations)
+        want = desired(Me(member, "m.m"), (team,), {}, (), (), NOW, Policy(), keepers={TEAM: k})
+        assert set(_k_passwords(want)) == listed, generations
+
+
+def test_a_settling_leader_shares_only_the_keeper_folder_with_the_keeper() -> None:
     record = _roster([(0, "add"), (0, "activate")])
     keeper = replace(_leader_keeper(record), fallback=True)
-    want = _leader_view(record, keeper, {folder_id(TEAM, POOL[0]): _state(POOL[0])})
-    kfid = keeper_folder_id(TEAM)
-    assert {fid for fid, f in want.folders.items() if KEEPER in f.devices} == {kfid}
+    want = _leader_view(record, keeper, {})
     assert not _k_passwords(want)
-    assert want.keeper_files[kfid].control.epoch == keeper.epoch
+    assert {fid for fid, f in want.folders.items() if KEEPER in f.devices} == {
+        keeper_folder_id(TEAM)
+    }
+    assert keeper_folder_id(TEAM) in want.keeper_files
