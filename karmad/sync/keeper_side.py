@@ -247,9 +247,17 @@ class KeeperSide:
                 log.info("keeper_relisted", team=team_id, epoch=k.epoch)
                 return False
             return True
-        if k.epoch is None or connected:
+        if k.epoch is None:
             self._unseen_since.pop(team_id, None)
             return False
+        if connected:
+            # K closes a link whose passwords it does not follow a moment after opening
+            # it, and Syncthing dials again every few seconds: only a link that lasts
+            # stops the clock, or a member back from a missed rotation never falls back.
+            up_since = self._connected_since[team_id]
+            if team_id not in self._unseen_since or now - up_since >= SETTLE:
+                self._unseen_since.pop(team_id, None)
+                return False
         since = self._unseen_since.setdefault(team_id, now)
         if now - since >= FALLBACK_AFTER:
             self.fallback.add(team_id)
@@ -259,7 +267,13 @@ class KeeperSide:
 
     def next_check(self, now: datetime) -> datetime | None:
         """When a fallback or a relisting may next be due (the reconciler wakes for it)."""
-        due = [t + FALLBACK_AFTER for t in self._unseen_since.values()]
+        # (A team in fallback keeps its clock; its deadline is past, and would make the
+        # reconciler run again and again until K is listed again.)
+        due = [
+            t + FALLBACK_AFTER
+            for team, t in self._unseen_since.items()
+            if team not in self.fallback
+        ]
         due += [t + SETTLE for team, t in self._connected_since.items() if team in self.fallback]
         return min(due, default=None)
 

@@ -23,7 +23,7 @@ from karmad.domain import Phase, Team, new_team
 from karmad.keeper.epoch import SECRET_BYTES
 from karmad.state_schema import STATE_SCHEMA
 from karmad.store import Store
-from karmad.sync.keeper_side import FALLBACK_AFTER, KeeperSide
+from karmad.sync.keeper_side import FALLBACK_AFTER, SETTLE, KeeperSide
 from karmad.sync.model import LocalTeam, Role, TeamKeeper
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -80,6 +80,21 @@ def _member_keeper() -> TeamKeeper:
     return TeamKeeper(TEAM, KEEPER, (), T0, epoch=1, secret=b"\x01" * SECRET_BYTES)
 
 
+def test_a_link_the_keeper_keeps_closing_ends_in_the_fallback(store: Store, tmp_path: Path) -> None:
+    link = Link()
+    side = _side(store, link, tmp_path)
+    k = _member_keeper()
+    # Up for a moment every ten seconds, each time a cycle sees it (the connection event
+    # wakes the reconciler), then closed again by K.
+    for second in range(0, int(FALLBACK_AFTER.total_seconds()), 10):
+        link.up = False
+        assert not _member_fallen_back(side, k, second)
+        link.up = True
+        assert not _member_fallen_back(side, k, second + 1)
+    link.up = False
+    assert _member_fallen_back(side, k, FALLBACK_AFTER.total_seconds() + 1)
+
+
 def test_a_link_that_lasts_stops_the_clock(store: Store, tmp_path: Path) -> None:
     link = Link()
     side = _side(store, link, tmp_path)
@@ -92,3 +107,23 @@ def test_a_link_that_lasts_stops_the_clock(store: Store, tmp_path: Path) -> None
     link.up = False  # K goes away for good: the clock starts again, and runs out
     assert not _member_fallen_back(side, k, 100)
     assert _member_fallen_back(side, k, 100 + FALLBACK_AFTER.total_seconds())
+
+
+def test_in_fallback_the_keeper_is_listed_again_once_the_link_lasts(
+    store: Store, tmp_path: Path
+) -> None:
+    link = Link()
+    side = _side(store, link, tmp_path)
+    k = _member_keeper()
+    assert not _member_fallen_back(side, k, 0)
+    assert _member_fallen_back(side, k, FALLBACK_AFTER.total_seconds())
+    # Nothing is due while K stays away: no past deadline to run the reconciler again
+    # and again on.
+    later = _at(FALLBACK_AFTER.total_seconds() + 1)
+    due = side.next_check(later)
+    assert due is None or due > later
+    link.up = True
+    assert _member_fallen_back(side, k, 40)
+    due = side.next_check(_at(40))
+    assert due is not None and due > _at(40)
+    assert not _member_fallen_back(side, k, 40 + SETTLE.total_seconds())
