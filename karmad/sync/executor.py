@@ -26,7 +26,7 @@ from karmad.bus import Clock
 from karmad.keeper.control import CONTROL_NAME, KEYS_NAME
 from karmad.paths import managed_folder, project_dir
 from karmad.store import Store
-from karmad.sync import keeper_files, keeperstore, statefile, teamstore
+from karmad.sync import integritystore, keeper_files, keeperstore, statefile, teamstore
 from karmad.sync import plan as p
 from karmad.sync.model import TeamKeeper
 from karmad.sync.port import ActionFailed, SyncthingPort, SyncthingUnavailable
@@ -84,6 +84,10 @@ class Outcome:
 
 Signer = Callable[[], DeviceKey]
 """Our Syncthing device key; raises `TrustError` saying why there is none."""
+
+UNSIGNED = "unsigned:"
+"""Prefixes the published digest of a state file written without a signature, so that
+it is written again, signed, once the key is there (`Reconciler._published`)."""
 
 
 class Executor:
@@ -263,14 +267,46 @@ class Executor:
         team = teamstore.team(self._store, action.team_id)
         if team is None:
             return
+        key = self._state_key(action.team_id)
         seq = team.seq + 1
         body = msgspec.structs.replace(action.body, seq=seq, written_at=self._clock())
+        data = (
+            statefile.encode(body)
+            if key is None
+            else statefile.encode_signed(body, key, action.folder_id)
+        )
         directory = managed_folder(self._folders_dir, action.folder_id)
-        await anyio.to_thread.run_sync(_write_state, directory, statefile.encode(body))
-        teamstore.set_published(self._store, action.team_id, seq, action.digest)
+        await anyio.to_thread.run_sync(_write_state, directory, data)
+        published = action.digest if key is not None else UNSIGNED + action.digest
+        teamstore.set_published(self._store, action.team_id, seq, published)
         with contextlib.suppress(ActionFailed):
             # Scanning now makes the change leave at once; the watcher would catch it anyway.
             await self._port.scan(action.folder_id, [statefile.STATE_NAME])
+
+    def can_sign(self) -> bool:
+        if self._signer is None:
+            return False
+        try:
+            self._signer()
+        except TrustError:
+            return False
+        return True
+
+    def _state_key(self, team_id: str) -> DeviceKey | None:
+        """The key to sign our state file with. Without one the file goes out unsigned,
+        as a karmad from before signatures wrote it, except in a team whose readers
+        require signatures (it has or had a keeper): there they would refuse it."""
+        problem = "no Syncthing device key"
+        if self._signer is not None:
+            try:
+                return self._signer()
+            except TrustError as exc:
+                problem = str(exc)
+        if integritystore.signatures_required(self._store, team_id):
+            raise ActionFailed(
+                f"cannot sign the state file, and this team requires signed state files: {problem}"
+            )
+        return None
 
     async def _write_keeper_files(self, action: p.WriteKeeperFiles) -> None:
         """`keys` before `control`: K acts on `control`, members read `keys`; a member
