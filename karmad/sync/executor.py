@@ -284,6 +284,7 @@ class Executor:
             await self._port.scan(action.folder_id, [statefile.STATE_NAME])
 
     def can_sign(self) -> bool:
+        """Whether a state file written now would be signed (the key may come late)."""
         if self._signer is None:
             return False
         try:
