@@ -175,5 +175,28 @@ STATE_SCHEMA = Schema(
             ) STRICT;
             """,
         ),
+        Migration(
+            6,
+            """
+            -- Teams whose state files must carry their owner's signature: the team has
+            -- or had a keeper (docs/keeper.md 2.3). Never cleared: files forged through
+            -- the keeper stay in the folders after it is gone.
+            CREATE TABLE signed_teams (
+                team_id TEXT PRIMARY KEY,
+                since   TEXT NOT NULL
+            ) STRICT;
+            -- The highest `seq` of a teammate's state file believed, per folder: an
+            -- older file, replayed by whoever can write into the folder, is ignored.
+            CREATE TABLE state_seqs (
+                folder_id TEXT PRIMARY KEY,
+                seq       INTEGER NOT NULL,
+                seen_at   TEXT NOT NULL
+            ) STRICT;
+            -- Our state files were written unsigned before: write them again, signed,
+            -- once the device key is there (`karmad.sync.executor.UNSIGNED`).
+            UPDATE teams SET state_digest = 'unsigned:' || state_digest
+                WHERE state_digest IS NOT NULL;
+            """,
+        ),
     ),
 )

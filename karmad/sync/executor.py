@@ -21,12 +21,12 @@ from pathlib import Path
 import anyio
 import msgspec
 
-from karmad import logs
+from karmad import codec, logs
 from karmad.bus import Clock
 from karmad.keeper.control import CONTROL_NAME, KEYS_NAME
 from karmad.paths import managed_folder, project_dir
 from karmad.store import Store
-from karmad.sync import keeper_files, keeperstore, statefile, teamstore
+from karmad.sync import integritystore, keeper_files, keeperstore, statefile, teamstore
 from karmad.sync import plan as p
 from karmad.sync.model import TeamKeeper
 from karmad.sync.port import ActionFailed, SyncthingPort, SyncthingUnavailable
@@ -84,6 +84,10 @@ class Outcome:
 
 Signer = Callable[[], DeviceKey]
 """Our Syncthing device key; raises `TrustError` saying why there is none."""
+
+UNSIGNED = "unsigned:"
+"""Prefixes the published digest of a state file written without a signature, so that
+it is written again, signed, once the key is there (`Reconciler._published`)."""
 
 
 class Executor:
@@ -263,14 +267,50 @@ class Executor:
         team = teamstore.team(self._store, action.team_id)
         if team is None:
             return
-        seq = team.seq + 1
-        body = msgspec.structs.replace(action.body, seq=seq, written_at=self._clock())
+        key = self._state_key(action.team_id)
         directory = managed_folder(self._folders_dir, action.folder_id)
-        await anyio.to_thread.run_sync(_write_state, directory, statefile.encode(body))
-        teamstore.set_published(self._store, action.team_id, seq, action.digest)
+        # Readers never believe a lower seq again: after a store restored from a backup,
+        # go on from the file we last published, not from the store's older count.
+        on_disk = await anyio.to_thread.run_sync(_published_seq, directory)
+        seq = max(team.seq, on_disk) + 1
+        body = msgspec.structs.replace(action.body, seq=seq, written_at=self._clock())
+        data = (
+            statefile.encode(body)
+            if key is None
+            else statefile.encode_signed(body, key, action.folder_id)
+        )
+        await anyio.to_thread.run_sync(_write_state, directory, data)
+        published = action.digest if key is not None else UNSIGNED + action.digest
+        teamstore.set_published(self._store, action.team_id, seq, published)
         with contextlib.suppress(ActionFailed):
             # Scanning now makes the change leave at once; the watcher would catch it anyway.
             await self._port.scan(action.folder_id, [statefile.STATE_NAME])
+
+    def can_sign(self) -> bool:
+        """Whether a state file written now would be signed (the key may come late)."""
+        if self._signer is None:
+            return False
+        try:
+            self._signer()
+        except TrustError:
+            return False
+        return True
+
+    def _state_key(self, team_id: str) -> DeviceKey | None:
+        """The key to sign our state file with. Without one the file goes out unsigned,
+        as a karmad from before signatures wrote it, except in a team whose readers
+        require signatures (it has or had a keeper): there they would refuse it."""
+        problem = "no Syncthing device key"
+        if self._signer is not None:
+            try:
+                return self._signer()
+            except TrustError as exc:
+                problem = str(exc)
+        if integritystore.signatures_required(self._store, team_id):
+            raise ActionFailed(
+                f"cannot sign the state file, and this team requires signed state files: {problem}"
+            )
+        return None
 
     async def _write_keeper_files(self, action: p.WriteKeeperFiles) -> None:
         """`keys` before `control`: K acts on `control`, members read `keys`; a member
@@ -312,6 +352,21 @@ def _prepare_folder_dir(path: Path) -> None:
     """Create the folder's directory (and Syncthing's marker) before Syncthing sees it."""
     path.mkdir(parents=True, exist_ok=True)
     (path / ".stfolder").mkdir(exist_ok=True)
+
+
+def _published_seq(directory: Path) -> int:
+    """The `seq` of the state file in our own folder (0 if none or unreadable)."""
+    path = directory / statefile.STATE_NAME
+    try:
+        data = path.read_bytes()[: statefile.MAX_STATE_BYTES + 1]
+        payload = data.split(b"\n", 1)[0]
+        return max(0, int(codec.decode_json(payload, _Seq).seq))
+    except (OSError, codec.InvalidData, ValueError):
+        return 0
+
+
+class _Seq(msgspec.Struct):
+    seq: int = 0
 
 
 def _write_state(directory: Path, data: bytes) -> None:

@@ -23,10 +23,10 @@ from karmad.keeper.control import CONTROL_NAME, KEYS_NAME
 from karmad.paths import managed_folder, project_dir
 from karmad.store import Store, StoreError
 from karmad.sync import ingest as ingest_mod
+from karmad.sync import integritystore, keeperstore, statefile, teamstore
 from karmad.sync import plan as p
-from karmad.sync import statefile, teamstore
 from karmad.sync.desired import desired as compute_desired
-from karmad.sync.executor import Executor, Outcome, Signer
+from karmad.sync.executor import UNSIGNED, Executor, Outcome, Signer
 from karmad.sync.keeper_side import KeeperSide
 from karmad.sync.model import (
     Desired,
@@ -65,9 +65,20 @@ REVERT_COOLDOWN = timedelta(seconds=30)
 _WATCHED_FILES = (statefile.STATE_NAME, KEYS_NAME, CONTROL_NAME)
 
 
+@dataclass(frozen=True, slots=True)
+class _InboxOwner:
+    """Who may write an inbox's `state`, from our own records only."""
+
+    owner: str
+    leader: str
+    signed: bool
+    """Only a file its owner signed is believed (`_signed_teams`, `_relayed`)."""
+
+
 @dataclass
 class _PeerCache:
     key: tuple[int, int, int]
+    owner: _InboxOwner
     peer: PeerState
 
 
@@ -322,8 +333,15 @@ class Reconciler:
         devices, folders = await self._port.read_config()
         teams = tuple(teamstore.teams(self._store))
         trusted = tuple(teamstore.trusted_leaders(self._store))
-        owners = self._inbox_owners(me, teams, trusted, folders)
+        signed = self._signed_teams(me, teams, folders, now)
+        owners = self._inbox_owners(me, teams, trusted, folders, signed)
         peers = await anyio.to_thread.run_sync(self._read_peers, owners)
+        if self._learn_signed(teams, peers, now):
+            # Files of those teams read a moment ago as unsigned-allowed are read again.
+            signed = integritystore.signed_teams(self._store)
+            owners = self._inbox_owners(me, teams, trusted, folders, signed)
+            peers = await anyio.to_thread.run_sync(self._read_peers, owners)
+        peers = self._not_replayed(peers, now)
         self._peers = peers
         self._audit_rejected(peers, now)
 
@@ -444,25 +462,62 @@ class Reconciler:
 
     # ------------------------------------------------------------------ peers
 
+    def _signed_teams(
+        self,
+        me: Me,
+        teams: tuple[LocalTeam, ...],
+        folders: dict[str, FolderConfig],
+        now: datetime,
+    ) -> frozenset[str]:
+        """Teams whose state files must be signed, marked once and never unmarked
+        (docs/keeper.md 2.3): those with a keeper, and those with an inbox Syncthing
+        shares with a device besides its owner (it could write there; what it wrote
+        stays after it is taken off the folder)."""
+        known = {t.team_id for t in teams}
+        marked = set(keeperstore.keepers(self._store).keys() & known)
+        for team in teams:
+            if team.phase is Phase.GONE or team.team_id in marked:
+                continue
+            for fid, owner in _team_inboxes(me, team):
+                if _relayed(me, fid, owner, folders):
+                    marked.add(team.team_id)
+                    break
+        integritystore.require_signatures(self._store, marked, now)
+        return integritystore.signed_teams(self._store)
+
+    def _learn_signed(
+        self, teams: tuple[LocalTeam, ...], peers: dict[str, PeerState], now: datetime
+    ) -> frozenset[str]:
+        """Mark the teams whose leader's file names a keeper; returns the new ones."""
+        named = set()
+        for team in teams:
+            peer = peers.get(folder_id(team.team_id, team.leader_device))
+            if peer is not None and peer.state is not None and peer.state.keeper is not None:
+                named.add(team.team_id)
+        return integritystore.require_signatures(self._store, named, now)
+
     def _inbox_owners(
         self,
         me: Me,
         teams: tuple[LocalTeam, ...],
         trusted: tuple[TrustedLeader, ...],
         folders: dict[str, FolderConfig],
-    ) -> dict[str, tuple[str, str]]:
-        """Folder id -> (its owner, its team's leader), from our own records only."""
-        owners: dict[str, tuple[str, str]] = {}
+        signed: frozenset[str],
+    ) -> dict[str, _InboxOwner]:
+        """Folder id -> who owns it and leads its team, and whether only a signed file
+        is believed there: in a team that requires signatures, and in any inbox that
+        Syncthing shares with a device besides its owner (that device could write it)."""
+        owners: dict[str, _InboxOwner] = {}
+
+        def add(fid: str, owner: str, leader: str, team_signed: bool) -> None:
+            relayed = _relayed(me, fid, owner, folders)
+            owners[fid] = _InboxOwner(owner, leader, team_signed or relayed)
+
         for team in teams:
             if team.phase is Phase.GONE:
                 continue
-            leader = team.leader_device
-            owners[folder_id(team.team_id, leader)] = (leader, leader)
-            if team.record is not None:
-                for member in team.record.members:
-                    if member.device_id != me.device_id:
-                        fid = folder_id(team.team_id, member.device_id)
-                        owners[fid] = (member.device_id, leader)
+            for fid, owner in _team_inboxes(me, team):
+                add(fid, owner, team.leader_device, team.team_id in signed)
         trusted_devices = {t.device_id for t in trusted}
         for fid, config in folders.items():
             if fid in owners:
@@ -471,12 +526,12 @@ class Reconciler:
                 leaders = (config.devices - {me.device_id}) & trusted_devices
                 if len(leaders) == 1:
                     leader = next(iter(leaders))
-                    owners[fid] = (leader, leader)
+                    add(fid, leader, leader, False)
         return owners
 
-    def _read_peers(self, owners: dict[str, tuple[str, str]]) -> dict[str, PeerState]:
+    def _read_peers(self, owners: dict[str, _InboxOwner]) -> dict[str, PeerState]:
         peers: dict[str, PeerState] = {}
-        for fid, (owner, leader) in owners.items():
+        for fid, who in owners.items():
             if not is_folder_id(fid):
                 continue
             path = managed_folder(self._folders_dir, fid) / statefile.STATE_NAME
@@ -487,27 +542,44 @@ class Reconciler:
                 continue
             key = (st.st_ino, st.st_size, st.st_mtime_ns)
             cached = self._peer_cache.get(fid)
-            if cached is not None and cached.key == key and cached.peer.owner_device == owner:
+            if cached is not None and cached.key == key and cached.owner == who:
                 peers[fid] = cached.peer
                 continue
-            try:
-                data = path.read_bytes()[: statefile.MAX_STATE_BYTES + 1]
-                state = statefile.read(path, folder=fid, owner_device=owner, leader_device=leader)
-                peer = PeerState(fid, owner, state, None, statefile.digest(data))
-            except statefile.InvalidState as exc:
-                peer = PeerState(fid, owner, None, str(exc), statefile.digest(data))
-            except OSError as exc:
-                peer = PeerState(fid, owner, None, f"unreadable: {exc.strerror}")
-            self._peer_cache[fid] = _PeerCache(key, peer)
+            peer = _read_peer(path, fid, who)
+            self._peer_cache[fid] = _PeerCache(key, who, peer)
             peers[fid] = peer
         return peers
 
+    def _not_replayed(self, peers: dict[str, PeerState], now: datetime) -> dict[str, PeerState]:
+        """Refuse a file older than one already believed from the same folder (a genuine
+        file replayed by whoever can write there); keep each folder's highest `seq`."""
+        highest = integritystore.state_seqs(self._store)
+        raised: dict[str, int] = {}
+        result: dict[str, PeerState] = {}
+        for fid, peer in peers.items():
+            state = peer.state
+            seen = highest.get(fid, -1)
+            if state is not None and state.seq < seen:
+                reason = f"stale: sequence number {state.seq}, {seen} was seen before"
+                result[fid] = PeerState(fid, peer.owner_device, None, reason, peer.digest)
+                continue
+            if state is not None and state.seq > seen:
+                raised[fid] = state.seq
+            result[fid] = peer
+        if raised:
+            integritystore.raise_state_seqs(self._store, raised, now)
+        return result
+
     def _published(self, me: Me, teams: tuple[LocalTeam, ...]) -> dict[str, str]:
         digests = teamstore.published_digests(self._store)
+        can_sign = self.executor.can_sign()
         result: dict[str, str] = {}
         for team in teams:
             fid = folder_id(team.team_id, me.device_id)
             digest = digests.get(team.team_id)
+            if digest and not can_sign:
+                # Written unsigned and still no key: as good as it gets, nothing to redo.
+                digest = digest.removeprefix(UNSIGNED)
             if digest and (managed_folder(self._folders_dir, fid) / statefile.STATE_NAME).exists():
                 result[fid] = digest
         return result
@@ -604,6 +676,47 @@ class Reconciler:
                     },
                 ),
             )
+
+
+def _team_inboxes(me: Me, team: LocalTeam) -> list[tuple[str, str]]:
+    """(folder id, owner) of the team's folders whose `state` we read: the leader's, and
+    every other member's the record names."""
+    leader = team.leader_device
+    inboxes = {folder_id(team.team_id, leader): leader}
+    if team.record is not None:
+        for member in team.record.members:
+            if member.device_id != me.device_id:
+                inboxes[folder_id(team.team_id, member.device_id)] = member.device_id
+    return list(inboxes.items())
+
+
+def _relayed(me: Me, fid: str, owner: str, folders: dict[str, FolderConfig]) -> bool:
+    """Does Syncthing share this inbox with a device besides its owner (and us)? That
+    device could write into it. Our own folder is shared with the whole team."""
+    config = folders.get(fid)
+    if owner == me.device_id or config is None:
+        return False
+    return bool(config.devices - {me.device_id, owner})
+
+
+def _read_peer(path: Path, fid: str, who: _InboxOwner) -> PeerState:
+    owner = who.owner
+    try:
+        with path.open("rb") as f:
+            data = f.read(statefile.MAX_STATE_BYTES + 1)
+    except OSError as exc:
+        return PeerState(fid, owner, None, f"unreadable: {exc.strerror}")
+    try:
+        state = statefile.parse(
+            data,
+            folder=fid,
+            owner_device=owner,
+            leader_device=who.leader,
+            require_signature=who.signed,
+        )
+    except statefile.InvalidState as exc:
+        return PeerState(fid, owner, None, str(exc), statefile.digest(data))
+    return PeerState(fid, owner, state, None, statefile.digest(data))
 
 
 def _cooling(acted: dict[str, datetime], now: datetime) -> dict[str, datetime]:

@@ -4,6 +4,12 @@ Written atomically (a temp name the folder's ignore patterns keep out of Syncthi
 a rename) and read defensively: a size cap, a schema check, every id re-validated, and the
 file accepted only if it is consistent with the folder it arrived in — so a peer can
 never speak for another member, and a member can never speak for the leader.
+
+The owner signs it with its Syncthing device key when it has one (`karmad.trust.signed`:
+the JSON payload line, then a signature line). Anyone who can reach a relay in a reader's
+device list (a team's keeper) can write into the folder, so a signed file is believed
+only if the folder's owner signed exactly it, for this folder; and in a team that
+requires signatures (docs/keeper.md 2.3) an unsigned one is not believed at all.
 """
 
 from __future__ import annotations
@@ -33,11 +39,17 @@ from karmad.domain import (
     split_member_tag,
     validate_team_name,
 )
+from karmad.trust import signed
+from karmad.trust.keys import BadSignature, DeviceKey
 
 FORMAT = 1
 STATE_NAME = "state"
 TEMP_PREFIX = ".karma-tmp-"
-MAX_STATE_BYTES = 1 << 20
+SIGNED_KIND = "state"
+MAX_PAYLOAD_BYTES = 1 << 20
+MAX_STATE_BYTES = MAX_PAYLOAD_BYTES + signed.MAX_SIGNATURE_LINE + 2
+"""The payload, its newline, and a signature line with its own (the certificate and
+signature in base64 take 1-2 KB)."""
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 """Times in a state file lie between these: reconciliation adds grace periods to them
@@ -254,22 +266,72 @@ def _times(state: StateFile) -> Iterator[datetime]:
 
 
 def read(
-    path: Path, *, folder: str, owner_device: str, leader_device: str | None = None
+    path: Path,
+    *,
+    folder: str,
+    owner_device: str,
+    leader_device: str | None = None,
+    require_signature: bool = False,
 ) -> StateFile:
     """Read and validate; raises `InvalidState` (or FileNotFoundError) and never acts."""
     with path.open("rb") as f:
         data = f.read(MAX_STATE_BYTES + 1)
+    return parse(
+        data,
+        folder=folder,
+        owner_device=owner_device,
+        leader_device=leader_device,
+        require_signature=require_signature,
+    )
+
+
+def parse(
+    data: bytes,
+    *,
+    folder: str,
+    owner_device: str,
+    leader_device: str | None = None,
+    require_signature: bool = False,
+) -> StateFile:
+    """The file's bytes, checked as `read` does.
+
+    A signed file must carry the signature of `owner_device` over exactly this payload
+    in exactly this folder. An unsigned one (a karmad that cannot sign, or from before
+    signatures) is accepted unless `require_signature`.
+    """
     if len(data) > MAX_STATE_BYTES:
         raise InvalidState(f"larger than {MAX_STATE_BYTES} bytes")
+    payload = _payload(data, folder, owner_device, require_signature)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidState(f"larger than {MAX_PAYLOAD_BYTES} bytes")
     try:
-        state = codec.decode_json(data, StateFile)
+        state = codec.decode_json(payload, StateFile)
     except codec.InvalidData as exc:
         raise InvalidState(f"not a valid state file: {exc}") from None
     return validate(state, folder=folder, owner_device=owner_device, leader_device=leader_device)
 
 
+def _payload(data: bytes, folder: str, owner_device: str, require_signature: bool) -> bytes:
+    if signed.split(data)[1] is None:
+        if require_signature:
+            raise InvalidState("unsigned: this team requires state files signed by their owner")
+        return data
+    try:
+        return signed.verify_file(
+            data, kind=SIGNED_KIND, folder=folder, path=STATE_NAME, owner=owner_device
+        )
+    except BadSignature as exc:
+        raise InvalidState(f"bad signature: {exc}") from None
+
+
 def encode(state: StateFile) -> bytes:
     return codec.encode_json(state) + b"\n"
+
+
+def encode_signed(state: StateFile, key: DeviceKey, folder: str) -> bytes:
+    """The file as its owner publishes it in `folder`: the payload, then its signature."""
+    payload = codec.encode_json(state)
+    return signed.sign(key, payload, kind=SIGNED_KIND, folder=folder, path=STATE_NAME)
 
 
 def digest(data: bytes) -> str:

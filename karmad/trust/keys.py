@@ -158,7 +158,7 @@ def _public_key(certificate_der: bytes) -> tuple[str, _PublicKey]:
     try:
         cert = x509.load_der_x509_certificate(certificate_der)
         key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
         raise BadSignature("the certificate offered with the signature is malformed") from None
     if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise BadSignature("the certificate's key is of a kind Syncthing does not use")
@@ -175,9 +175,12 @@ def verify(certificate_der: bytes, device_id: str, message: bytes, signature: by
     The certificate is believed only because its hash is `device_id`: its validity
     dates, issuer and self-signature mean nothing here, as in Syncthing itself.
     """
-    owner, key = _public_key(certificate_der)
+    # The hash first: a certificate that is not the owner's never reaches the parser,
+    # whatever a forger put in it.
+    owner = device_id_of(certificate_der)
     if owner != device_id:
         raise BadSignature(f"signed by {deviceid.short(owner)}, not by the owner")
+    _, key = _public_key(certificate_der)
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, message)

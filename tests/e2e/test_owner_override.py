@@ -11,13 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.daemon import Home, KarmadProcess
-from tests.support.syncthing import Node, start_karmad_node, start_plain_node, wait_until
-from tests.support.teams import CONVERGE_S, folders_dir, form_team, init, own_folder
+from tests.support.daemon import KarmadProcess
+from tests.support.syncthing import Node, start_karmad_node, wait_until
+from tests.support.teams import (
+    CONVERGE_S,
+    external_member,
+    folders_dir,
+    form_team,
+    init,
+    own_folder,
+)
 
 pytestmark = pytest.mark.syncthing
 
@@ -30,25 +36,6 @@ def nodes() -> Iterator[list[Node]]:
     finally:
         for node in started:
             node.teardown()
-
-
-def external_member(root: Path, karmad_factory: Callable[..., KarmadProcess], backend: str) -> Node:
-    """A plain Syncthing with a karmad attached to it: stopping that karmad leaves the
-    Syncthing running, for the test to drive as a misbehaving device would."""
-    node = start_plain_node(root / "st", "bob")
-    home = Home(root / "k").create()
-    home.write_config(
-        f'[syncthing]\nmode = "external"\naddress = "{node.endpoint}"\n'
-        f'api_key = "{node.api_key}"\nhome = "{node.syncthing_home}"\n'
-    )
-    node.karmad = karmad_factory(backend, home=home)
-
-    def live() -> bool:
-        status: dict[str, Any] = node.call("syncthing.status")
-        return status["state"] == "running" and bool(status["stream"]["live"])
-
-    wait_until(live, 30, message="bob's karmad attached")
-    return node
 
 
 def test_the_owner_restores_its_own_folder(

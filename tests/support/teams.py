@@ -6,11 +6,13 @@ Syncthing's own REST API and the files on disk — never against karmad's idea o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from karmad.domain import folder_id, project_key
-from tests.support.syncthing import Node, wait_until
+from tests.support.daemon import Home, KarmadProcess
+from tests.support.syncthing import Node, start_plain_node, wait_until
 
 CONVERGE_S = 30.0
 
@@ -135,3 +137,22 @@ def topology_ok(nodes: list[Node], team_id: str, expected: dict[str, list[Node]]
         if not {device(p) for p in peers} <= set(devices):
             return False
     return True
+
+
+def external_member(root: Path, karmad_factory: Callable[..., KarmadProcess], backend: str) -> Node:
+    """A plain Syncthing with a karmad attached to it: stopping that karmad leaves the
+    Syncthing running, for the test to drive as a misbehaving device would."""
+    node = start_plain_node(root / "st", "bob")
+    home = Home(root / "k").create()
+    home.write_config(
+        f'[syncthing]\nmode = "external"\naddress = "{node.endpoint}"\n'
+        f'api_key = "{node.api_key}"\nhome = "{node.syncthing_home}"\n'
+    )
+    node.karmad = karmad_factory(backend, home=home)
+
+    def live() -> bool:
+        status: dict[str, Any] = node.call("syncthing.status")
+        return status["state"] == "running" and bool(status["stream"]["live"])
+
+    wait_until(live, 30, message="bob's karmad attached")
+    return node

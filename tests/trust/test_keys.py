@@ -106,8 +106,27 @@ def test_unusable_identities_are_refused_with_a_reason(tmp_path: Path) -> None:
 
 
 def test_a_malformed_certificate_is_a_bad_signature_not_a_crash() -> None:
+    garbage = b"\x30\x03\x02\x01\x01"
     with pytest.raises(BadSignature, match="malformed"):
-        keys.verify(b"\x30\x03\x02\x01\x01", "A" * 7, MESSAGE, b"sig")
+        keys.verify(garbage, keys.device_id_of(garbage), MESSAGE, b"sig")
+
+
+def test_a_certificate_with_an_impossible_version_is_a_bad_signature() -> None:
+    """The parser raises its own exception for an unknown X.509 version; a forger
+    choosing the bytes must get a refusal, never an exception out of the reader."""
+    der = keys.device_key_from_pem(*made_identity("ed25519")).certificate
+    v3 = b"\xa0\x03\x02\x01\x02"
+    assert v3 in der
+    odd = der.replace(v3, b"\xa0\x03\x02\x01\x06", 1)
+    with pytest.raises(BadSignature, match="malformed"):
+        keys.verify(odd, keys.device_id_of(odd), MESSAGE, b"sig")
+
+
+def test_a_certificate_that_is_not_the_owners_is_refused_before_it_is_read() -> None:
+    owner = keys.device_key_from_pem(*made_identity("ed25519"))
+    odd = b"\xa0\x03\x02\x01\x06 anything at all"
+    with pytest.raises(BadSignature, match="not by the owner"):
+        keys.verify(odd, owner.device_id, MESSAGE, b"sig")
 
 
 def test_key_material_never_appears_in_repr() -> None:
