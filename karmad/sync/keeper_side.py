@@ -275,7 +275,9 @@ class KeeperSide:
             if team not in self.fallback
         ]
         due += [t + SETTLE for team, t in self._connected_since.items() if team in self.fallback]
-        return min(due, default=None)
+        # A deadline already past changes nothing by itself (a team in fallback waiting for
+        # a key it cannot open yet): waking for it again would spin.
+        return min((t for t in due if t > now), default=None)
 
 
 def _load_or_create(path: Path) -> wrap.SealingKey:

@@ -13,6 +13,7 @@ connected.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,3 +128,21 @@ def test_in_fallback_the_keeper_is_listed_again_once_the_link_lasts(
     due = side.next_check(_at(40))
     assert due is not None and due > _at(40)
     assert not _member_fallen_back(side, k, 40 + SETTLE.total_seconds())
+
+
+def test_waiting_in_fallback_for_a_key_wakes_nobody_again_and_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """Connected and settled, but the key file announces an epoch we cannot open yet:
+    the relisting deadline is past and must not be returned (the reconciler would spin)."""
+    link = Link()
+    side = _side(store, link, tmp_path)
+    stale = replace(_member_keeper(), current_epoch=2)
+    assert not _member_fallen_back(side, stale, 0)
+    assert _member_fallen_back(side, stale, FALLBACK_AFTER.total_seconds())
+    link.up = True
+    assert _member_fallen_back(side, stale, 40)
+    assert _member_fallen_back(side, stale, 40 + SETTLE.total_seconds() + 5)
+    now = _at(40 + SETTLE.total_seconds() + 5)
+    due = side.next_check(now)
+    assert due is None or due > now
