@@ -131,6 +131,7 @@ class KeeperService(ControlPlane):
                     if folder.team_id != team.team_id or k.device_id not in folder.devices:
                         continue
                     encrypted = any(d == k.device_id for d, _ in folder.passwords)
+                    held = self.port.peer_completion(fid, k.device_id)
                     folders.append(
                         protocol.KeeperFolderView(
                             folder_id=fid,
@@ -138,6 +139,8 @@ class KeeperService(ControlPlane):
                             owner=_owner_tag(team, folder.owner_device),
                             devices=len(folder.devices - {k.device_id}),
                             generation=k.epoch or 0 if encrypted else 0,
+                            completion=None if held is None else held[0],
+                            need_bytes=None if held is None else held[1],
                         )
                     )
             views.append(
@@ -150,6 +153,7 @@ class KeeperService(ControlPlane):
                     current_epoch=k.current_epoch,
                     listed=listed,
                     connected=self.port.connected(k.device_id),
+                    last_seen=self.port.last_seen(k.device_id),
                     folders=folders,
                     problem=self.reconciler.keepers.problems.get(team.team_id),
                 )

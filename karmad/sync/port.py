@@ -9,6 +9,7 @@ right now, so the reconciler can wait instead of failing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from karmad.sync.model import DeviceConfig, FolderConfig, PendingDevice, PendingFolder
@@ -34,6 +35,15 @@ class SyncthingPort(Protocol):
     def pending_folders(self) -> tuple[PendingFolder, ...]: ...
 
     def connected(self, device_id: str) -> bool | None: ...
+
+    def last_seen(self, device_id: str) -> datetime | None:
+        """When Syncthing last had a connection to the device (None: never, or unknown)."""
+        ...
+
+    def peer_completion(self, folder_id: str, device_id: str) -> tuple[float, int] | None:
+        """The device's completion of a folder and the bytes it still needs, as Syncthing
+        last reported them."""
+        ...
 
     def locally_changed(self) -> frozenset[str]:
         """Our receive-only folders with local changes, as last reported."""

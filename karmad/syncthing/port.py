@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from karmad.domain import is_folder_id
@@ -95,6 +96,21 @@ class ServicePort:
             return None
         device = snap.devices.get(device_id)
         return None if device is None else device.connected
+
+    def last_seen(self, device_id: str) -> datetime | None:
+        snap = self._service.stream.snapshot
+        device = None if snap is None else snap.devices.get(device_id)
+        if device is None:
+            return None
+        return datetime.now(UTC) if device.connected else device.last_seen
+
+    def peer_completion(self, folder_id: str, device_id: str) -> tuple[float, int] | None:
+        snap = self._service.stream.snapshot
+        folder = None if snap is None else snap.folders.get(folder_id)
+        completion = None if folder is None else folder.completion.get(device_id)
+        if completion is None:
+            return None
+        return completion.completion, completion.need_bytes
 
     def locally_changed(self) -> frozenset[str]:
         snap = self._service.stream.snapshot

@@ -215,6 +215,12 @@ def test_bob_receives_everything_through_the_keeper_alone(
     assert {s["member"] for s in b.call("session.list", {"origin": "remote"})["sessions"]} == {
         f"{USERS[0]}.n1"
     }
+    # Bob's view of the keeper: connected, seen, holding alice's folder at his key.
+    (view,) = b.call("keeper.status")["teams"]
+    assert view["connected"] is True and view["last_seen"] is not None
+    assert view["listed"] is True and view["epoch"] == 1
+    held = {f["folder_id"]: f for f in view["folders"]}
+    assert held[team_folder(a, team_id)]["kind"] == "content"
 
     assert_k_knows_nothing(k, b)
     assert find_leaks_in_tree(k.root, secrets) == []
