@@ -14,6 +14,9 @@ member has every line exactly once and Syncthing's configuration is the design's
   leader-away      the leader off while a member leaves and another accepts a project
   kill-9           karmad killed during config writes and during packaging, Syncthing
                    killed on another node
+  keeper           two members and a keeper on slow, lossy links: bob off while alice
+                   writes, alice off once K holds it all, bob catches up through K alone
+                   (measured from bob's return; K's whole disk searched for planted names)
 
 The long variants by default (minutes of fault each); `--short` runs the ones CI runs.
 Needs root, `ip` and /dev/net/tun (see tests/support/netns.py).

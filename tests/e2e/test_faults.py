@@ -1,4 +1,4 @@
-"""Faults of real networks, on three karmad nodes each in its own network namespace.
+"""Faults of real networks, on karmad nodes each in its own network namespace.
 
 Short variants of tests/support/faults.py's scenarios, for every run: each asserts that
 nothing written is lost, duplicated, half-written or attributed wrongly on any member

@@ -4,7 +4,8 @@ Each scenario forms a team of real karmad nodes, each in its own network namespa
 `tests.support.netns`), writes sessions on every member where Claude Code would, while a
 fault happens: a slow and lossy network, a partition, a machine asleep, a member away
 while the team changes, the leader away, processes killed. Then it ends the fault and
-measures how long until both of these hold:
+measures how long until both of these hold (the keeper scenario, whose members also
+list K, checks the first on the returning member and its inbox's devices itself):
 
 - every line each member wrote is, on every member entitled to it, exactly what was
   written (after redaction): the inbox file byte for byte, and the receiver's index holds
@@ -34,7 +35,9 @@ from typing import Any
 
 from karmad.domain import folder_id
 from karmad.redact import Redactor
+from tests.support import keeper
 from tests.support.netns import NEUTRAL, SLOW_LOSSY, Link, Net
+from tests.support.secrets import SecretFactory, find_leaks_in_tree, plant_records
 from tests.support.sessions import SessionWriter, corpus_records, make_checkout
 from tests.support.syncthing import Node, RigError, wait_until
 from tests.support.teams import folders_dir, form_team, ignores, karma_config
@@ -237,7 +240,12 @@ class Team:
 
 
 def start_team(
-    net: Net, users: list[str], *, shape: Link = NEUTRAL, form_timeout: float = 120
+    net: Net,
+    users: list[str],
+    *,
+    shape: Link = NEUTRAL,
+    form_timeout: float = 120,
+    name: str = "core",
 ) -> tuple[Team, float]:
     """Start one karmad per user, each in its own namespace; the first leads a team the
     others join. Returns the team and how long forming it took (from the first add)."""
@@ -253,7 +261,9 @@ def start_team(
         info = m.call("identity.init", {"user": m.user, "machine": m.node.name})
         m.tag, m.device = str(info["member_tag"]), str(info["device_id"])
     started = time.monotonic()
-    team_id = form_team(members[0].node, *(m.node for m in members[1:]), timeout=form_timeout)
+    team_id = form_team(
+        members[0].node, *(m.node for m in members[1:]), name=name, timeout=form_timeout
+    )
     return Team(net, team_id, members), time.monotonic() - started
 
 
@@ -696,6 +706,136 @@ def kills(net: Net, d: Durations, *, config_kills: int = 3) -> Outcome:
     )
 
 
+# Planted in the keeper scenario so that K's disk can be searched for them.
+KEEPER_TEAM = "zqplantedteam"
+KEEPER_USERS = ["zqalice", "zqbob"]
+KEEPER_PROJECT = "github.com/zqplantedorg/zqplantedrepo"
+KEEPER_MARKER = "ZQPLANTEDCONTENTLINE"
+
+
+def _sessions(ledger: Ledger) -> list[keeper.Session]:
+    return [(w.writer, keeper.expected(w.lines)) for w in ledger.sessions.values()]
+
+
+def _received_all(ledger: Ledger, expect: Expect, receiver: Member) -> list[str]:
+    """Every line of every session in the receiver's inbox and index, once, in order."""
+    out = content_problems(ledger, expect)
+    if out:
+        return out
+    for written in ledger.sessions.values():
+        have = keeper.lines_on(receiver.node, written.session_id)
+        if have != len(written.lines):
+            out.append(f"{receiver.name}: {written.session_id[:8]} indexed {have} lines")
+    return out
+
+
+def _catch_up(ledger: Ledger, expect: Expect, receiver: Member, timeout: float, what: str) -> float:
+    """Seconds until the receiver holds everything (raises with what is still missing).
+
+    Not `converge`: with a keeper, each member's Syncthing also holds the team's keeper
+    folder and lists K on every team folder, which `config_problems` does not expect.
+    """
+    started = time.monotonic()
+    last: list[str] = []
+    while time.monotonic() - started < timeout:
+        try:
+            last = _received_all(ledger, expect, receiver)
+        except Exception as exc:  # the receiver's karmad still starting
+            last = [f"{type(exc).__name__}: {exc}"]
+        if not last:
+            return time.monotonic() - started
+        time.sleep(POLL_S)
+    shown = "\n  ".join(last[:30])
+    raise RigError(f"{what}: not within {timeout:.0f} s ({len(last)} problems):\n  {shown}")
+
+
+def keeper_serves(net: Net, d: Durations) -> Outcome:
+    """(g) A keeper K on its own machine: bob is off while alice writes; alice waits
+    until K holds her sessions and goes off; bob comes back and receives every line
+    through K alone. Every link is slow and lossy; K's disk holds nothing planted."""
+    team, _ = start_team(net, KEEPER_USERS, shape=SLOW_LOSSY, name=KEEPER_TEAM)
+    alice, bob = team.members
+    k = net.karmad_node("keeper", config=keeper.KEEPER_CONFIG)
+    net.shape(k, SLOW_LOSSY)
+    identity = KEEPER_PROJECT
+    team.share(identity, {alice.name: "both", bob.name: "both"})
+    started = time.monotonic()
+    keeper.add_keeper(alice.node, k, team.team_id)
+    readers = [alice.node, bob.node]
+    wait_until(
+        lambda: (
+            keeper.keeper_listed(readers, team.team_id)
+            and all(
+                keeper.k_shares(k, keeper.team_folder(n, team.team_id), readers) for n in readers
+            )
+        ),
+        d.converge_s,
+        message="every member lists the keeper, and K holds every team folder",
+    )
+    added = time.monotonic() - started
+
+    ledger = Ledger(team.team_id)
+    expect = Expect(team, [alice, bob], shared={identity}, directions=_both(team, [identity]))
+    ledger.round([alice], [identity], 5)
+    _catch_up(ledger, expect, bob, d.converge_s, "bob receives directly before the fault")
+
+    net.power_off(bob.node)
+    ledger.keep_writing([alice], [identity], d.away_s)
+    secrets = SecretFactory(7).all()
+    records = [ledger.records.next() for _ in range(40)]
+    prompt = next(r for r in records if r.get("type") == "user")
+    marked = dict(prompt, message={"role": "user", "content": f"Look at {KEEPER_MARKER}"})
+    written = ledger.new_session(alice, identity)
+    written.lines += written.writer.append(*records[:20], marked)
+    rng = random.Random(7)
+    for secret in secrets:
+        written.lines += written.writer.append(*plant_records(records, secret, rng))
+    written.lines += written.writer.append(*records[20:])
+    started = time.monotonic()
+    fid = keeper.team_folder(alice.node, team.team_id)
+    wait_until(
+        lambda: (
+            keeper.outbox_settled(alice.node, team.team_id, identity, _sessions(ledger))
+            and keeper.holds(k, alice.node, fid)
+        ),
+        d.converge_s,
+        message="K holds all of alice's sessions",
+    )
+    k_filled = time.monotonic() - started
+    net.power_off(alice.node)
+
+    net.power_on(bob.node)
+    through_k = _catch_up(ledger, expect, bob, d.converge_s, "bob catches up through K alone")
+
+    # Only alice (off) and K could have sent it: nobody else is on bob's inbox.
+    inbox = karma_config(bob.node)[1][fid]
+    assert {x["deviceID"] for x in inbox["devices"]} == {bob.device, alice.device, k.device_id}
+    assert bob.node.connected_to(k) and not bob.node.connected_to(alice.node)
+    members = {s["member"] for s in bob.call("session.list", {"origin": "remote"})["sessions"]}
+    assert members == {alice.tag}, members
+    assert not find_leaks_in_tree(folders_dir(bob.node), secrets)
+
+    # K's whole root (home, karmad's state and log, Syncthing's database, configuration,
+    # log and ciphertext) holds nothing planted; the same search finds it on bob.
+    net.power_off(k)
+    planted = [KEEPER_TEAM, *KEEPER_USERS, "zqplantedorg", "zqplantedrepo", KEEPER_MARKER]
+    planted.append(team.keys[identity])
+    assert keeper.found_in(k.root, planted) == []
+    assert keeper.found_in(folders_dir(bob.node), [KEEPER_MARKER]) != []
+    assert find_leaks_in_tree(k.root, secrets) == []
+    # Both machines back, so that the rig's isolation check sees every node.
+    net.power_on(alice.node)
+    net.power_on(k)
+    return _outcome(
+        "keeper",
+        ledger,
+        through_k,
+        keeper_added_s=added,
+        k_filled_s=k_filled,
+        bytes_through_k=float(sum(len(w) for _, w in _sessions(ledger))),
+    )
+
+
 SCENARIOS: dict[str, Callable[[Net, Durations], Outcome]] = {
     "slow-network": slow_network,
     "partition": partition,
@@ -703,4 +843,5 @@ SCENARIOS: dict[str, Callable[[Net, Durations], Outcome]] = {
     "member-away": member_away,
     "leader-away": leader_away,
     "kill-9": kills,
+    "keeper": keeper_serves,
 }
