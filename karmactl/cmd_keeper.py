@@ -29,6 +29,7 @@ from karmad.protocol import (
 # Type-only imports: `typing` and friends cost start-up time on every invocation.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from karmactl.cli import Context
@@ -91,26 +92,36 @@ def keeper_code(ctx: Context) -> int:
     return 0
 
 
+def _asked(ctx: Context, question: Callable[[], str]) -> bool:
+    """Ask before acting, unless `--yes` or `--json` (scripts) answer for the user.
+
+    `question` is called only when asking: it may decode the code given, so a mistyped
+    code is refused before anything is asked (raising `DomainError`)."""
+    if ctx.json or ctx.args.yes:
+        return True
+    from karmactl.cmd_teams import guarded
+    from karmad.domain import DomainError
+
+    try:
+        text = question()
+    except DomainError as exc:
+        print(f"karmactl: {exc}", file=sys.stderr)
+        return False
+    return guarded(ctx, text)
+
+
 def keeper_serve(ctx: Context) -> int:
-    if not ctx.json and not ctx.args.yes:
+    def question() -> str:
         from karmad import codes  # only here: the check needs no daemon
-        from karmad.domain import DomainError
 
-        try:
-            wanted = codes.decode_serve(ctx.args.code)
-        except DomainError as exc:
-            print(f"karmactl: {exc}", file=sys.stderr)
-            return cli.EXIT_ERROR
-        from karmactl.cmd_teams import Declined, confirm
+        wanted = codes.decode_serve(ctx.args.code)
+        return (
+            f"Serve the team of leader device {wanted.leader_device} (keeper folder "
+            f"{wanted.folder_id})?"
+        )
 
-        try:
-            confirm(
-                ctx,
-                f"Serve the team of leader device {wanted.leader_device} (keeper folder "
-                f"{wanted.folder_id})?",
-            )
-        except Declined:
-            return cli.EXIT_ERROR
+    if not _asked(ctx, question):
+        return cli.EXIT_ERROR
     raw = ctx.call("keeper.serve", code=ctx.args.code)
     if ctx.json:
         render.emit_json(raw)
@@ -122,17 +133,15 @@ def keeper_serve(ctx: Context) -> int:
 
 
 def keeper_leave(ctx: Context) -> int:
-    if not ctx.json and not ctx.args.yes:
-        from karmactl.cmd_teams import Declined, confirm
-
-        try:
-            confirm(
-                ctx,
-                f"Stop serving the team of keeper folder {ctx.args.folder_id} and delete "
-                "what this keeper holds of it?",
-            )
-        except Declined:
-            return cli.EXIT_ERROR
+    folder = ctx.args.folder_id
+    if not _asked(
+        ctx,
+        lambda: (
+            f"Stop serving the team of keeper folder {folder} and delete what this "
+            "keeper holds of it?"
+        ),
+    ):
+        return cli.EXIT_ERROR
     raw = ctx.call("keeper.leave", folder_id=ctx.args.folder_id)
     if ctx.json:
         render.emit_json(raw)
@@ -143,25 +152,17 @@ def keeper_leave(ctx: Context) -> int:
 
 
 def keeper_add(ctx: Context) -> int:
-    if not ctx.json and not ctx.args.yes:
+    def question() -> str:
         from karmad import codes  # only here: the check needs no daemon
-        from karmad.domain import DomainError
 
-        try:
-            wanted = codes.decode_keeper(ctx.args.code)
-        except DomainError as exc:
-            print(f"karmactl: {exc}", file=sys.stderr)
-            return cli.EXIT_ERROR
-        from karmactl.cmd_teams import Declined, confirm
+        wanted = codes.decode_keeper(ctx.args.code)
+        return (
+            f"Make device {wanted.device_id} the keeper of {ctx.args.team}? It will hold "
+            "every team folder, encrypted, and serve it to members"
+        )
 
-        try:
-            confirm(
-                ctx,
-                f"Make device {wanted.device_id} the keeper of {ctx.args.team}? It will hold "
-                "every team folder, encrypted, and serve it to members",
-            )
-        except Declined:
-            return cli.EXIT_ERROR
+    if not _asked(ctx, question):
+        return cli.EXIT_ERROR
     raw = ctx.call("keeper.add", team=ctx.args.team, code=ctx.args.code)
     if ctx.json:
         render.emit_json(raw)
@@ -178,13 +179,9 @@ def keeper_add(ctx: Context) -> int:
 
 
 def keeper_remove(ctx: Context) -> int:
-    if not ctx.json and not ctx.args.yes:
-        from karmactl.cmd_teams import Declined, confirm
-
-        try:
-            confirm(ctx, f"Remove the keeper of {ctx.args.team}?")
-        except Declined:
-            return cli.EXIT_ERROR
+    team = ctx.args.team
+    if not _asked(ctx, lambda: f"Remove the keeper of {team}?"):
+        return cli.EXIT_ERROR
     raw = ctx.call("keeper.remove", team=ctx.args.team)
     if ctx.json:
         render.emit_json(raw)

@@ -184,7 +184,7 @@ def _done(ctx: Context, raw: Any, text: str) -> int:
     return 0
 
 
-def _guarded(ctx: Context, question: str) -> bool:
+def guarded(ctx: Context, question: str) -> bool:
     try:
         confirm(ctx, question)
     except Declined:
@@ -398,7 +398,7 @@ def team_add(ctx: Context) -> int:
     if (
         listed is None
         and not ctx.json
-        and not _guarded(
+        and not guarded(
             ctx,
             f"Add {decoded.member_tag} (device {_short(decoded.device_id)}) to {ctx.args.team}?",
         )
@@ -428,7 +428,7 @@ def team_join(ctx: Context) -> int:
         return _done(
             ctx, sent, f"You are already in {team.name} ({team_state(team)}); nothing to do."
         )
-    if not ctx.json and not _guarded(
+    if not ctx.json and not guarded(
         ctx,
         f"Join team {decoded.team_name} led by {decoded.member_tag} "
         f"(device {_short(decoded.device_id)})?",
@@ -450,7 +450,7 @@ def team_remove(ctx: Context) -> int:
         return _done(
             ctx, raw_team, f"{listed.member_tag} is already out of {team.name}; nothing to do."
         )
-    if not _guarded(
+    if not guarded(
         ctx,
         f"Remove {wanted} from {team.name}? Every member stops syncing with it. "
         f"Permanent: that device cannot rejoin {team.name}.",
@@ -470,7 +470,7 @@ def team_leave(ctx: Context) -> int:
         )
     if team.phase in ("leaving", "removed", "dissolved"):
         return _done(ctx, raw_team, f"You are already out of {team.name} ({team.phase}).")
-    if not _guarded(
+    if not guarded(
         ctx,
         f"Leave {team.name}? Its folders will be removed from this machine. "
         f"Permanent: this device cannot rejoin {team.name}.",
@@ -489,7 +489,7 @@ def team_dissolve(ctx: Context) -> int:
         )
     if team.state == "dissolved":
         return _done(ctx, raw_team, f"{team.name} is already dissolved.")
-    if not _guarded(
+    if not guarded(
         ctx,
         f"Dissolve {team.name} for every member? Permanent: nobody syncs in it again, "
         "and it cannot be undone.",
@@ -551,7 +551,7 @@ def project_unshare(ctx: Context) -> int:
     project = decode(raw_project, ProjectInfo)
     if project.state == "unshared":
         return _done(ctx, raw_project, f"{project.identity} is already not shared; nothing to do.")
-    if not _guarded(
+    if not guarded(
         ctx,
         f"Stop sharing {project.identity} with {ctx.args.team}? Nothing new of it is sent; "
         "what members received stays with them.",
@@ -633,7 +633,7 @@ def sub_simple(ctx: Context) -> int:
 
 
 def sub_decline(ctx: Context) -> int:
-    if ctx.args.purge and not _guarded(
+    if ctx.args.purge and not guarded(
         ctx, f"Decline {ctx.args.project} and delete what was received for it?"
     ):
         return 1
