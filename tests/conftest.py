@@ -84,6 +84,17 @@ def karmad_factory(tmp_path: Path) -> Iterator[Callable[..., KarmadProcess]]:
 
 
 @pytest.fixture
+def nodes() -> Iterator[list[Node]]:
+    """Nodes a test starts by hand (append each as it starts): torn down at the end."""
+    started: list[Node] = []
+    try:
+        yield started
+    finally:
+        for node in started:
+            node.teardown()
+
+
+@pytest.fixture
 def karmad(karmad_factory: Callable[..., KarmadProcess], anyio_backend: str) -> KarmadProcess:
     """A running daemon on the same event loop as the test."""
     return karmad_factory(anyio_backend)

@@ -3,7 +3,7 @@ and checked against the device ID the running Syncthing reports (docs/keeper.md,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +18,6 @@ from tests.support.daemon import Home, KarmadProcess, RpcFailure
 from tests.support.syncthing import Node, start_karmad_node, start_plain_node, wait_until
 
 pytestmark = pytest.mark.syncthing
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.teardown()
 
 
 def trust_state(karmad: KarmadProcess) -> dict[str, Any]:

@@ -9,7 +9,7 @@ folder, and her karmad (a real process) overrides it: bob's copy is hers again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,16 +26,6 @@ from tests.support.teams import (
 )
 
 pytestmark = pytest.mark.syncthing
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.teardown()
 
 
 def test_the_owner_restores_its_own_folder(

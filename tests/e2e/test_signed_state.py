@@ -14,7 +14,7 @@ away is refused when it comes back:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,6 @@ from tests.support.teams import (
 )
 
 pytestmark = pytest.mark.syncthing
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.teardown()
 
 
 def _payload(data: bytes) -> dict[str, Any]:

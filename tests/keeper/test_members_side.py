@@ -18,14 +18,9 @@ from karmad.keeper.plan import keeper_folder_id
 from karmad.sync import keeper_files
 from karmad.trust import wrap
 from tests.support.daemon import karmactl_command
+from tests.support.keeper import keeper_code
 from tests.support.syncthing import Cluster, Node, wait_until
 from tests.support.teams import CONVERGE_S, device, folders_dir, form_team, init, karma_config
-
-
-def keeper_code(k: Node) -> str:
-    status = k.rest.get("/rest/system/status")
-    port = k.rest.get("/rest/config/options")["listenAddresses"]
-    return codes.encode_keeper(codes.KeeperCode(status["myID"], tuple(port)))
 
 
 def k_passwords(node: Node, keeper: str, team_id: str) -> dict[str, str]:

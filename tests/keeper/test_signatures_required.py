@@ -10,14 +10,14 @@ Syncthing node, enough for the members' side.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from karmad import codes
 from tests.support.daemon import KarmadProcess
+from tests.support.keeper import keeper_code
 from tests.support.syncthing import Node, start_karmad_node, start_plain_node, wait_until
 from tests.support.teams import (
     CONVERGE_S,
@@ -30,21 +30,6 @@ from tests.support.teams import (
 )
 
 pytestmark = pytest.mark.syncthing
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.teardown()
-
-
-def _keeper_code(k: Node) -> str:
-    addresses = k.rest.get("/rest/config/options")["listenAddresses"]
-    return codes.encode_keeper(codes.KeeperCode(k.device_id, tuple(addresses)))
 
 
 def _lists(node: Node, fid: str, device: str) -> bool:
@@ -84,7 +69,7 @@ def test_after_its_keeper_is_gone_a_team_still_refuses_unsigned_state(
     fid = own_folder(alice, team_id)
     copy = folders_dir(bob) / fid / "state"
 
-    alice.call("keeper.add", {"team": team_id, "code": _keeper_code(k)})
+    alice.call("keeper.add", {"team": team_id, "code": keeper_code(k)})
     wait_until(lambda: _lists(bob, fid, k.device_id), CONVERGE_S, message="bob lists K")
     alice.call("keeper.remove", {"team": team_id})
     wait_until(

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from karmad import codes
 from karmad.domain import folder_id as team_folder_id
 from karmad.domain import project_key
 from karmad.flow.manifest import MANIFESTS
@@ -33,6 +34,13 @@ Session = tuple[SessionWriter, bytes]
 
 def expected(lines: list[bytes]) -> bytes:
     return Redactor().redact_chunk(b"".join(lines)).data
+
+
+def keeper_code(k: Node) -> str:
+    """A `KK` code for node `k` (a plain Syncthing or a keeper), as `keeper.code` makes."""
+    device = k.rest.get("/rest/system/status")["myID"]
+    addresses = k.rest.get("/rest/config/options")["listenAddresses"]
+    return codes.encode_keeper(codes.KeeperCode(device, tuple(addresses)))
 
 
 def team_folder(node: Node, team_id: str) -> str:
